@@ -1,0 +1,151 @@
+"""The application factory. Nothing happens at import time; see create_app()."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from quart import Quart, g, request
+from quart_schema import QuartSchema
+
+from appliance import __version__
+from appliance.auth import ANON_CSRF_COOKIE, LoginRequired, check_csrf, csrf_token, login_redirect
+from appliance.clock import Clock
+from appliance.db import close_database, open_database
+from appliance.errors import register_error_handlers
+from appliance.secrets import SecretBox
+from appliance.settings import Settings, load_settings
+from appliance.tasks import BackgroundTasks
+
+log = logging.getLogger("appliance")
+
+# Multipart events may carry a 2 MiB snapshot; JSON bodies are held to 64 KiB
+# separately (see appliance.blueprints.api.read_json).
+MAX_BODY_BYTES = 3 * 1024 * 1024
+
+
+@dataclass
+class Herald:
+    """Long-lived state of one app instance, at ``app.extensions["herald"]``."""
+
+    settings: Settings
+    clock: Clock
+    secret_box: SecretBox
+    tasks: BackgroundTasks
+    # Extension points for dependencies tests hand in (e.g. the Alexa trust store).
+    deps: dict[str, Any] = field(default_factory=dict)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    clock: Clock | None = None,
+    run_migrations: bool = True,
+    **deps: Any,
+) -> Quart:
+    settings = settings or load_settings()
+    app = Quart(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.config["QUART_SCHEMA_CONVERT_CASING"] = False
+    herald = Herald(
+        settings=settings,
+        clock=clock or Clock(),
+        secret_box=SecretBox.from_data_dir(settings.data_path),
+        tasks=BackgroundTasks(),
+        deps=deps,
+    )
+    app.extensions["herald"] = herald
+
+    QuartSchema(
+        app,
+        info={"title": "Herald API", "version": __version__},
+        openapi_path="/api/v1/openapi.json",
+        swagger_ui_path="/api/v1/docs",
+        redoc_ui_path=None,
+        scalar_ui_path=None,
+        security_schemes={
+            "printerKey": {"type": "http", "scheme": "bearer", "bearer_format": "hpk_ printer key"},
+            "accessToken": {"type": "http", "scheme": "bearer", "bearer_format": "hat_ access token"},
+        },
+    )
+    register_error_handlers(app)
+
+    @app.errorhandler(LoginRequired)
+    async def _login_required(_error: LoginRequired):
+        return login_redirect()
+
+    app.before_request(check_csrf)
+
+    @app.context_processor
+    async def _template_globals() -> dict[str, Any]:
+        from appliance.auth import current_user
+
+        return {
+            "csrf_token": csrf_token,
+            "current_user": await current_user(),
+            "herald_version": __version__,
+            "settings": settings,
+        }
+
+    @app.after_request
+    async def _after(response):
+        anon = g.get("herald_anon_csrf")
+        if anon and request.cookies.get(ANON_CSRF_COOKIE) != anon:
+            response.set_cookie(ANON_CSRF_COOKIE, anon, httponly=True, samesite="Lax",
+                                secure=settings.secure_cookies, path="/")
+        headers = response.headers
+        headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+            "connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; "
+            "frame-ancestors 'none'",
+        )
+        headers.setdefault("X-Frame-Options", "DENY")
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        headers.setdefault("Referrer-Policy", "same-origin")
+        if settings.secure_cookies:
+            headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+        return response
+
+    _register_blueprints(app)
+
+    @app.before_serving
+    async def _startup() -> None:
+        await open_database(settings, run_migrations=run_migrations)
+        for hook in herald.deps.get("_startup_hooks", []):
+            await hook(app)
+        herald.tasks.start()
+        log.info("Herald %s serving at %s (database: %s)", __version__, settings.base_url,
+                 "SQLite" if settings.is_sqlite else "PostgreSQL")
+
+    @app.after_serving
+    async def _shutdown() -> None:
+        await herald.tasks.stop()
+        for hook in herald.deps.get("_shutdown_hooks", []):
+            await hook(app)
+        await close_database()
+
+    return app
+
+
+def on_startup(app: Quart, hook) -> None:
+    """Run ``hook(app)`` after the database is open and before background tasks start."""
+    app.extensions["herald"].deps.setdefault("_startup_hooks", []).append(hook)
+
+
+def on_shutdown(app: Quart, hook) -> None:
+    """Run ``hook(app)`` after background tasks stopped and before the database closes."""
+    app.extensions["herald"].deps.setdefault("_shutdown_hooks", []).insert(0, hook)
+
+
+def _register_blueprints(app: Quart) -> None:
+    # One module per area; each exports `blueprint` and may export `init_app(app)`
+    # to register background tasks or startup hooks.
+    from appliance.blueprints import accounts, health
+
+    for module in (health, accounts):
+        app.register_blueprint(module.blueprint)
+        init = getattr(module, "init_app", None)
+        if init is not None:
+            init(app)

@@ -1,0 +1,175 @@
+"""The ``herald`` command: serve, create-admin, purge, backup."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import signal
+import sqlite3
+import sys
+from pathlib import Path
+
+from appliance import __version__
+from appliance.settings import Settings, SettingsError, load_settings
+
+log = logging.getLogger("appliance.cli")
+
+
+def _setup_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=getattr(logging, str(settings.log_level).upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+async def _with_database(settings: Settings, job):
+    from appliance.db import close_database, open_database
+
+    await open_database(settings)
+    try:
+        return await job()
+    finally:
+        await close_database()
+
+
+# --- serve -------------------------------------------------------------------------
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    from hypercorn.config import Config
+
+    from appliance.db import apply_migrations
+
+    asyncio.run(apply_migrations(settings))
+    config = Config()
+    config.bind = [f"{settings.host}:{settings.port}" if ":" not in settings.host else f"[{settings.host}]:{settings.port}"]
+    config.accesslog = None
+    config.errorlog = "-"
+    config.graceful_timeout = 10.0
+    if settings.workers > 1:
+        if settings.is_sqlite:
+            log.error("HERALD_WORKERS > 1 needs PostgreSQL: SQLite allows one writer process.")
+            return 2
+        from hypercorn.run import run
+
+        config.application_path = "appliance.asgi:app"
+        config.workers = settings.workers
+        return run(config)
+
+    from hypercorn.asyncio import serve
+
+    from appliance.app import create_app
+
+    app = create_app(settings, run_migrations=False)
+    shutdown = asyncio.Event()
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, shutdown.set)
+        await serve(app, config, shutdown_trigger=shutdown.wait)
+
+    asyncio.run(main())
+    return 0
+
+
+# --- create-admin --------------------------------------------------------------------
+
+
+def cmd_create_admin(settings: Settings, args: argparse.Namespace) -> int:
+    from appliance.clock import Clock
+    from appliance.errors import APIError
+    from appliance.services.accounts import create_user
+
+    email = args.email or input("Email: ")
+    password = args.password
+    if password is None:
+        password = getpass.getpass("Password (at least 12 characters): ")
+        if getpass.getpass("Repeat password: ") != password:
+            print("The passwords differ; nothing was created.", file=sys.stderr)
+            return 1
+
+    async def job():
+        return await create_user(email, password, is_admin=True, verified=True, clock=Clock())
+
+    try:
+        user = asyncio.run(_with_database(settings, job))
+    except APIError as exc:
+        print(f"Not created: {exc.message}", file=sys.stderr)
+        return 1
+    print(f"Admin {user.email} created.")
+    return 0
+
+
+# --- backup --------------------------------------------------------------------------
+
+
+def cmd_backup(settings: Settings, args: argparse.Namespace) -> int:
+    target = Path(args.file)
+    if not settings.is_sqlite:
+        print("herald backup copies the SQLite database; for PostgreSQL use pg_dump "
+              "(see docs/operations.md).", file=sys.stderr)
+        return 2
+    source = Path(settings.db_url.removeprefix("sqlite://"))
+    if not source.exists():
+        print(f"No database at {source}; nothing to back up.", file=sys.stderr)
+        return 1
+    if target.exists() and not args.force:
+        print(f"{target} exists; pass --force to overwrite it.", file=sys.stderr)
+        return 1
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + ".partial")
+    tmp.unlink(missing_ok=True)
+    # SQLite's online backup API copies a consistent snapshot while Herald keeps running.
+    with sqlite3.connect(f"file:{source}?mode=ro", uri=True) as src, sqlite3.connect(tmp) as dst:
+        src.backup(dst)
+    tmp.replace(target)
+    print(f"Backed up {source} to {target}.")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="herald",
+        description="Herald: a self-hosted hub for OctoPrint printers. "
+        "Settings come from HERALD_* environment variables (see docs/settings.md).",
+    )
+    parser.add_argument("--version", action="version", version=f"herald {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="apply database migrations and serve the web UI and API",
+                           description="Apply migrations, then serve on HERALD_HOST:HERALD_PORT.")
+    serve.set_defaults(func=cmd_serve)
+
+    admin = sub.add_parser("create-admin", help="create an admin account",
+                           description="Create an admin account (prompts for what is not given).")
+    admin.add_argument("--email", help="the admin's email address")
+    admin.add_argument("--password", help="the password (prompted for when left out)")
+    admin.set_defaults(func=cmd_create_admin)
+
+    backup = sub.add_parser("backup", help="copy the SQLite database to FILE while Herald runs",
+                            description="Make a consistent copy of the SQLite database with "
+                            "SQLite's online backup API. Restore by stopping Herald and putting "
+                            "the copy in place of herald.sqlite3 in the data directory.")
+    backup.add_argument("file", help="where to write the copy")
+    backup.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
+    backup.set_defaults(func=cmd_backup)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"herald: {exc}", file=sys.stderr)
+        return 2
+    _setup_logging(settings)
+    return args.func(settings, args) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,30 @@
+"""Herald's database models, one module per area. Tortoise loads them from here.
+
+Schema changes go through Tortoise's migrations in ``appliance/migrations``:
+change a model, then run ``scripts/makemigrations`` (see docs/development.md).
+"""
+
+from appliance.models.accounts import (
+    AccessToken,
+    EmailToken,
+    Invite,
+    LoginSession,
+    RuntimeSetting,
+    User,
+)
+from appliance.models.printers import Event, Job, LinkRequest, Printer
+from appliance.models.system import Lease
+
+__all__ = [
+    "AccessToken",
+    "EmailToken",
+    "Event",
+    "Invite",
+    "Job",
+    "Lease",
+    "LinkRequest",
+    "LoginSession",
+    "Printer",
+    "RuntimeSetting",
+    "User",
+]

@@ -1,0 +1,82 @@
+"""Printers, link requests, the latest status, stored events and job history."""
+
+from __future__ import annotations
+
+from tortoise import fields
+from tortoise.models import Model
+
+
+class Printer(Model):
+    id = fields.CharField(max_length=36, primary_key=True)  # uuid4 text
+    owner = fields.ForeignKeyField("herald.User", related_name="printers", on_delete=fields.CASCADE)
+    name = fields.CharField(max_length=100)
+    key_hash = fields.CharField(max_length=64, null=True, unique=True)  # null = unlinked
+    created_at = fields.DatetimeField(auto_now_add=True)
+    linked_at = fields.DatetimeField(null=True)
+    last_seen_at = fields.DatetimeField(null=True)
+    status = fields.JSONField(null=True)  # the last status pushed, as the contract defines it
+    status_updated_at = fields.DatetimeField(null=True)
+    online = fields.BooleanField(default=False)  # as last recorded by offline detection
+    purge_warned_at = fields.DatetimeField(null=True)
+    event_sequence = fields.BigIntField(default=0)  # last per-printer event sequence number
+
+    class Meta:
+        table = "printers"
+
+
+class LinkRequest(Model):
+    """An RFC 8628 device authorization started by the plugin (``POST /api/v1/link``)."""
+
+    id = fields.IntField(primary_key=True)
+    device_code_hash = fields.CharField(max_length=64, unique=True)
+    user_code = fields.CharField(max_length=16, unique=True)  # normalised: no dash, upper case
+    printer_name = fields.CharField(max_length=100)
+    client_address = fields.CharField(max_length=64, default="")
+    created_at = fields.DatetimeField(auto_now_add=True)
+    expires_at = fields.DatetimeField()
+    last_polled_at = fields.DatetimeField(null=True)
+    approved_by = fields.ForeignKeyField(
+        "herald.User", related_name="link_requests", null=True, on_delete=fields.CASCADE
+    )
+    denied = fields.BooleanField(default=False)
+    printer = fields.ForeignKeyField(
+        "herald.Printer", related_name="link_requests", null=True, on_delete=fields.CASCADE
+    )
+    completed_at = fields.DatetimeField(null=True)  # the key was handed to the plugin
+
+    class Meta:
+        table = "link_requests"
+
+
+class Event(Model):
+    """A printer event as posted by the plugin, or recorded by Herald (online/offline)."""
+
+    id = fields.BigIntField(primary_key=True)
+    printer = fields.ForeignKeyField("herald.Printer", related_name="events", on_delete=fields.CASCADE)
+    event_id = fields.CharField(max_length=64)  # the plugin's id, unique per printer
+    type = fields.CharField(max_length=40)
+    sequence = fields.BigIntField()  # per-printer arrival order
+    occurred_at = fields.DatetimeField()
+    received_at = fields.DatetimeField()
+    payload = fields.JSONField(null=True)
+    printer_data = fields.JSONField(null=True)
+    snapshot_path = fields.CharField(max_length=255, null=True)
+
+    class Meta:
+        table = "events"
+        unique_together = (("printer", "event_id"),)
+
+
+class Job(Model):
+    """One print job in a printer's history (the last 50 are kept)."""
+
+    id = fields.BigIntField(primary_key=True)
+    printer = fields.ForeignKeyField("herald.Printer", related_name="jobs", on_delete=fields.CASCADE)
+    file = fields.CharField(max_length=255, null=True)
+    started_at = fields.DatetimeField(null=True)
+    ended_at = fields.DatetimeField(null=True)
+    duration = fields.FloatField(null=True)  # seconds
+    result = fields.CharField(max_length=16, null=True)  # completed | failed | cancelled | null while running
+
+    class Meta:
+        table = "jobs"

@@ -1,0 +1,44 @@
+"""The client's address, believing X-Forwarded-* only from trusted proxies."""
+
+from __future__ import annotations
+
+import ipaddress
+from functools import lru_cache
+
+from quart import Request
+
+
+@lru_cache(maxsize=64)
+def _networks(trusted: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return tuple(ipaddress.ip_network(item, strict=False) for item in trusted)
+
+
+def _is_trusted(address: str, trusted: tuple[str, ...]) -> bool:
+    if not trusted or not address:
+        return False
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in net for net in _networks(trusted))
+
+
+def client_address(request: Request, trusted_proxies: list[str] | tuple[str, ...]) -> str:
+    """Walk X-Forwarded-For from the right, skipping trusted proxies (RFC 7239 practice)."""
+    trusted = tuple(trusted_proxies)
+    peer = request.remote_addr or ""
+    if not _is_trusted(peer, trusted):
+        return peer
+    forwarded = [part.strip() for part in request.headers.get("X-Forwarded-For", "").split(",") if part.strip()]
+    for address in reversed(forwarded):
+        if not _is_trusted(address, trusted):
+            return address
+    return forwarded[0] if forwarded else peer
+
+
+def client_scheme(request: Request, trusted_proxies: list[str] | tuple[str, ...]) -> str:
+    if _is_trusted(request.remote_addr or "", tuple(trusted_proxies)):
+        proto = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
+        if proto in ("http", "https"):
+            return proto
+    return request.scheme

@@ -1,0 +1,123 @@
+"""The shared test harness: settings per test, the app under test on SQLite and PostgreSQL,
+logged-in clients, and the real server under hypercorn in a subprocess.
+
+Database-facing tests take the ``app`` (or ``settings``) fixture, which is
+parametrised over ``sqlite`` and ``postgres``. PostgreSQL tests skip with a
+reason when no server answers on HERALD_TEST_PG (default 127.0.0.1:5432),
+except under CI=true, where an unreachable server fails the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from tortoise.backends.base.executor import EXECUTOR_CACHE
+
+from appliance.app import create_app
+from appliance.clock import FakeClock
+from appliance.settings import Settings
+from tests.support import pg
+
+BACKENDS = ["sqlite", "postgres"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    os.environ.setdefault("HERALD_TEST_ARTIFACTS", str(Path(__file__).resolve().parent.parent / "test-artifacts"))
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite database migrated once per session; each test gets a copy."""
+    from appliance.db import apply_migrations
+
+    directory = tmp_path_factory.mktemp("sqlite-template")
+    settings = Settings.build(data_dir=str(directory))
+    asyncio.run(apply_migrations(settings))
+    return directory / "herald.sqlite3"
+
+
+@pytest.fixture(scope="session")
+def pg_template() -> str:
+    """A PostgreSQL database migrated once per session; each test clones it."""
+    pg.require_server()
+    name = f"herald_tpl_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    asyncio.run(pg.create_database(name))
+    try:
+        from appliance.db import apply_migrations
+
+        settings = Settings.build(database_url=pg.url(name))
+        asyncio.run(apply_migrations(settings))
+        yield name
+    finally:
+        asyncio.run(pg.drop_database(name))
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path):
+    if backend == "sqlite":
+        template = request.getfixturevalue("sqlite_template")
+        shutil.copy(template, tmp_path / "herald.sqlite3")
+        yield f"sqlite://{tmp_path / 'herald.sqlite3'}"
+        return
+    template = request.getfixturevalue("pg_template")
+    name = f"herald_t_{uuid.uuid4().hex[:12]}"
+    asyncio.run(pg.create_database(name, template=template))
+    try:
+        yield pg.url(name)
+    finally:
+        asyncio.run(pg.drop_database(name))
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    return Settings.build(
+        data_dir=str(tmp_path),
+        database_url=database_url,
+        public_url="http://herald.test",
+        smtp_host="",
+    )
+
+
+@pytest.fixture
+def app_deps() -> dict:
+    """Extra keyword dependencies for create_app; override in a test module to inject fakes."""
+    return {}
+
+
+@pytest.fixture
+async def app(settings: Settings, clock: FakeClock, app_deps: dict) -> AsyncIterator:
+    # Tortoise caches INSERT statements per connection *name*; tests switch the
+    # "default" connection between SQLite and PostgreSQL in one process, which a
+    # real server never does, so the cache must be emptied between apps.
+    EXECUTOR_CACHE.clear()
+    application = create_app(settings, clock=clock, **app_deps)
+    async with application.test_app() as test_app:
+        yield test_app
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

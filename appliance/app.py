@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +15,7 @@ from appliance.auth import ANON_CSRF_COOKIE, LoginRequired, check_csrf, csrf_tok
 from appliance.clock import Clock
 from appliance.db import close_database, open_database
 from appliance.errors import register_error_handlers
+from appliance.ratelimit import RateLimiter
 from appliance.secrets import SecretBox
 from appliance.settings import Settings, load_settings
 from appliance.tasks import BackgroundTasks
@@ -33,8 +35,16 @@ class Herald:
     clock: Clock
     secret_box: SecretBox
     tasks: BackgroundTasks
+    # Called with (event, printer) inside the transaction that stores a printer
+    # event (posted by the plugin or recorded by Herald, e.g. printer.offline), so
+    # that e.g. webhook deliveries exist before the event endpoint answers.
+    event_listeners: list[Callable[..., Awaitable[None]]] = field(default_factory=list)
+    # Called with (printer_id, status_dict) after a status is accepted (not awaited
+    # on the database): the live dashboard subscribes here.
+    status_listeners: list[Callable[[str, dict], None]] = field(default_factory=list)
     # Extension points for dependencies tests hand in (e.g. the Alexa trust store).
     deps: dict[str, Any] = field(default_factory=dict)
+    rate_limiter: RateLimiter | None = None
 
 
 def create_app(
@@ -55,6 +65,7 @@ def create_app(
         tasks=BackgroundTasks(),
         deps=deps,
     )
+    herald.rate_limiter = RateLimiter(herald.clock)
     app.extensions["herald"] = herald
 
     QuartSchema(

@@ -121,3 +121,9 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@pytest.fixture
+def herald(app):
+    """The running app's Herald state (settings, clock, secret box, ...) for calling services."""
+    return app.app.extensions["herald"]

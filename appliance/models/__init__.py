@@ -12,7 +12,7 @@ from appliance.models.accounts import (
     RuntimeSetting,
     User,
 )
-from appliance.models.printers import Event, Job, LinkRequest, Printer
+from appliance.models.printers import Event, Job, LinkRequest, Printer, StatusSample
 from appliance.models.system import Lease
 
 __all__ = [
@@ -26,5 +26,6 @@ __all__ = [
     "LoginSession",
     "Printer",
     "RuntimeSetting",
+    "StatusSample",
     "User",
 ]

@@ -222,7 +222,7 @@ async def flush_status(herald) -> int:
             update = ("UPDATE printers SET status=$1::jsonb, last_seen_at=$2, status_updated_at=$3 "
                       "WHERE id=$4")
             insert = ("INSERT INTO status_samples (printer_id, taken_at, temperatures, progress) "
-                      "SELECT $1, $2, $3::jsonb, $4 WHERE EXISTS (SELECT 1 FROM printers WHERE id=$1)")
+                      "SELECT $1::varchar, $2, $3::jsonb, $4 WHERE EXISTS (SELECT 1 FROM printers WHERE id=$1::varchar)")
         else:
             update = "UPDATE printers SET status=?, last_seen_at=?, status_updated_at=? WHERE id=?"
             insert = ("INSERT INTO status_samples (printer_id, taken_at, temperatures, progress) "

@@ -140,6 +140,12 @@ SETTINGS: tuple[Setting, ...] = (
         _pos_int,
     ),
     Setting(
+        "offline_check_interval",
+        15,
+        "Seconds between checks for printers that fell silent (one process checks at a time).",
+        _pos_int,
+    ),
+    Setting(
         "purge_after_days",
         10,
         "Remove printers that have not checked in for this many days (0 disables).",

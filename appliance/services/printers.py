@@ -73,6 +73,8 @@ class PrinterState:
     unknown_keys: dict[str, float] = field(default_factory=dict)  # key hash -> expiry (monotonic)
     live: dict[str, LiveStatus] = field(default_factory=dict)
     dirty: set[str] = field(default_factory=set)
+    # Printers whose status brought a last_job not yet checked against the job history.
+    last_jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
     last_revalidated: datetime | None = None
     flush_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -151,6 +153,9 @@ async def accept_status(herald, printer: CachedPrinter, status: dict[str, Any]) 
     state = printer_state(herald)
     now = herald.clock.now()
     live = state.live.get(printer.id)
+    last_job = status.get("last_job")
+    if last_job and (live is None or live.status.get("last_job") != last_job):
+        state.last_jobs[printer.id] = last_job
     if live is None:
         state.live[printer.id] = LiveStatus(status=status, seen_at=now)
     else:
@@ -219,12 +224,13 @@ async def flush_status(herald) -> int:
                                 sample_field.to_db_value(live.status.get("temperatures"), StatusSample),
                                 job.get("progress")])
         if _dialect() == "postgres":
-            update = ("UPDATE printers SET status=$1::jsonb, last_seen_at=$2, status_updated_at=$3 "
-                      "WHERE id=$4")
+            update = ("UPDATE printers SET status=$1::jsonb, last_seen_at=$2, status_updated_at=$3, "
+                      "purge_warned_at=NULL WHERE id=$4")
             insert = ("INSERT INTO status_samples (printer_id, taken_at, temperatures, progress) "
                       "SELECT $1::varchar, $2, $3::jsonb, $4 WHERE EXISTS (SELECT 1 FROM printers WHERE id=$1::varchar)")
         else:
-            update = "UPDATE printers SET status=?, last_seen_at=?, status_updated_at=? WHERE id=?"
+            update = ("UPDATE printers SET status=?, last_seen_at=?, status_updated_at=?, "
+                      "purge_warned_at=NULL WHERE id=?")
             insert = ("INSERT INTO status_samples (printer_id, taken_at, temperatures, progress) "
                       "SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM printers WHERE id=?1)")
         try:
@@ -242,15 +248,26 @@ async def flush_status(herald) -> int:
         for printer_id in ids:
             if printer_id not in existing:
                 state.live.pop(printer_id, None)
+                state.last_jobs.pop(printer_id, None)
                 state.forget(printer_id)
+        await _apply_last_jobs(state)
         return len(rows)
+
+
+async def _apply_last_jobs(state: PrinterState) -> None:
+    from appliance.services.history import apply_last_job
+
+    while state.last_jobs:
+        printer_id, last_job = state.last_jobs.popitem()
+        live = state.live.get(printer_id)
+        if live is not None:
+            await apply_last_job(printer_id, last_job, live.seen_at)
 
 
 async def status_flusher(herald) -> None:
     """Background task: flush coalesced status every ``status_flush_interval`` seconds."""
-    interval = herald.settings.status_flush_interval
     while True:
-        await asyncio.sleep(interval)
+        await asyncio.sleep(herald.settings.status_flush_interval)
         try:
             await shielded(flush_status(herald))
         except asyncio.CancelledError:
@@ -286,8 +303,9 @@ def printer_view(herald, printer: Printer) -> dict[str, Any]:
     live = printer_state(herald).live.get(printer.id)
     status, last_seen, online = printer.status, printer.last_seen_at, printer.online
     if live is not None and (last_seen is None or live.seen_at >= last_seen):
+        # Fresher than the last flush; ``online`` is already right: a check-in
+        # after silence sets it in the database before the status call answers.
         status, last_seen = live.status, live.seen_at
-        online = online or printer.key_hash is not None
     return build_view(printer_id=printer.id, name=printer.name, linked=printer.key_hash is not None,
                       online=online and printer.key_hash is not None, last_seen=last_seen,
                       status=status)

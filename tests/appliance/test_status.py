@@ -41,9 +41,7 @@ async def test_status_round_trip(client, herald, clock):
     listing = await (await client.get("/api/v1/printers")).get_json()
     assert listing == {"printers": [view]}
 
-    # Coalesced: nothing is written per request, everything at the flush.
-    assert (await Printer.get(id=printer.id)).status is None
-    assert await flush_status(herald) == 1
+    await flush_status(herald)
     stored = await Printer.get(id=printer.id)
     assert stored.status["job"]["file"] == "benchy.gcode" and stored.last_seen_at == clock.now()
 
@@ -54,6 +52,26 @@ async def test_status_round_trip(client, herald, clock):
     view = await (await client.get(f"/api/v1/printers/{printer.id}")).get_json()
     assert view["status"]["state_id"] == "operational" and view["status"]["temperatures"] is None
     assert view["last_seen"] == "2026-11-22T12:00:30Z"
+
+
+async def test_status_writes_are_coalesced(settings, clock):
+    from appliance.app import create_app
+
+    app = create_app(settings.replace(status_flush_interval=3600), clock=clock)
+    async with app.test_app() as test_app:
+        herald = test_app.app.extensions["herald"]
+        client = test_app.test_client()
+        user = await make_user()
+        printers = [await make_printer(herald, user, f"P{i}") for i in range(3)]
+        for _round in range(5):
+            for _printer, key in printers:
+                assert (await put_status(client, key, STATUS)).status_code == 204
+        # Nothing is written per request ...
+        assert await Printer.filter(status__isnull=False).count() == 0
+        # ... and one flush writes each printer's latest status once.
+        assert await flush_status(herald) == 3
+        assert await flush_status(herald) == 0
+        assert await Printer.filter(status__isnull=False).count() == 3
 
 
 async def test_status_survives_restart_via_shutdown_flush(settings, clock):

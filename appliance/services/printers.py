@@ -75,6 +75,8 @@ class PrinterState:
     dirty: set[str] = field(default_factory=set)
     # Printers whose status brought a last_job not yet checked against the job history.
     last_jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Printers that checked in while recorded offline (or never seen), not yet flushed.
+    coming_online: set[str] = field(default_factory=set)
     last_revalidated: datetime | None = None
     flush_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -149,7 +151,11 @@ async def revalidate_cache(herald) -> int:
 
 
 async def accept_status(herald, printer: CachedPrinter, status: dict[str, Any]) -> dict[str, Any]:
-    """Keep a printer's latest status; returns the printer's view (as GET shows it)."""
+    """Keep a printer's latest status; returns the printer's view (as GET shows it).
+
+    Touches no database: the status, and a return from offline, are written by
+    the next flush.
+    """
     state = printer_state(herald)
     now = herald.clock.now()
     live = state.live.get(printer.id)
@@ -163,7 +169,8 @@ async def accept_status(herald, printer: CachedPrinter, status: dict[str, Any]) 
         live.seen_at = now
     state.dirty.add(printer.id)
     if not printer.online:
-        await shielded(_mark_online(herald, printer))
+        state.coming_online.add(printer.id)
+        printer.online = True
     view = build_view(printer_id=printer.id, name=printer.name, linked=True, online=True,
                       last_seen=now, status=status)
     for listener in herald.status_listeners:
@@ -174,23 +181,25 @@ async def accept_status(herald, printer: CachedPrinter, status: dict[str, Any]) 
     return view
 
 
-async def _mark_online(herald, printer: CachedPrinter) -> None:
+async def _record_online(herald, printer_ids: list[str], connection) -> None:
+    """Set printers that checked in after silence online; a return from offline is an event."""
     from appliance.services.events import record_event
 
     now = herald.clock.now()
-    async with in_transaction() as connection:
-        rows = await Printer.filter(id=printer.id).using_db(connection).values("online", "last_seen_at")
+    for start in range(0, len(printer_ids), 500):
+        chunk = printer_ids[start:start + 500]
+        rows = await Printer.filter(id__in=chunk, online=False, key_hash__not_isnull=True).using_db(
+            connection).values(
+            "id", "last_seen_at")
         if not rows:
-            return
-        changed = await Printer.filter(id=printer.id, online=False).using_db(connection).update(
-            online=True, changed_at=now
-        )
-        # A printer's very first check-in is not a return from offline.
-        if changed and rows[0]["last_seen_at"] is not None:
-            await record_event(herald, printer.id, event_type="printer.online", occurred_at=now,
-                               payload={"last_seen": iso_utc(rows[0]["last_seen_at"])},
-                               connection=connection)
-    printer.online = True
+            continue
+        await Printer.filter(id__in=[row["id"] for row in rows]).using_db(connection).update(online=True)
+        for row in rows:
+            # A printer's very first check-in is not a return from offline.
+            if row["last_seen_at"] is not None:
+                await record_event(herald, row["id"], event_type="printer.online", occurred_at=now,
+                                   payload={"last_seen": iso_utc(row["last_seen_at"])},
+                                   connection=connection)
 
 
 def _dialect() -> str:
@@ -233,13 +242,18 @@ async def flush_status(herald) -> int:
                       "purge_warned_at=NULL WHERE id=?")
             insert = ("INSERT INTO status_samples (printer_id, taken_at, temperatures, progress) "
                       "SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM printers WHERE id=?1)")
+        coming_online = list(state.coming_online)
+        state.coming_online.clear()
         try:
             async with in_transaction() as connection:
+                # Before the status: whether it had been seen decides on a printer.online event.
+                await _record_online(herald, coming_online, connection)
                 await connection.execute_many(update, rows)
                 if samples:
                     await connection.execute_many(insert, samples)
         except Exception:
             state.dirty.update(ids)  # try again at the next flush
+            state.coming_online.update(coming_online)
             raise
         # Printers removed meanwhile (perhaps by another process) leave the store.
         existing: set[str] = set()
@@ -300,11 +314,11 @@ def build_view(*, printer_id: str, name: str, linked: bool, online: bool,
 
 def printer_view(herald, printer: Printer) -> dict[str, Any]:
     """The contract's ``<printer>`` for a Printer row, with this process's fresher status if any."""
-    live = printer_state(herald).live.get(printer.id)
+    state = printer_state(herald)
+    live = state.live.get(printer.id)
     status, last_seen, online = printer.status, printer.last_seen_at, printer.online
+    online = online or printer.id in state.coming_online
     if live is not None and (last_seen is None or live.seen_at >= last_seen):
-        # Fresher than the last flush; ``online`` is already right: a check-in
-        # after silence sets it in the database before the status call answers.
         status, last_seen = live.status, live.seen_at
     return build_view(printer_id=printer.id, name=printer.name, linked=printer.key_hash is not None,
                       online=online and printer.key_hash is not None, last_seen=last_seen,
@@ -381,6 +395,7 @@ async def unlink_printer(herald, printer_id: str) -> None:
     await shielded(Printer.filter(id=printer_id).update(
         key_hash=None, online=False, changed_at=herald.clock.now()))
     printer_state(herald).forget(printer_id)
+    printer_state(herald).coming_online.discard(printer_id)
 
 
 async def remove_printer(herald, user: User, printer_id: str) -> None:

@@ -40,6 +40,7 @@ async def test_offline_after_silence_then_online_again(client, herald, clock):
 
     clock.advance(60)
     await put_status(client, key)
+    await flush_status(herald)
     types = [e.type for e in await Event.filter(printer_id=printer.id).order_by("sequence")]
     assert types == ["printer.offline", "printer.online"]
     view = await (await client.get(f"/api/v1/printers/{printer.id}")).get_json()

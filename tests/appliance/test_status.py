@@ -176,6 +176,10 @@ async def test_online_transition_records_events(client, herald, clock):
 
     printer_state(herald).forget(printer.id)
     await put_status(client, key, STATUS)
+    await login(client)
+    view = await (await client.get(f"/api/v1/printers/{printer.id}")).get_json()
+    assert view["online"] is True  # at once, though the database learns it at the flush
+    await flush_status(herald)
     events = await Event.filter(printer_id=printer.id)
     assert [e.type for e in events] == ["printer.online"]
     assert (await Printer.get(id=printer.id)).online is True

@@ -88,11 +88,12 @@ WRK_SCRIPT = textwrap.dedent('''
     for line in io.lines(os.getenv("BENCH_KEYS")) do keys[#keys + 1] = line end
     local body = io.open(os.getenv("BENCH_BODY")):read("*a")
     local counter = 0
-    local offset = 0
-    setup = function(thread) thread:set("offset", offset); offset = offset + 7919 end
+    local next_offset = 0
+    -- Each thread starts elsewhere in the key list (its global "offset").
+    setup = function(thread) thread:set("offset", next_offset); next_offset = next_offset + 7919 end
     request = function()
       counter = counter + 1
-      local key = keys[((counter + offset) % #keys) + 1]
+      local key = keys[((counter + (offset or 0)) % #keys) + 1]
       return wrk.format("PUT", "/api/v1/printer/status",
         {["Authorization"] = "Bearer " .. key, ["Content-Type"] = "application/json"}, body)
     end

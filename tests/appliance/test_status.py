@@ -183,3 +183,27 @@ async def test_online_transition_records_events(client, herald, clock):
     events = await Event.filter(printer_id=printer.id)
     assert [e.type for e in events] == ["printer.online"]
     assert (await Printer.get(id=printer.id)).online is True
+
+
+async def test_key_cache_preloaded_at_start_and_revalidated(client, herald, clock):
+    from appliance.services.printers import (
+        preload_keys,
+        printer_for_key,
+        printer_state,
+        revalidate_cache,
+    )
+
+    user = await make_user()
+    printer, key = await make_printer(herald, user)
+    state = printer_state(herald)
+    state.by_key.clear()
+    state.key_of.clear()
+    assert await preload_keys(herald) == 1
+    assert state.key_of[printer.id] == token_hash(key)
+    # Another process rotates the key: here the row changes behind the cache's back.
+    await Printer.filter(id=printer.id).update(key_hash=token_hash("hpk_other"), changed_at=clock.now())
+    assert (await printer_for_key(herald, key)).id == printer.id  # still cached ...
+    assert await revalidate_cache(herald) >= 1
+    with pytest.raises(Exception) as caught:
+        await printer_for_key(herald, key)  # ... until the revalidation forgets it
+    assert getattr(caught.value, "status", None) == 401

@@ -280,8 +280,8 @@ def run_aiohttp(label: str, url: str, keys: list[str], duration: float, connecti
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--duration", type=float, default=5.0, help="seconds of load per measurement")
-    parser.add_argument("--rounds", type=int, default=5,
+    parser.add_argument("--duration", type=float, default=4.0, help="seconds of load per measurement")
+    parser.add_argument("--rounds", type=int, default=8,
                         help="rounds of (bare, few, many) measurements; medians are reported")
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds of load on each server first")
     parser.add_argument("--printers", type=int, nargs=2, default=[100, 10_000], metavar=("FEW", "MANY"))
@@ -302,6 +302,7 @@ def main(argv: list[str] | None = None) -> int:
 
     work = Path(tempfile.mkdtemp(prefix="herald-bench-"))
     started = time.monotonic()
+    load_at_start = os.getloadavg()
     processes: dict[str, subprocess.Popen] = {}
     urls: dict[str, str] = {}
     keys: dict[str, list[str]] = {}
@@ -364,6 +365,8 @@ def main(argv: list[str] | None = None) -> int:
         "memory_mib": {label: round(mib, 1) for label, mib in memory.items()},
         "statuses_stored_at_shutdown": stored,
         "seconds": round(time.monotonic() - started),
+        "load_average": {"start": [round(x, 1) for x in load_at_start],
+                         "end": [round(x, 1) for x in os.getloadavg()]},
     }
     print(f"client: {client}, {args.connections} connections, {args.rounds} rounds of {args.duration:g} s "
           f"per server (medians)")
@@ -377,7 +380,9 @@ def main(argv: list[str] | None = None) -> int:
           f"(per-round ratios {', '.join(f'{r:.2f}' for r in scale_rounds)}; target >= 0.9)")
     for label, mib in figures["memory_mib"].items():
         print(f"memory {label}: {mib:.1f} MiB")
-    print(f"statuses in the database after shutdown: {stored} (every printer's, if the final flush ran)")
+    print(f"printers whose status reached the database (flushed, and at shutdown): {stored}")
+    print(f"load average of the machine at the end: {', '.join(f'{x:.1f}' for x in os.getloadavg())} "
+          f"(at the start: {', '.join(f'{x:.1f}' for x in load_at_start)})")
     if args.json:
         print(json.dumps(figures))
     return 0

@@ -197,25 +197,28 @@ async def accept_status(herald, printer: CachedPrinter, status: dict[str, Any]) 
     return view
 
 
-async def _record_online(herald, printer_ids: list[str], connection) -> None:
-    """Set printers that checked in after silence online; a return from offline is an event."""
+async def _returning_printers(printer_ids: list[str]) -> list[dict[str, Any]]:
+    """Of the printers that just checked in, those recorded offline (with when last seen)."""
+    rows: list[dict[str, Any]] = []
+    for start in range(0, len(printer_ids), 500):
+        rows += await Printer.filter(id__in=printer_ids[start:start + 500], online=False,
+                                     key_hash__not_isnull=True).values("id", "last_seen_at")
+    return rows
+
+
+async def _record_online(herald, row: dict[str, Any]) -> None:
+    """Set a printer online; a return from offline (not a first check-in) is an event.
+
+    One transaction per printer, apart from the status flush, so that an event
+    listener that fails cannot hold back the statuses.
+    """
     from appliance.services.events import record_event
 
-    now = herald.clock.now()
-    for start in range(0, len(printer_ids), 500):
-        chunk = printer_ids[start:start + 500]
-        rows = await Printer.filter(id__in=chunk, online=False, key_hash__not_isnull=True).using_db(
-            connection).values(
-            "id", "last_seen_at")
-        if not rows:
-            continue
-        await Printer.filter(id__in=[row["id"] for row in rows]).using_db(connection).update(online=True)
-        for row in rows:
-            # A printer's very first check-in is not a return from offline.
-            if row["last_seen_at"] is not None:
-                await record_event(herald, row["id"], event_type="printer.online", occurred_at=now,
-                                   payload={"last_seen": iso_utc(row["last_seen_at"])},
-                                   connection=connection)
+    async with in_transaction() as connection:
+        changed = await Printer.filter(id=row["id"], online=False).using_db(connection).update(online=True)
+        if changed and row["last_seen_at"] is not None:
+            await record_event(herald, row["id"], event_type="printer.online", occurred_at=herald.clock.now(),
+                               payload={"last_seen": iso_utc(row["last_seen_at"])}, connection=connection)
 
 
 def _dialect() -> str:
@@ -258,19 +261,26 @@ async def flush_status(herald) -> int:
                       "purge_warned_at=NULL WHERE id=?")
             insert = ("INSERT INTO status_samples (printer_id, taken_at, temperatures, progress) "
                       "SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM printers WHERE id=?1)")
+        # Kept in coming_online until recorded, so views say "online" throughout.
         coming_online = list(state.coming_online)
-        state.coming_online.clear()
         try:
+            # Read before the status is written: whether a printer had been seen
+            # decides whether its check-in is a return from offline.
+            returning = await _returning_printers(coming_online) if coming_online else []
             async with in_transaction() as connection:
-                # Before the status: whether it had been seen decides on a printer.online event.
-                await _record_online(herald, coming_online, connection)
                 await connection.execute_many(update, rows)
                 if samples:
                     await connection.execute_many(insert, samples)
         except Exception:
             state.dirty.update(ids)  # try again at the next flush
-            state.coming_online.update(coming_online)
             raise
+        for row in returning:
+            try:
+                await _record_online(herald, row)
+            except Exception:
+                # Offline detection repairs it later (maintenance._repair_missed_online).
+                log.exception("recording that printer %s is online failed", row["id"])
+        state.coming_online.difference_update(coming_online)
         # Printers removed meanwhile (perhaps by another process) leave the store.
         existing: set[str] = set()
         for start in range(0, len(ids), 500):

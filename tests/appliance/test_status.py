@@ -207,3 +207,26 @@ async def test_key_cache_preloaded_at_start_and_revalidated(client, herald, cloc
     with pytest.raises(Exception) as caught:
         await printer_for_key(herald, key)  # ... until the revalidation forgets it
     assert getattr(caught.value, "status", None) == 401
+
+
+async def test_failing_event_listener_does_not_hold_back_status(client, herald, clock):
+    from appliance.models import Event
+    from appliance.services.printers import printer_state
+
+    user = await make_user()
+    printer, key = await make_printer(herald, user)
+    await put_status(client, key, STATUS)
+    await flush_status(herald)
+    await Printer.filter(id=printer.id).update(online=False, changed_at=clock.now())
+    printer_state(herald).forget(printer.id)
+
+    async def broken(event, printer_row, connection):
+        raise RuntimeError("webhook queue is broken")
+
+    herald.event_listeners.append(broken)
+    clock.advance(10)
+    await put_status(client, key, {"state": "Operational", "state_id": "operational"})
+    await flush_status(herald)
+    stored = await Printer.get(id=printer.id)
+    assert stored.status["state_id"] == "operational"  # the status got through
+    assert await Event.filter(printer_id=printer.id).count() == 0  # the event rolled back

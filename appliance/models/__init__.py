@@ -10,6 +10,7 @@ from appliance.models.accounts import (
     Invite,
     LoginSession,
     RuntimeSetting,
+    SetupToken,
     User,
 )
 from appliance.models.printers import Event, Job, LinkRequest, Printer
@@ -26,5 +27,6 @@ __all__ = [
     "LoginSession",
     "Printer",
     "RuntimeSetting",
+    "SetupToken",
     "User",
 ]

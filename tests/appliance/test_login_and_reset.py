@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import logging
 
-import pytest
-
-from appliance.clock import FakeClock
 from appliance.models import EmailToken, LoginSession
 from appliance.services.runtime_settings import set_runtime
 from tests.support.accounts import links_in, mail_body, post_form
@@ -158,10 +155,3 @@ async def test_reset_mails_are_rate_limited_per_account_and_address(app, client,
     assert response.status_code == 429 and int(response.headers["Retry-After"]) > 0
     assert len(links_in(caplog.text, "reset")) == 3
 
-
-def test_fake_clock_used_by_limits():
-    # The throttle windows run on the injected clock (so tests can move time).
-    clock = FakeClock()
-    before = clock.monotonic()
-    clock.advance(5)
-    assert clock.monotonic() == before + 5

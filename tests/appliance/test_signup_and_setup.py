@@ -11,7 +11,7 @@ from appliance.services.runtime_settings import set_runtime
 from appliance.services.setup import ensure_setup_link
 from tests.support.accounts import links_in, mail_body, post_form
 from tests.support.smtp import SMTPServer
-from tests.support.users import PASSWORD, csrf_from, login, make_user
+from tests.support.users import PASSWORD, login, make_user
 
 NEW_PASSWORD = "a long enough new passphrase"
 

@@ -10,6 +10,7 @@ from appliance.models.accounts import (
     Invite,
     LoginSession,
     RuntimeSetting,
+    SetupToken,
     User,
 )
 from appliance.models.printers import Event, Job, LinkRequest, Printer, StatusSample
@@ -27,5 +28,6 @@ __all__ = [
     "Printer",
     "RuntimeSetting",
     "StatusSample",
+    "SetupToken",
     "User",
 ]

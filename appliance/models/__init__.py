@@ -12,11 +12,13 @@ from appliance.models.accounts import (
     RuntimeSetting,
     User,
 )
+from appliance.models.oauth import AuthorizationCode, OAuthClient
 from appliance.models.printers import Event, Job, LinkRequest, Printer
 from appliance.models.system import Lease
 
 __all__ = [
     "AccessToken",
+    "AuthorizationCode",
     "EmailToken",
     "Event",
     "Invite",
@@ -24,6 +26,7 @@ __all__ = [
     "Lease",
     "LinkRequest",
     "LoginSession",
+    "OAuthClient",
     "Printer",
     "RuntimeSetting",
     "User",

@@ -97,11 +97,11 @@ class English:
         if cond == "paused":
             text = f"{name} is paused while printing {self.file(job.file)}"
             if job.progress is not None:
-                text += f", at {round(job.progress)} percent"
+                text += f", at {int(job.progress)} percent"
             return text + "."
         text = f"{name} is printing {self.file(job.file)}"
         if job.progress is not None:
-            text += f", {round(job.progress)} percent done"
+            text += f", {int(job.progress)} percent done"
         if job.remaining is not None:
             text += f", {self.left(job.remaining)}"
         return text + "."
@@ -131,9 +131,9 @@ class English:
         name = ssml(printer["name"])
         cond = st.condition(printer)
         if cond not in ("printing", "paused"):
-            return f"{name} is not printing right now. " + self.brief(printer, now, zone)
+            return self.not_printing(printer, now, zone)
         job = st.current_job(printer, now)
-        done = f"{round(job.progress)} percent" if job.progress is not None else "an unknown share"
+        done = f"{int(job.progress)} percent" if job.progress is not None else "an unknown share"
         if cond == "paused":
             return f"{name} is paused at {done} of {self.file(job.file)}."
         text = f"{name} has printed {done} of {self.file(job.file)}"
@@ -141,6 +141,11 @@ class English:
             return text + ". The time left is not known yet."
         return text + (f", {self.left(job.remaining)}, finishing around "
                        f"{self._finish(printer, now, zone)}.")
+
+    def not_printing(self, printer: dict[str, Any], now: datetime, zone: ZoneInfo) -> str:
+        if st.condition(printer) == "idle":
+            return f"{ssml(printer['name'])} is idle and not printing anything."
+        return self.brief(printer, now, zone)
 
     def current_job(self, printer: dict[str, Any], now: datetime, zone: ZoneInfo) -> str:
         name = ssml(printer["name"])
@@ -150,7 +155,7 @@ class English:
             return f"{name} is printing {self.file(job.file)}."
         if cond == "paused":
             return f"{name} has paused {self.file(job.file)}."
-        return f"{name} is not printing anything. " + self.brief(printer, now, zone)
+        return self.not_printing(printer, now, zone)
 
     def temperatures(self, printer: dict[str, Any], now: datetime, zone: ZoneInfo) -> str:
         name = ssml(printer["name"])
@@ -322,11 +327,11 @@ class German(English):
         if cond == "paused":
             text = f"{name} hat den Druck von {self.file(job.file)} pausiert"
             if job.progress is not None:
-                text += f", bei {round(job.progress)} Prozent"
+                text += f", bei {int(job.progress)} Prozent"
             return text + "."
         text = f"{name} druckt {self.file(job.file)}"
         if job.progress is not None:
-            text += f", {round(job.progress)} Prozent fertig"
+            text += f", {int(job.progress)} Prozent fertig"
         if job.remaining is not None:
             text += f", {self.left(job.remaining)}"
         return text + "."
@@ -351,9 +356,9 @@ class German(English):
         name = ssml(printer["name"])
         cond = st.condition(printer)
         if cond not in ("printing", "paused"):
-            return f"{name} druckt gerade nicht. " + self.brief(printer, now, zone)
+            return self.not_printing(printer, now, zone)
         job = st.current_job(printer, now)
-        done = f"{round(job.progress)} Prozent" if job.progress is not None else "einen unbekannten Teil"
+        done = f"{int(job.progress)} Prozent" if job.progress is not None else "einen unbekannten Teil"
         if cond == "paused":
             return f"{name} ist bei {done} von {self.file(job.file)} pausiert."
         text = f"{name} hat {done} von {self.file(job.file)} gedruckt"
@@ -361,6 +366,9 @@ class German(English):
             return text + ". Die Restzeit ist noch nicht bekannt."
         return text + (f", {self.left(job.remaining)}, fertig etwa "
                        f"{self._finish(printer, now, zone)}.")
+
+    def not_printing(self, printer: dict[str, Any], now: datetime, zone: ZoneInfo) -> str:
+        return self.brief(printer, now, zone)
 
     def current_job(self, printer: dict[str, Any], now: datetime, zone: ZoneInfo) -> str:
         name = ssml(printer["name"])
@@ -370,7 +378,7 @@ class German(English):
             return f"{name} druckt {self.file(job.file)}."
         if cond == "paused":
             return f"{name} hat {self.file(job.file)} pausiert."
-        return f"{name} druckt gerade nichts. " + self.brief(printer, now, zone)
+        return self.not_printing(printer, now, zone)
 
     def temperatures(self, printer: dict[str, Any], now: datetime, zone: ZoneInfo) -> str:
         name = ssml(printer["name"])
@@ -400,12 +408,10 @@ class German(English):
         last = st.last_job(printer)
         if last is None:
             return f"{name} hat noch keinen Druck abgeschlossen."
-        verb = {"completed": "wurde fertig", "failed": "ist fehlgeschlagen",
-                "cancelled": "wurde abgebrochen"}.get(last.result or "", "endete")
-        text = f"Der letzte Druck von {name}, {self.file(last.file)}, {verb}"
-        if last.duration is not None:
-            text += f", nach {self.duration(last.duration)}"
-        return text + "."
+        after = f" nach {self.duration(last.duration)}" if last.duration is not None else ""
+        verb = {"completed": f"wurde{after} fertig", "failed": f"ist{after} fehlgeschlagen",
+                "cancelled": f"wurde{after} abgebrochen"}.get(last.result or "", f"endete{after}")
+        return f"Der letzte Druck von {name}, {self.file(last.file)}, {verb}."
 
     def summary(self, printers: list[dict[str, Any]], now: datetime, zone: ZoneInfo) -> str:
         if not printers:

@@ -40,8 +40,10 @@ def state_id(printer: dict[str, Any]) -> str:
 
 
 def state_text(printer: dict[str, Any]) -> str:
+    """OctoPrint's state text, without the "Error:" it puts before error details."""
     status = printer.get("status") or {}
-    return str(status.get("state") or "")
+    text = str(status.get("state") or "").strip()
+    return re.sub(r"^(offline after )?error:?\s*", "", text, flags=re.IGNORECASE).strip()
 
 
 def spoken_file(name: Any) -> str | None:

@@ -13,6 +13,7 @@ import asyncio
 import base64
 import logging
 import posixpath
+import warnings
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from urllib.parse import unquote, urlsplit
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
+from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
@@ -63,7 +65,19 @@ def default_trust_roots() -> list[x509.Certificate]:
     import certifi
 
     with open(certifi.where(), "rb") as handle:
-        return x509.load_pem_x509_certificates(handle.read())
+        bundle = handle.read()
+    roots = []
+    end = b"-----END CERTIFICATE-----"
+    for block in bundle.split(end)[:-1]:
+        # A few old roots carry a negative serial number, which cryptography warns about;
+        # they are still roots the system trusts, so load them quietly, and skip any it rejects.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+            try:
+                roots.append(x509.load_pem_x509_certificate(block + end))
+            except ValueError:
+                continue
+    return roots
 
 
 @dataclass

@@ -293,9 +293,14 @@ class OAuthServer(AuthorizationServer):
         self.loop = asyncio.get_running_loop()
         return await asyncio.to_thread(function, *args, **kwargs)
 
-    def db(self, coroutine):
+    def db(self, awaitable):
+        """Run database work on the event loop from authlib's thread and wait for its result."""
         assert self.loop is not None
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=30)
+
+        async def wait():
+            return await awaitable
+
+        return asyncio.run_coroutine_threadsafe(wait(), self.loop).result(timeout=30)
 
     def now(self):
         return self.herald.clock.now()

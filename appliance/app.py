@@ -155,9 +155,9 @@ def on_shutdown(app: Quart, hook) -> None:
 def _register_blueprints(app: Quart) -> None:
     # One module per area; each exports `blueprint` and may export `init_app(app)`
     # to register background tasks or startup hooks.
-    from appliance.blueprints import account, accounts, admin, api, health, printers
+    from appliance.blueprints import account, accounts, admin, alexa, api, health, oauth, printers
 
-    for module in (health, accounts, account, admin, api, printers):
+    for module in (health, accounts, account, admin, api, printers, oauth, alexa):
         app.register_blueprint(module.blueprint)
         init = getattr(module, "init_app", None)
         if init is not None:

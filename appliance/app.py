@@ -150,12 +150,27 @@ def on_shutdown(app: Quart, hook) -> None:
     app.extensions["herald"].deps.setdefault("_shutdown_hooks", []).insert(0, hook)
 
 
+def on_stopping(app: Quart, hook: Callable[[Quart], None]) -> None:
+    """Call ``hook(app)`` as soon as the server is told to stop, before it waits for open
+    connections: long-lived responses (the dashboard's event streams) end there, so a
+    graceful shutdown does not wait out its timeout for them."""
+    app.extensions["herald"].deps.setdefault("_stopping_hooks", []).append(hook)
+
+
+def begin_stopping(app: Quart) -> None:
+    for hook in app.extensions["herald"].deps.get("_stopping_hooks", []):
+        try:
+            hook(app)
+        except Exception:
+            log.exception("stopping hook %r failed", hook)
+
+
 def _register_blueprints(app: Quart) -> None:
     # One module per area; each exports `blueprint` and may export `init_app(app)`
     # to register background tasks or startup hooks.
-    from appliance.blueprints import accounts, health
+    from appliance.blueprints import accounts, dashboard, health
 
-    for module in (health, accounts):
+    for module in (health, accounts, dashboard):
         app.register_blueprint(module.blueprint)
         init = getattr(module, "init_app", None)
         if init is not None:

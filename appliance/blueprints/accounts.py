@@ -70,11 +70,3 @@ async def logout():
     response = redirect("/login")
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
-
-
-@blueprint.get("/")
-async def home():
-    user = await current_user()
-    if user is None:
-        return redirect("/login")
-    return await render_template("home.html", user=user)

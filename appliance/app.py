@@ -72,7 +72,9 @@ def create_app(
         app,
         info={"title": "Herald API", "version": __version__},
         openapi_path="/api/v1/openapi.json",
-        swagger_ui_path="/api/v1/docs",
+        # The bundled Swagger UI page runs inline script from a CDN, which the CSP (rightly)
+        # blocks; the OpenAPI document above is what clients and tools read.
+        swagger_ui_path=None,
         redoc_ui_path=None,
         scalar_ui_path=None,
         security_schemes={

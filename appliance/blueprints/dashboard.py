@@ -24,7 +24,6 @@ from appliance.services.sessions import resolve_session
 
 blueprint = Blueprint("dashboard", __name__)
 
-HEARTBEAT_SECONDS = 15.0  # comment lines keep proxies from closing the stream; also the resync period
 RETRY_MS = 2000  # how soon a browser reconnects after the stream ends (e.g. a server restart)
 
 # Main navigation: shown when the page exists in this build (areas land one by one).
@@ -120,7 +119,8 @@ async def events():
         return "", 204
     herald = current_app.extensions["herald"]
     hub: LiveHub = herald.deps["live_hub"]
-    heartbeat = float(herald.deps.get("live_heartbeat", HEARTBEAT_SECONDS))
+    # Comment lines keep proxies from closing an idle stream; each is also a resync.
+    heartbeat = float(herald.deps.get("live_heartbeat", herald.settings.live_heartbeat))
     token = request.cookies.get(SESSION_COOKIE, "")
     index = await printer_index(user.id)
     subscriber = hub.subscribe(index)

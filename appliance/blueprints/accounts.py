@@ -119,6 +119,7 @@ async def logout():
     response = redirect("/login")
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
+<<<<<<< HEAD
 
 
 @blueprint.get("/")
@@ -244,3 +245,5 @@ async def reset_submit(token: str):
     response = redirect("/login?done=reset")
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
+=======
+>>>>>>> webui

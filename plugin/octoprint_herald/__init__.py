@@ -133,6 +133,8 @@ class HeraldPlugin(
                 events = self._mapper.on_progress(storage, path, progress)
             for event_type, payload in events:
                 self._enqueue(event_type, payload)
+            if events and self._publisher is not None:
+                self._publisher.request_status()  # progress is news: an unchanged status is skipped
         except Exception:
             self._logger.exception("Herald could not handle a progress report")
 

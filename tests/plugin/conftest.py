@@ -101,7 +101,8 @@ def make_plugin(tmp_path, printer):
     """Builds the plugin as OctoPrint would (injected attributes), without OctoPrint running."""
     made = []
 
-    def make(**settings) -> HeraldPlugin:
+
+    def make(**settings):
         plugin = HeraldPlugin()
         defaults = plugin.get_settings_defaults()
         defaults.update(settings)

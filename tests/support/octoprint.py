@@ -29,6 +29,34 @@ API_KEY = "HERALDTESTAPIKEY0123456789ABCDEF"
 DISABLED_PLUGINS = ["announcements", "tracking", "softwareupdate", "pluginmanager", "achievements"]
 
 
+def import_octoprint_quietly() -> None:
+    """Import OctoPrint's modules without the socket its IPv6 probe leaves open.
+
+    octoprint.util.net opens an IPv6 socket at import time and never closes it; under
+    pytest's warnings-as-errors that unraisable ResourceWarning fails whichever test is
+    running. Importing it once here, with the probe's socket closed, keeps the suite clean.
+    """
+    import sys
+
+    if "octoprint.util.net" in sys.modules:
+        return
+    opened: list[socket.socket] = []
+    real_socket = socket.socket
+
+    class ClosingSocket(real_socket):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            opened.append(self)
+
+    socket.socket = ClosingSocket
+    try:
+        import octoprint.util.net  # noqa: F401 - imported for its side effect
+    finally:
+        socket.socket = real_socket
+        for sock in opened:
+            sock.close()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -119,15 +119,6 @@ async def logout():
     response = redirect("/login")
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
-<<<<<<< HEAD
-
-
-@blueprint.get("/")
-async def home():
-    user = await current_user()
-    if user is None:
-        return redirect("/login")
-    return await render_template("home.html", user=user)
 
 
 # --- first run -------------------------------------------------------------------------
@@ -245,5 +236,3 @@ async def reset_submit(token: str):
     response = redirect("/login?done=reset")
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
-=======
->>>>>>> webui

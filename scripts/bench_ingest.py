@@ -108,6 +108,23 @@ class Result:
     p99_ms: float
     errors: int
     requests: int
+    cpu_us_per_request: float = float("nan")  # the server's CPU time per request served
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads) and its descendants, in seconds."""
+    total, pending = 0.0, [pid]
+    ticks = os.sysconf("SC_CLK_TCK")
+    while pending:
+        current = pending.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / ticks
+            for task in Path(f"/proc/{current}/task").iterdir():
+                pending.extend(int(c) for c in (task / "children").read_text().split())
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total
 
 
 def free_port() -> int:
@@ -333,8 +350,11 @@ def main(argv: list[str] | None = None) -> int:
                 load(url + "/api/v1/printer/status", keys[label], args.warmup)
         for _round in range(args.rounds):
             for label, url in urls.items():
-                rounds.setdefault(label, []).append(load(url + "/api/v1/printer/status", keys[label],
-                                                         args.duration))
+                cpu_before = cpu_seconds(processes[label].pid)
+                result = load(url + "/api/v1/printer/status", keys[label], args.duration)
+                cpu = cpu_seconds(processes[label].pid) - cpu_before
+                result.cpu_us_per_request = cpu / max(result.requests, 1) * 1e6
+                rounds.setdefault(label, []).append(result)
         time.sleep(3)
         for label, process in processes.items():
             memory[f"{label}, idle after load"] = process_tree_rss_kib(process.pid) / 1024
@@ -346,7 +366,9 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(work, ignore_errors=True)
 
     def median(label: str, attribute: str) -> float:
-        return statistics.median(getattr(r, attribute) for r in rounds[label])
+        values = [getattr(r, attribute) for r in rounds[label]]
+        values = [v for v in values if v == v] or [float("nan")]  # drop NaN (unparsed figures)
+        return statistics.median(values)
 
     bare_rps = median("bare", "rps")
     few_rps, many_rps = median(f"herald {few}", "rps"), median(f"herald {many}", "rps")
@@ -362,6 +384,13 @@ def main(argv: list[str] | None = None) -> int:
         "ratio_ingest_to_bare_of_medians": round(few_rps / bare_rps, 3),
         "ratio_many_to_few": round(statistics.median(scale_rounds), 3),
         "ratio_many_to_few_of_medians": round(many_rps / few_rps, 3),
+        "cpu_us_per_request": {label: round(median(label, "cpu_us_per_request")) for label in rounds},  # noqa: E501
+        # Requests per CPU-second relative to the bare app: the throughput ratio on an
+        # otherwise idle core, and far less sensitive to other load on the machine.
+        "cpu_ratio_ingest_to_bare": round(median("bare", "cpu_us_per_request")
+                                          / median(f"herald {few}", "cpu_us_per_request"), 3),
+        "cpu_ratio_many_to_few": round(median(f"herald {few}", "cpu_us_per_request")
+                                       / median(f"herald {many}", "cpu_us_per_request"), 3),
         "memory_mib": {label: round(mib, 1) for label, mib in memory.items()},
         "statuses_stored_at_shutdown": stored,
         "seconds": round(time.monotonic() - started),
@@ -370,14 +399,17 @@ def main(argv: list[str] | None = None) -> int:
     }
     print(f"client: {client}, {args.connections} connections, {args.rounds} rounds of {args.duration:g} s "
           f"per server (medians)")
-    print(f"{'':16} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    print(f"{'':16} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'CPU µs/req':>11}")
     for label in rounds:
         print(f"{label:16} {figures['rps'][label]:8d} {figures['p50_ms'][label]:8.2f} "
-              f"{figures['p99_ms'][label]:8.2f} {figures['errors'][label]:7d}")
+              f"{figures['p99_ms'][label]:8.2f} {figures['errors'][label]:7d} "
+              f"{figures['cpu_us_per_request'][label]:11d}")
     print(f"ingest / bare Quart ({few} printers): {figures['ratio_ingest_to_bare']:.2f} "
           f"(per-round ratios {', '.join(f'{r:.2f}' for r in ratio_rounds)}; target >= 0.6)")
     print(f"ingest {many} / {few} printers: {figures['ratio_many_to_few']:.2f} "
           f"(per-round ratios {', '.join(f'{r:.2f}' for r in scale_rounds)}; target >= 0.9)")
+    print(f"by server CPU per request: ingest / bare {figures['cpu_ratio_ingest_to_bare']:.2f}, "
+          f"{many} / {few} printers {figures['cpu_ratio_many_to_few']:.2f}")
     for label, mib in figures["memory_mib"].items():
         print(f"memory {label}: {mib:.1f} MiB")
     print(f"printers whose status reached the database (flushed, and at shutdown): {stored}")

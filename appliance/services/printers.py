@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from pydantic_core import to_json
 from tortoise import Tortoise
 from tortoise.transactions import in_transaction
 
@@ -221,6 +222,11 @@ async def _record_online(herald, row: dict[str, Any]) -> None:
                                payload={"last_seen": iso_utc(row["last_seen_at"])}, connection=connection)
 
 
+def _json(value: Any) -> str | None:
+    # pydantic-core's encoder: several times faster than json.dumps, same JSON.
+    return None if value is None else to_json(value).decode()
+
+
 def _dialect() -> str:
     return Tortoise.get_connection("default").capabilities.dialect
 
@@ -234,8 +240,7 @@ async def flush_status(herald) -> int:
         ids = list(state.dirty)
         state.dirty.clear()
         fields_map = Printer._meta.fields_map
-        status_field, seen_field = fields_map["status"], fields_map["last_seen_at"]
-        sample_field = StatusSample._meta.fields_map["temperatures"]
+        seen_field = fields_map["last_seen_at"]
         taken_field = StatusSample._meta.fields_map["taken_at"]
         rows: list[list[Any]] = []
         samples: list[list[Any]] = []
@@ -244,12 +249,12 @@ async def flush_status(herald) -> int:
             if live is None:
                 continue
             seen = seen_field.to_db_value(live.seen_at, Printer)
-            rows.append([status_field.to_db_value(live.status, Printer), seen, seen, printer_id])
+            rows.append([_json(live.status), seen, seen, printer_id])
             if live.sampled_at is None or live.seen_at - live.sampled_at >= SAMPLE_EVERY:
                 live.sampled_at = live.seen_at
                 job = live.status.get("job") or {}
                 samples.append([printer_id, taken_field.to_db_value(live.seen_at, StatusSample),
-                                sample_field.to_db_value(live.status.get("temperatures"), StatusSample),
+                                _json(live.status.get("temperatures")),
                                 job.get("progress")])
         if _dialect() == "postgres":
             update = ("UPDATE printers SET status=$1::jsonb, last_seen_at=$2, status_updated_at=$3, "

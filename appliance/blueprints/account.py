@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 from quart import Blueprint, current_app, g, redirect, render_template, request
-from quart_schema import security_scheme, tag, validate_request
+from quart_schema import hide, security_scheme, tag, validate_request
 
 from appliance.auth import SESSION_COOKIE, load_session, require_bearer_or_session, require_user
 from appliance.errors import APIError
@@ -61,6 +61,7 @@ _NOTICES = {
 
 
 @blueprint.get("/account")
+@hide
 async def account_page():
     user = await require_user()
     notice = None
@@ -71,6 +72,7 @@ async def account_page():
 
 
 @blueprint.post("/account/verify")
+@hide
 async def resend_verification():
     user = await require_user()
     if user.email_verified_at is not None:
@@ -84,6 +86,7 @@ async def resend_verification():
 
 
 @blueprint.post("/account/email")
+@hide
 async def change_email():
     user = await require_user()
     herald = _herald()
@@ -98,6 +101,7 @@ async def change_email():
 
 
 @blueprint.post("/account/password")
+@hide
 async def change_password():
     user = await require_user()
     session = await load_session()
@@ -111,6 +115,7 @@ async def change_password():
 
 
 @blueprint.post("/account/time-zone")
+@hide
 async def change_time_zone():
     user = await require_user()
     form = await request.form
@@ -122,6 +127,7 @@ async def change_time_zone():
 
 
 @blueprint.post("/account/tokens")
+@hide
 async def create_token_form():
     user = await require_user()
     form = await request.form
@@ -135,6 +141,7 @@ async def create_token_form():
 
 
 @blueprint.post("/account/tokens/<token_id>/revoke")
+@hide
 async def revoke_token_form(token_id: str):
     user = await require_user()
     await tokens.revoke_personal_token(user, token_id, clock=_herald().clock)
@@ -142,6 +149,7 @@ async def revoke_token_form(token_id: str):
 
 
 @blueprint.post("/account/delete")
+@hide
 async def delete_account():
     user = await require_user()
     form = await request.form

@@ -183,3 +183,23 @@ async def test_account_page_links_to_connected_apps(app, client):
     await login(client)
     page = await (await client.get("/account")).get_data(as_text=True)
     assert 'href="/account/apps"' in page
+
+
+async def test_openapi_describes_the_token_api_but_not_the_pages(client):
+    paths = (await (await client.get("/api/v1/openapi.json")).get_json())["paths"]
+    assert {"/api/v1/me", "/api/v1/tokens", "/api/v1/tokens/{token_id}"} <= set(paths)
+    assert "post" in paths["/api/v1/tokens"] and "delete" in paths["/api/v1/tokens/{token_id}"]
+    assert not any(path.startswith(("/admin", "/account", "/signup", "/setup")) for path in paths)
+
+
+async def test_malformed_token_requests_get_a_clear_4xx(app, client):
+    await make_user()
+    csrf = await login(client)
+    response = await client.post("/api/v1/tokens", data=b"{not json",
+                                 headers={"X-CSRF-Token": csrf, "Content-Type": "application/json"})
+    assert response.status_code == 400
+    response = await client.post("/api/v1/tokens", json={"name": ""}, headers={"X-CSRF-Token": csrf})
+    assert response.status_code == 422 and "name" in (await response.get_json())["message"]
+    response = await client.delete("/api/v1/tokens/abc", headers={"X-CSRF-Token": csrf})
+    assert response.status_code == 404
+    assert not await AccessToken.exists()

@@ -68,6 +68,9 @@ async def account_page():
     for key, text in _NOTICES.items():
         if request.args.get(key) or request.args.get("done") == key:
             notice = text
+    if notice and request.args.get("welcome") and not await mail_configured(_herald()):
+        notice = ("Welcome to Herald. This Herald cannot send mail yet: your confirmation link was "
+                  "written to its log, and its admin can give it to you.")
     return await _page(user, notice=notice)
 
 

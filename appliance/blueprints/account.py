@@ -174,12 +174,12 @@ class TokenCreate(BaseModel):
     name: str = Field(min_length=1, max_length=100, description="What the token is for, e.g. a script's name")
 
 
-async def _session_user():
+async def _session_user(*, verified: bool = False):
     """Token management takes the browser session only: a token cannot mint or revoke tokens."""
     if request.headers.get("Authorization"):
         raise APIError(401, "session_required",
                        "Personal access tokens are managed with the browser session, not a Bearer token.")
-    return await require_user()
+    return await require_user(verified=verified)
 
 
 @blueprint.get("/api/v1/me")
@@ -205,7 +205,7 @@ async def list_tokens():
 @validate_request(TokenCreate)
 async def create_token(data: TokenCreate):
     """Create a personal access token; the value is in this answer only. Session + X-CSRF-Token."""
-    user = await _session_user()
+    user = await _session_user(verified=True)
     token, record = await tokens.create_personal_token(user, data.name)
     return {**tokens.token_json(record), "token": token}, 201, {"Cache-Control": "no-store"}
 

@@ -96,7 +96,11 @@ def cmd_create_admin(settings: Settings, args: argparse.Namespace) -> int:
             return 1
 
     async def job():
-        return await create_user(email, password, is_admin=True, verified=True, clock=Clock())
+        from appliance.models import SetupToken
+
+        user = await create_user(email, password, is_admin=True, verified=True, clock=Clock())
+        await SetupToken.all().delete()  # the first-run setup link is no longer needed
+        return user
 
     try:
         user = asyncio.run(_with_database(settings, job))

@@ -160,6 +160,14 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("event_retention_days", 30, "Keep stored printer events this many days.", _pos_int),
     Setting(
+        "live_heartbeat",
+        15.0,
+        "Seconds between keep-alive messages on the live dashboard stream; each one also "
+        "re-reads the user's printers from the database (added, renamed or removed printers, "
+        "and status accepted by another worker process).",
+        _pos_float,
+    ),
+    Setting(
         "status_flush_interval",
         1.0,
         "Seconds between writes of coalesced printer status to the database.",

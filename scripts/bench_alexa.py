@@ -81,7 +81,7 @@ def serve_herald(port: int, directory: Path) -> None:
             {"state": "Paused", "state_id": "paused", "job": {"file": "vase.gcode", "progress": 70.0}},
         ]
         for name, status in zip(("Prusa", "Ender", "Voron"), statuses, strict=True):
-            await Printer.create(id=str(uuid.uuid4()), owner=admin, name=name, key_hash=uuid.uuid4().hex * 2,
+            await Printer.create(id=str(uuid.uuid4()), owner=admin, name=name, key_hash=uuid.uuid4().hex * 2, online=True,
                                  last_seen_at=now - timedelta(seconds=20), status=status)
         # the account is linked: requests carry an OAuth access token, as Alexa sends them
         await AccessToken.create(token_hash=token_hash(ACCESS_TOKEN), user=admin, name="Alexa", client_id="alexa",

@@ -10,10 +10,11 @@ from appliance.models.accounts import (
     Invite,
     LoginSession,
     RuntimeSetting,
+    SetupToken,
     User,
 )
 from appliance.models.oauth import AuthorizationCode, OAuthClient
-from appliance.models.printers import Event, Job, LinkRequest, Printer
+from appliance.models.printers import Event, Job, LinkRequest, Printer, StatusSample
 from appliance.models.system import Lease
 
 __all__ = [
@@ -29,5 +30,7 @@ __all__ = [
     "OAuthClient",
     "Printer",
     "RuntimeSetting",
+    "StatusSample",
+    "SetupToken",
     "User",
 ]

@@ -15,38 +15,32 @@ from appliance.errors import APIError
 from appliance.models import AccessToken, OAuthClient, Printer, User
 from appliance.secrets import ACCESS_TOKEN_PREFIX, token_hash
 from appliance.services import oauth
+from appliance.services.printers import build_view, printer_state
 from skill import StaticSource
 from skill.package import build_package
 
 _VENDOR_ID = re.compile(r"^[A-Za-z0-9]{4,40}$")
 
 
-def printer_dict(printer: Printer, now, offline_after: int) -> dict[str, Any]:
-    """A printer model in the contract's ``<printer>`` shape."""
-    return _printer_from_row({"id": printer.id, "name": printer.name, "key_hash": printer.key_hash,
-                              "last_seen_at": printer.last_seen_at, "status": printer.status},
-                             now, offline_after)
-
-
-def _printer_from_row(row: dict[str, Any], now, offline_after: int) -> dict[str, Any]:
-    seen = _datetime(row["last_seen_at"])
-    status = row["status"]
+def _printer_from_row(herald, row: dict[str, Any]) -> dict[str, Any]:
+    """The contract's ``<printer>``, by the same rules as the API and the dashboard
+    (``services.printers.printer_view``): this process's fresher live status wins."""
+    status, last_seen, online = row["status"], _datetime(row["last_seen_at"]), bool(row["online"])
     if isinstance(status, str | bytes):
         status = json.loads(status)
-    return {
-        "id": row["id"],
-        "name": row["name"],
-        "linked": row["key_hash"] is not None,
-        "online": seen is not None and now - seen <= timedelta(seconds=offline_after),
-        "last_seen": seen.astimezone(UTC).isoformat().replace("+00:00", "Z") if seen else None,
-        "status": status,
-    }
+    linked = row["key_hash"] is not None
+    live = printer_state(herald).live.get(row["id"])
+    if live is not None and (last_seen is None or live.seen_at >= last_seen):
+        status, last_seen = live.status, live.seen_at
+        online = online or linked
+    return build_view(printer_id=row["id"], name=row["name"], linked=linked, online=online and linked,
+                      last_seen=last_seen, status=status)
 
 
 # The Alexa path reads with plain SQL: building the same queries through the ORM
 # cost about 1 ms each on this hardware, several times the query itself, and every
 # Alexa request makes two of them. Writes still go through the models.
-_PRINTERS_SQL = ("SELECT id, name, key_hash, last_seen_at, status FROM printers "
+_PRINTERS_SQL = ("SELECT id, name, key_hash, last_seen_at, status, online FROM printers "
                  "WHERE owner_id = ? ORDER BY name, created_at")
 _TOKEN_SQL = ("SELECT t.id, t.scope, t.expires_at, t.revoked_at, t.last_used_at, t.user_id, u.time_zone "
               "FROM access_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = ?")
@@ -84,7 +78,7 @@ async def source_for_request(herald, envelope: dict[str, Any]) -> StaticSource |
             return None
         user_id, time_zone = account
     printers = await _select(_PRINTERS_SQL, user_id)
-    return StaticSource([_printer_from_row(row, now, herald.settings.offline_after) for row in printers],
+    return StaticSource([_printer_from_row(herald, row) for row in printers],
                         time_zone or "UTC", now)
 
 

@@ -61,7 +61,7 @@ async def _owner_with_printer():
     admin = await make_user("owner@example.com", admin=True)
     admin.time_zone = "America/New_York"
     await admin.save()
-    await Printer.create(id=str(uuid.uuid4()), owner=admin, name="Prusa", key_hash="x" * 64,
+    await Printer.create(id=str(uuid.uuid4()), owner=admin, name="Prusa", key_hash="x" * 64, online=True,
                          last_seen_at=NOW - timedelta(seconds=60), status={
                              "state": "Printing", "state_id": "printing",
                              "job": {"file": "benchy.gcode", "progress": 50, "print_time_left": 660}})

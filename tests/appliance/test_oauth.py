@@ -99,7 +99,7 @@ async def token_request(app, form: dict[str, str], headers: dict[str, str] | Non
 
 
 async def add_printer(user, name: str, state_id: str = "operational"):
-    return await Printer.create(id=str(uuid.uuid4()), owner=user, name=name, key_hash=secrets.token_hex(32),
+    return await Printer.create(id=str(uuid.uuid4()), owner=user, name=name, key_hash=secrets.token_hex(32), online=True,
                                 last_seen_at=NOW - timedelta(seconds=30),
                                 status={"state": state_id.title(), "state_id": state_id})
 

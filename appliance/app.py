@@ -153,9 +153,9 @@ def on_shutdown(app: Quart, hook) -> None:
 def _register_blueprints(app: Quart) -> None:
     # One module per area; each exports `blueprint` and may export `init_app(app)`
     # to register background tasks or startup hooks.
-    from appliance.blueprints import accounts, health
+    from appliance.blueprints import accounts, health, webhooks
 
-    for module in (health, accounts):
+    for module in (health, accounts, webhooks):
         app.register_blueprint(module.blueprint)
         init = getattr(module, "init_app", None)
         if init is not None:

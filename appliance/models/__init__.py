@@ -14,9 +14,12 @@ from appliance.models.accounts import (
 )
 from appliance.models.printers import Event, Job, LinkRequest, Printer
 from appliance.models.system import Lease
+from appliance.models.webhooks import Delivery, DeliveryAttempt, WebhookTarget
 
 __all__ = [
     "AccessToken",
+    "Delivery",
+    "DeliveryAttempt",
     "EmailToken",
     "Event",
     "Invite",
@@ -27,4 +30,5 @@ __all__ = [
     "Printer",
     "RuntimeSetting",
     "User",
+    "WebhookTarget",
 ]

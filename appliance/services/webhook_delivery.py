@@ -93,9 +93,11 @@ def signing_secrets(herald, target: WebhookTarget, now: datetime) -> list[str]:
 def encode(*, webhook_id: str, url: str, headers: dict, body_kind: str, body: Any, snapshot_key: str,
            snapshot: bytes | None, oauth: dict[str, Any] | None) -> tuple[str, dict[str, str], bytes | None]:
     """URL, headers and body bytes of a delivery; the same bytes on every attempt."""
-    params = oauth or {}
-    headers = {k: tpl.as_text(tpl.resolve_deferred(v, params)) for k, v in (headers or {}).items()}
-    body = tpl.resolve_deferred(body, params) if body is not None else {}
+    if oauth is not None:
+        headers = {k: tpl.as_text(tpl.resolve_deferred(v, oauth)) for k, v in (headers or {}).items()}
+        body = tpl.resolve_deferred(body, oauth) if body is not None else {}
+    else:
+        headers = dict(headers or {})
     if not isinstance(body, dict):
         body = {}
     if body_kind == "json":
@@ -141,6 +143,40 @@ def retry_after_seconds(value: str | None, now: datetime) -> float | None:
 # --- claiming -----------------------------------------------------------------------------
 
 
+CLAIMED_COLUMNS = ("id", "target_id", "attempts", "webhook_id", "url", "method", "headers", "body_kind", "body",
+                   "snapshot_key", "snapshot_path", "sequence", "event_type", "occurred_at")
+
+
+@dataclass
+class Claimed:
+    """A claimed delivery as the claim statement returned it (lighter than a model)."""
+
+    id: int
+    target_id: int
+    attempts: int
+    webhook_id: str
+    url: str
+    method: str
+    headers: dict
+    body_kind: str
+    body: Any
+    snapshot_key: str
+    snapshot_path: str | None
+    sequence: int
+    event_type: str
+    occurred_at: str  # ISO 8601
+
+    @classmethod
+    def from_row(cls, row: dict) -> Claimed:
+        values = {name: row[name] for name in CLAIMED_COLUMNS}
+        for name in ("headers", "body"):
+            if isinstance(values[name], str | bytes):
+                values[name] = json.loads(values[name])
+        when = values["occurred_at"]
+        values["occurred_at"] = (when if isinstance(when, datetime) else datetime.fromisoformat(when)).isoformat()
+        return cls(**values)
+
+
 def _claim_sql(postgres: bool) -> str:
     p = (lambda i: f"${i}") if postgres else (lambda i: f"?{i}")
     lock = " FOR UPDATE OF d SKIP LOCKED" if postgres else ""
@@ -161,12 +197,12 @@ WHERE id IN (
   ) AND {due.replace("X.", "d.")}
   ORDER BY d.id LIMIT {p(5)}{lock}
 )
-RETURNING id, target_id
+RETURNING {", ".join(CLAIMED_COLUMNS)}
 """
 
 
 async def claim(herald, worker_id: str, *, limit: int, lease: float,
-                per_target: int = BATCH_PER_TARGET) -> list[int]:
+                per_target: int = BATCH_PER_TARGET) -> list[Claimed]:
     """Claim up to ``limit`` due deliveries (at most ``per_target`` per target) in one statement."""
     now = herald.clock.now()
     connection = Tortoise.get_connection("default")
@@ -174,7 +210,7 @@ async def claim(herald, worker_id: str, *, limit: int, lease: float,
     values = [now + timedelta(seconds=lease), worker_id, now, per_target, limit]
     # execute_query_dict: Tortoise's execute_query drops RETURNING rows of an UPDATE on asyncpg.
     rows = await connection.execute_query_dict(_claim_sql(postgres), values)
-    return sorted(int(row["id"]) for row in rows)
+    return sorted((Claimed.from_row(row) for row in rows), key=lambda c: c.id)
 
 
 async def release(worker_id: str, ids: list[int] | None = None) -> int:
@@ -308,15 +344,14 @@ class DeliveryWorker:
     # claiming and sending ---------------------------------------------------------------
     async def _claim_and_start(self) -> int:
         free = self.concurrency - len(self._busy_targets)
-        ids = await claim(self.herald, self.worker_id, limit=free * BATCH_PER_TARGET, lease=self.lease)
-        if not ids:
+        deliveries = await claim(self.herald, self.worker_id, limit=free * BATCH_PER_TARGET, lease=self.lease)
+        if not deliveries:
             return 0
         deadline = time.monotonic() + self.lease
-        deliveries = await Delivery.filter(id__in=ids).order_by("id")
         targets = {t.id: t for t in await WebhookTarget.filter(
             id__in={d.target_id for d in deliveries}).prefetch_related("owner")}
         allow_private_setting = bool(await effective(self.herald, "webhook_allow_private"))
-        by_target: dict[int, list[Delivery]] = {}
+        by_target: dict[int, list[Claimed]] = {}
         for delivery in deliveries:
             by_target.setdefault(delivery.target_id, []).append(delivery)
         for target_id, rows in by_target.items():
@@ -326,17 +361,18 @@ class DeliveryWorker:
             task = asyncio.create_task(self._run_batch(target, rows, deadline, allow_private))
             self._batches.add(task)
             task.add_done_callback(self._batches.discard)
-        return len(ids)
+        return len(deliveries)
 
-    async def _run_batch(self, target: WebhookTarget, rows: list[Delivery], deadline: float,
+    async def _run_batch(self, target: WebhookTarget, rows: list[Claimed], deadline: float,
                          allow_private: bool) -> None:
         try:
             async with self._slots:
+                keys = signing_secrets(self.herald, target, self.herald.clock.now())
                 for index, delivery in enumerate(rows):
                     if self._stopping or time.monotonic() > deadline - (self.timeout + 2):
                         await shielded(release(self.worker_id, [d.id for d in rows[index:]]))
                         return
-                    outcome = await self.attempt(target, delivery, allow_private=allow_private)
+                    outcome = await self.attempt(target, delivery, allow_private=allow_private, keys=keys)
                     self._results.append(outcome)
                     self._flush_wanted.set()
                     if not outcome.ok:
@@ -346,7 +382,8 @@ class DeliveryWorker:
         finally:
             self._busy_targets.discard(target.id)
 
-    async def attempt(self, target: WebhookTarget, delivery: Delivery, *, allow_private: bool) -> Outcome:
+    async def attempt(self, target: WebhookTarget, delivery: Claimed, *, allow_private: bool,
+                      keys: list[str] | None = None) -> Outcome:
         """Send one delivery once; never raises for what the receiver or network did."""
         herald = self.herald
         now = herald.clock.now()
@@ -366,10 +403,10 @@ class DeliveryWorker:
             headers["webhook-timestamp"] = str(timestamp)
             headers["webhook-signature"] = " ".join(
                 sign(key, delivery.webhook_id, timestamp, data or b"")
-                for key in signing_secrets(herald, target, now))
+                for key in (keys or signing_secrets(herald, target, now)))
             headers["herald-sequence"] = str(delivery.sequence)
             headers["herald-event-type"] = delivery.event_type
-            headers["herald-occurred-at"] = delivery.occurred_at.isoformat()
+            headers["herald-occurred-at"] = delivery.occurred_at
             assert self.session is not None
             answer = await send(self.session, method=delivery.method, url=url, headers=headers, data=data,
                                 timeout=self.timeout, allow_private=allow_private)

@@ -481,11 +481,15 @@ def _progress_of(payload: dict | None) -> float:
 async def enqueue_event(herald, event: Event, printer: Printer, connection,
                         notify: Callable[[], None] | None = None) -> int:
     """Create the deliveries of one stored event (an event listener; runs in its transaction)."""
-    targets = await WebhookTarget.filter(owner_id=printer.owner_id, enabled=True).using_db(connection)
-    matching = [t for t in targets if event.type in (t.events or [])
-                and (not t.printer_ids or printer.id in t.printer_ids)]
-    if not matching:
+    # Match on three columns first: loading every target of the owner as a model costs
+    # more than the rest of the event.
+    candidates = await (WebhookTarget.filter(owner_id=printer.owner_id, enabled=True).using_db(connection)
+                        .values_list("id", "events", "printer_ids"))
+    wanted = [tid for tid, events, printer_ids in candidates
+              if event.type in (events or []) and (not printer_ids or printer.id in printer_ids)]
+    if not wanted:
         return 0
+    matching = await WebhookTarget.filter(id__in=wanted).using_db(connection).order_by("id")
     previous = current = 0.0
     if event.type == "print.progress":
         current = _progress_of(event.payload)

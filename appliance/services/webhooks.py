@@ -596,3 +596,11 @@ async def resend(herald, delivery: Delivery, notify: Callable[[], None] | None =
 async def notices(owner: User) -> list[WebhookTarget]:
     """Targets Herald disabled, to show on the dashboard until the user acts."""
     return await WebhookTarget.filter(owner_id=owner.id, enabled=False).exclude(disabled_reason="")
+
+
+async def snapshot_needed(snapshot_path: str) -> bool:
+    """Whether a stored snapshot is still needed by a delivery that has not finished.
+
+    The events area removes an event's snapshot file once this answers False.
+    """
+    return await Delivery.filter(snapshot_path=snapshot_path, status__in=("pending", "in_flight")).exists()

@@ -409,3 +409,88 @@ async def test_pages_show_template_errors_next_to_the_field(app, client, owner, 
     assert "delivered" in page and "200" in page
     log_page = await (await client.get(f"/webhooks/{target_id}/deliveries")).get_data(as_text=True)
     assert "Print Done" in log_page
+
+
+async def test_five_days_of_failure_disable_the_target_with_mail(app, client, herald, owner, printer, receiver):
+    from appliance.services.runtime_settings import set_runtime
+    from tests.support.smtp import SMTPServer
+
+    receiver.respond = lambda request, received: web.Response(status=500)
+    target = await make_target(herald, owner, receiver)
+    with SMTPServer() as smtp:
+        for name, value in smtp.settings().items():
+            await set_runtime(herald, name, value)
+        await store_event(herald, printer, "print.done")
+        await receiver.wait_for(1)
+        await asyncio.sleep(0.3)
+        target = await WebhookTarget.get(id=target.id)
+        assert target.enabled and target.failing_since == herald.clock.now()
+        herald.clock.advance(5 * 86400 - 60)  # almost five days: still enabled
+        await store_event(herald, printer, "print.done")
+        await receiver.wait_for(2)
+        await asyncio.sleep(0.3)
+        assert (await WebhookTarget.get(id=target.id)).enabled
+        herald.clock.advance(120)
+        await store_event(herald, printer, "print.done")
+        await receiver.wait_for(3)
+        (message,) = await smtp.wait_for(1)
+    target = await WebhookTarget.get(id=target.id)
+    assert not target.enabled and "failed since" in target.disabled_reason
+    assert message["To"] == "admin@example.com" and "disabled" in message["Subject"]
+    # Enabling it again clears the notice.
+    await service.set_enabled(target, True)
+    assert await service.notices(owner) == []
+
+
+async def test_purge_removes_old_deliveries_and_attempts(app, herald, owner, printer, receiver):
+    from appliance.services.webhook_delivery import purge
+
+    await make_target(herald, owner, receiver)
+    await store_event(herald, printer, "print.done")
+    await settle()
+    herald.clock.advance(29 * 86400)
+    await store_event(herald, printer, "print.done")
+    await settle()
+    herald.clock.advance(2 * 86400)
+    assert await purge(herald) == 1
+    assert await Delivery.all().count() == 1 and await DeliveryAttempt.all().count() == 1
+
+
+async def test_stopping_the_worker_releases_its_claims(app, herald, owner, printer, receiver):
+    from appliance.services.webhook_delivery import DeliveryWorker
+
+    # Stop the app's own worker, so the one under test holds every claim.
+    app_worker = herald.tasks._tasks["webhook-delivery"]
+    app_worker.cancel()
+    await asyncio.gather(app_worker, return_exceptions=True)
+    hold = asyncio.Event()
+
+    async def stall(request, received):
+        await hold.wait()
+
+    receiver.respond = stall
+    await make_target(herald, owner, receiver)
+    for _ in range(5):
+        await store_event(herald, printer, "print.done")
+    first = DeliveryWorker(herald)
+    task = asyncio.create_task(first.run())
+    await receiver.wait_for(1)
+    assert await Delivery.filter(status="in_flight", claimed_by=first.worker_id).count() == 5
+    task.cancel()  # what the app does at shutdown
+    await asyncio.gather(task, return_exceptions=True)
+    await first.close()
+    rows = await Delivery.all()
+    # Back in the queue, unclaimed; only the stalled one may have timed out (one attempt).
+    assert {(d.status, d.claimed_by) for d in rows} == {("pending", None)}
+    assert sorted(d.attempts for d in rows) in ([0, 0, 0, 0, 0], [0, 0, 0, 0, 1])
+    hold.set()
+    herald.clock.advance(10)
+    receiver.respond = None
+    second = DeliveryWorker(herald)
+    task = asyncio.create_task(second.run())
+    try:
+        await settle()
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await second.close()

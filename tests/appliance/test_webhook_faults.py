@@ -14,7 +14,6 @@ from collections import defaultdict
 from pathlib import Path
 from types import SimpleNamespace
 
-from aiohttp import web
 from tortoise import Tortoise
 from tortoise.backends.base.executor import EXECUTOR_CACHE
 

@@ -43,14 +43,11 @@ def url_problem(url: str) -> str | None:
 
 
 def is_restricted(address: str) -> bool:
+    """Private, loopback, link-local, or any other address that is not globally routable."""
     ip = ipaddress.ip_address(address.split("%")[0])
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
-    return (ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_unspecified
-            or ip.is_multicast or ip.is_reserved or ip.is_site_local
-            if isinstance(ip, ipaddress.IPv6Address) else
-            ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_unspecified
-            or ip.is_multicast or ip.is_reserved)
+    return not ip.is_global or ip.is_multicast
 
 
 async def resolve_checked(host: str, port: int, *, allow_private: bool) -> str:

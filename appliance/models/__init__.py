@@ -10,14 +10,17 @@ from appliance.models.accounts import (
     Invite,
     LoginSession,
     RuntimeSetting,
+    SetupToken,
     User,
 )
-from appliance.models.printers import Event, Job, LinkRequest, Printer
+from appliance.models.oauth import AuthorizationCode, OAuthClient
+from appliance.models.printers import Event, Job, LinkRequest, Printer, StatusSample
 from appliance.models.system import Lease
 from appliance.models.webhooks import Delivery, DeliveryAttempt, WebhookTarget
 
 __all__ = [
     "AccessToken",
+    "AuthorizationCode",
     "Delivery",
     "DeliveryAttempt",
     "EmailToken",
@@ -27,8 +30,11 @@ __all__ = [
     "Lease",
     "LinkRequest",
     "LoginSession",
+    "OAuthClient",
     "Printer",
     "RuntimeSetting",
+    "StatusSample",
+    "SetupToken",
     "User",
     "WebhookTarget",
 ]

@@ -37,7 +37,7 @@ from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
 from appliance.db import shielded
-from appliance.models import Delivery, DeliveryAttempt, WebhookTarget
+from appliance.models import Delivery, DeliveryAttempt, Event, WebhookTarget
 from appliance.services import webhook_templates as tpl
 from appliance.services.mail import mail_configured, send_mail
 from appliance.services.runtime_settings import effective
@@ -239,6 +239,7 @@ class Outcome:
     error: str = ""
     retry_after: float | None = None
     gone: bool = False
+    snapshot_path: str | None = None
 
 
 class DeliveryWorker:
@@ -387,7 +388,8 @@ class DeliveryWorker:
         """Send one delivery once; never raises for what the receiver or network did."""
         herald = self.herald
         now = herald.clock.now()
-        outcome = Outcome(delivery.id, target.id, delivery.attempts, now, ok=False)
+        outcome = Outcome(delivery.id, target.id, delivery.attempts, now, ok=False,
+                          snapshot_path=delivery.snapshot_path)
         started = time.monotonic()
         try:
             oauth = await self.oauth_params(target, allow_private=allow_private) if target.oauth_enabled else None
@@ -494,7 +496,9 @@ class DeliveryWorker:
         async with self._flush_lock:
             results, self._results = self._results, []
             if results:
-                await record_outcomes(self.herald, self.worker_id, results, self.policy)
+                finished = await record_outcomes(self.herald, self.worker_id, results, self.policy)
+                if finished:
+                    await release_snapshots(self.herald, finished)
 
 
 class OAuthError(Exception):
@@ -513,12 +517,16 @@ def _read_snapshot(herald, path: str | None) -> bytes | None:
         return None
 
 
-async def record_outcomes(herald, worker_id: str, results: list[Outcome], policy: RetryPolicy) -> None:
-    """Write a batch of attempts: one UPDATE for all successes, one per failure."""
+async def record_outcomes(herald, worker_id: str, results: list[Outcome], policy: RetryPolicy) -> set[str]:
+    """Write a batch of attempts: one UPDATE for all successes, one per failure.
+
+    Returns the snapshot paths of deliveries that finished (delivered or failed).
+    """
     now = herald.clock.now()
     ok = [r for r in results if r.ok]
     failed = [r for r in results if not r.ok]
     disable: dict[int, str] = {}
+    finished = {r.snapshot_path for r in ok if r.snapshot_path}
     async with in_transaction() as conn:
         await DeliveryAttempt.bulk_create([
             DeliveryAttempt(delivery_id=r.delivery_id, started_at=r.started_at, status_code=r.status_code,
@@ -542,6 +550,8 @@ async def record_outcomes(herald, worker_id: str, results: list[Outcome], policy
                                        "last_error": r.error[:_KEEP_ERROR]}
             if delay is None:
                 changes.update(status="failed", finished_at=now)
+                if r.snapshot_path:
+                    finished.add(r.snapshot_path)
             else:
                 changes.update(status="pending", next_attempt_at=now + timedelta(seconds=delay))
             await Delivery.filter(id=r.delivery_id, claimed_by=worker_id).using_db(conn).update(**changes)
@@ -561,6 +571,22 @@ async def record_outcomes(herald, worker_id: str, results: list[Outcome], policy
     for target_id, reason in disable.items():
         log.warning("webhook target %s disabled: %s", target_id, reason)
         asyncio.create_task(_mail_disabled(herald, target_id, reason))
+    return finished
+
+
+async def release_snapshots(herald, paths: set[str]) -> int:
+    """Delete snapshot files no unfinished delivery needs any more (the contract keeps them no longer)."""
+    removed = 0
+    root = herald.settings.data_path.resolve()
+    for path in paths:
+        if await Delivery.filter(snapshot_path=path, status__in=("pending", "in_flight")).exists():
+            continue
+        await Event.filter(snapshot_path=path).update(snapshot_path=None)
+        file = (root / path).resolve()
+        if file.is_relative_to(root):
+            file.unlink(missing_ok=True)
+            removed += 1
+    return removed
 
 
 async def _mail_disabled(herald, target_id: int, reason: str) -> None:
@@ -577,9 +603,21 @@ async def _mail_disabled(herald, target_id: int, reason: str) -> None:
         log.exception("could not mail about disabled webhook %s", target_id)
 
 
+SNAPSHOT_GRACE = timedelta(minutes=10)
+
+
 async def purge(herald) -> int:
-    """Delete deliveries (and their attempts) older than the retention period."""
-    cutoff = herald.clock.now() - timedelta(days=int(herald.settings.webhook_retention_days))
+    """Delete deliveries (and their attempts) older than the retention period.
+
+    Also removes snapshots of events that no unfinished delivery needs (events whose
+    targets did not ask for the snapshot), once they are SNAPSHOT_GRACE old.
+    """
+    now = herald.clock.now()
+    stale = await Event.filter(snapshot_path__not_isnull=True, received_at__lt=now - SNAPSHOT_GRACE
+                               ).values_list("snapshot_path", flat=True)
+    if stale:
+        await release_snapshots(herald, {p for p in stale if p})
+    cutoff = now - timedelta(days=int(herald.settings.webhook_retention_days))
     total = 0
     while True:
         ids = await Delivery.filter(accepted_at__lt=cutoff).limit(1000).values_list("id", flat=True)

@@ -494,3 +494,39 @@ async def test_stopping_the_worker_releases_its_claims(app, herald, owner, print
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         await second.close()
+
+
+async def test_through_the_events_api_with_snapshot_kept_until_delivered(app, client, herald, owner, receiver,
+                                                                           settings):
+    from appliance.models import Event
+    from tests.appliance.test_events import JPEG, multipart
+    from tests.support.printers import bearer, event_body, make_printer
+
+    api_printer, key = await make_printer(herald, owner, "API printer")
+    await make_target(herald, owner, receiver, body=json.dumps({"file": "@extra.name", "img": "@snapshot"}))
+    hold = asyncio.Event()
+
+    async def wait(request, received):
+        await hold.wait()
+
+    receiver.respond = wait
+    body, ctype = multipart([("event", "", json.dumps(event_body("e-1")).encode(), "application/json"),
+                             ("snapshot", "snap.jpg", JPEG, "image/jpeg")])
+    response = await client.post("/api/v1/printer/events", data=body,
+                                 headers={**bearer(key), "Content-Type": ctype})
+    assert response.status_code == 202
+    (delivery,) = await Delivery.all()  # it existed before the endpoint answered
+    event = await Event.get(printer_id=api_printer.id, event_id="e-1")
+    snapshot = settings.data_path / event.snapshot_path
+    assert delivery.snapshot_path == event.snapshot_path and snapshot.exists()
+    # A repeated id is accepted and not enqueued twice.
+    response = await client.post("/api/v1/printer/events", json=event_body("e-1"), headers=bearer(key))
+    assert response.status_code == 202 and await Delivery.all().count() == 1
+    (got,) = await receiver.wait_for(1)
+    assert snapshot.exists()  # still needed while the delivery is in flight
+    hold.set()
+    await settle()
+    assert JPEG in got.body and b'name="file"\r\n\r\nbenchy.gcode' in got.body
+    await asyncio.sleep(0.2)
+    assert not snapshot.exists()  # gone once the delivery finished
+    assert (await Event.get(id=event.id)).snapshot_path is None

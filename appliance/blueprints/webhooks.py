@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from typing import Any
 
@@ -91,7 +92,7 @@ async def api_list():
 @blueprint.get("/api/v1/webhooks/presets")
 async def api_presets():
     await require_bearer_or_session(SCOPE)
-    return {"presets": {name: {k: v for k, v in p.items()} for name, p in service.PRESETS.items()},
+    return {"presets": service.PRESETS,
             "event_types": {t: topic for t, (topic, _msg) in service.EVENT_TOPICS.items()}}
 
 
@@ -324,11 +325,9 @@ async def page_delivery(delivery_id: str):
     user = await require_user()
     delivery = await service.get_delivery(user, delivery_id)
     attempts = await DeliveryAttempt.filter(delivery_id=delivery.id).order_by("id")
-    import json as _json
-
     return await render_template("webhooks/delivery.html", delivery=delivery, target=delivery.target,
-                                 attempts=attempts, body=_json.dumps(delivery.body, indent=2),
-                                 headers=_json.dumps(delivery.headers, indent=2))
+                                 attempts=attempts, body=json.dumps(delivery.body, indent=2),
+                                 headers=json.dumps(delivery.headers, indent=2))
 
 
 @blueprint.post("/webhooks/deliveries/<delivery_id>/resend")

@@ -35,12 +35,14 @@ class Herald:
     clock: Clock
     secret_box: SecretBox
     tasks: BackgroundTasks
-    # Called with (event, printer) inside the transaction that stores a printer
-    # event (posted by the plugin or recorded by Herald, e.g. printer.offline), so
-    # that e.g. webhook deliveries exist before the event endpoint answers.
+    # Awaited as listener(event, printer, connection) inside the transaction that
+    # stores a printer event (posted by the plugin or recorded by Herald, e.g.
+    # printer.offline); write with using_db=connection, so that e.g. webhook
+    # deliveries exist before the event endpoint answers. See services/events.py.
     event_listeners: list[Callable[..., Awaitable[None]]] = field(default_factory=list)
-    # Called with (printer_id, status_dict) after a status is accepted (not awaited
-    # on the database): the live dashboard subscribes here.
+    # Called as listener(printer_id, printer_view) after a status is accepted (not
+    # awaited; printer_view is the GET /api/v1/printers/<id> object): the live
+    # dashboard subscribes here.
     status_listeners: list[Callable[[str, dict], None]] = field(default_factory=list)
     # Extension points for dependencies tests hand in (e.g. the Alexa trust store).
     deps: dict[str, Any] = field(default_factory=dict)
@@ -170,9 +172,9 @@ def begin_stopping(app: Quart) -> None:
 def _register_blueprints(app: Quart) -> None:
     # One module per area; each exports `blueprint` and may export `init_app(app)`
     # to register background tasks or startup hooks.
-    from appliance.blueprints import accounts, dashboard, health
+    from appliance.blueprints import account, accounts, admin, api, dashboard, health, printers
 
-    for module in (health, accounts, dashboard):
+    for module in (health, accounts, account, admin, api, printers, dashboard):
         app.register_blueprint(module.blueprint)
         init = getattr(module, "init_app", None)
         if init is not None:

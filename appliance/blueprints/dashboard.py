@@ -28,7 +28,8 @@ RETRY_MS = 2000  # how soon a browser reconnects after the stream ends (e.g. a s
 
 # Main navigation: shown when the page exists in this build (areas land one by one).
 NAV: tuple[tuple[str, str, bool], ...] = (
-    ("Printers", "/", False),
+    ("Dashboard", "/", False),
+    ("Printers", "/printers", False),
     ("Webhooks", "/webhooks", False),
     ("Alexa", "/alexa/setup", False),
     ("Apps", "/account/apps", False),
@@ -64,10 +65,7 @@ def _nav_links() -> list[dict[str, Any]]:
     for label, target, admin_only in NAV:
         if target not in pages or (admin_only and not is_admin):
             continue
-        if target == "/":
-            current = path == "/" or path.startswith("/printers")
-        else:
-            current = path == target or path.startswith(target + "/")
+        current = path == target or (target != "/" and path.startswith(target + "/"))
         links.append({"label": label, "path": target, "current": current})
     # "Account" must not light up on /account/apps when Apps has its own entry
     if sum(link["current"] for link in links) > 1:
@@ -146,7 +144,9 @@ async def events():
                         now = herald.clock.now()
                         zone = user_zone(user.time_zone)
                         for view in views.values():
-                            card = build_card(view, now=now, zone=zone, **_settings(herald))
+                            card = build_card(view, now=now, zone=zone,
+                                              offline_after=herald.settings.offline_after,
+                                              purge_after_days=herald.settings.purge_after_days)
                             yield _sse("card", {"server_now": _iso(now), **await _card_message(card)})
                     if loop.time() >= next_resync:
                         next_resync = loop.time() + heartbeat
@@ -182,7 +182,7 @@ async def events():
 
 def _settings(herald) -> dict[str, Any]:
     return {"offline_after": herald.settings.offline_after,
-            "purge_after_days": herald.settings.purge_after_days}
+            "purge_after_days": herald.settings.purge_after_days, "herald": herald}
 
 
 def _iso(moment) -> str:

@@ -32,6 +32,17 @@ class Migration(migrations.Migration):
             bases=['Model'],
         ),
         ops.CreateModel(
+            name='SetupToken',
+            fields=[
+                ('name', fields.CharField(primary_key=True, unique=True, db_index=True, max_length=32)),
+                ('token_hash', fields.CharField(unique=True, max_length=64)),
+                ('token_encrypted', fields.TextField(unique=False)),
+                ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
+            ],
+            options={'table': 'setup_tokens', 'app': 'herald', 'pk_attr': 'name', 'table_description': "The first-run setup link's token, until the first admin exists."},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
             name='User',
             fields=[
                 ('id', fields.IntField(generated=True, primary_key=True, unique=True, db_index=True)),
@@ -124,6 +135,7 @@ class Migration(migrations.Migration):
                 ('online', fields.BooleanField(default=False)),
                 ('purge_warned_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
                 ('event_sequence', fields.BigIntField(default=0)),
+                ('changed_at', fields.DatetimeField(null=True, db_index=True, auto_now=False, auto_now_add=False)),
             ],
             options={'table': 'printers', 'app': 'herald', 'pk_attr': 'id'},
             bases=['Model'],
@@ -176,6 +188,18 @@ class Migration(migrations.Migration):
                 ('completed_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
             ],
             options={'table': 'link_requests', 'app': 'herald', 'pk_attr': 'id', 'table_description': 'An RFC 8628 device authorization started by the plugin (``POST /api/v1/link``).'},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
+            name='StatusSample',
+            fields=[
+                ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('printer', fields.ForeignKeyField('herald.Printer', source_field='printer_id', db_constraint=True, to_field='id', related_name='samples', on_delete=OnDelete.CASCADE)),
+                ('taken_at', fields.DatetimeField(db_index=True, auto_now=False, auto_now_add=False)),
+                ('temperatures', fields.JSONField(null=True, encoder=functools.partial(dumps, separators=(',', ':')), decoder=loads)),
+                ('progress', fields.FloatField(null=True)),
+            ],
+            options={'table': 'status_samples', 'app': 'herald', 'pk_attr': 'id', 'table_description': "A downsampled point of a printer's temperatures and progress, for its chart."},
             bases=['Model'],
         ),
     ]

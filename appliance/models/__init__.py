@@ -10,9 +10,10 @@ from appliance.models.accounts import (
     Invite,
     LoginSession,
     RuntimeSetting,
+    SetupToken,
     User,
 )
-from appliance.models.printers import Event, Job, LinkRequest, Printer
+from appliance.models.printers import Event, Job, LinkRequest, Printer, StatusSample
 from appliance.models.system import Lease
 
 __all__ = [
@@ -26,5 +27,7 @@ __all__ = [
     "LoginSession",
     "Printer",
     "RuntimeSetting",
+    "StatusSample",
+    "SetupToken",
     "User",
 ]

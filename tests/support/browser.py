@@ -22,6 +22,7 @@ import re
 import sqlite3
 import subprocess
 import sys
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -177,13 +178,13 @@ class SeededServer(LiveServer):
             )
         return printer_id, key
 
-    def store_status(self, printer_id: str, status: dict, seen: datetime | None = None) -> None:
-        """Store a status as the printers area's writer does; open dashboards pick it up at
-        their next heartbeat (set short by the fixture)."""
-        seen = _db_time(seen or datetime.now(UTC))
-        with self._db() as db:
-            db.execute("UPDATE printers SET status = ?, last_seen_at = ?, status_updated_at = ?, online = 1"
-                       " WHERE id = ?", (json.dumps(status), seen, seen, printer_id))
+    def push_status(self, printer_key: str, status: dict) -> None:
+        """What the plugin does: ``PUT /api/v1/printer/status`` with the printer's key."""
+        request = urllib.request.Request(
+            self.url + "/api/v1/printer/status", method="PUT", data=json.dumps(status).encode(),
+            headers={"Authorization": f"Bearer {printer_key}", "Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 204, response.status
 
 
 def _db_time(moment: datetime | None) -> str | None:
@@ -191,12 +192,17 @@ def _db_time(moment: datetime | None) -> str | None:
 
 
 @pytest.fixture
-def herald_server(tmp_path: Path) -> Iterator[SeededServer]:
-    """The real ``herald serve`` (SQLite, 1 s heartbeat) with an admin; stopped after the test."""
+def herald_server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[SeededServer]:
+    """The real ``herald serve`` (SQLite, 1 s heartbeat) with an admin; stopped after the test.
+
+    ``@pytest.mark.herald_env(HERALD_X="...")`` sets more environment for the server.
+    """
     from tests.conftest import free_port
 
-    server = SeededServer(data_dir=tmp_path / "data", port=free_port(),
-                          env={"HERALD_LIVE_HEARTBEAT": "1", "HERALD_SIGNUP_MODE": "closed"})
+    env = {"HERALD_LIVE_HEARTBEAT": "1", "HERALD_SIGNUP_MODE": "closed"}
+    for marker in request.node.iter_markers("herald_env"):
+        env.update(marker.kwargs)
+    server = SeededServer(data_dir=tmp_path / "data", port=free_port(), env=env)
     server.data_dir.mkdir(parents=True)
     server.create_admin()
     server.start()

@@ -148,3 +148,26 @@ def test_new_user_sees_how_to_link_and_login_page_is_accessible(chromium, herald
     assert empty.is_hidden()
     assert "Waiting for first check-in" in page.locator(".printer-card").inner_text()
     assert_clean(page)
+
+
+PAGES = ["/", "/printers", "/printers/{id}", "/printers/new", "/printers/{id}/remove", "/link", "/account",
+         "/admin/users", "/admin/invites", "/admin/signup", "/admin/mail", "/admin/system"]
+
+
+def test_every_page_fits_a_phone_and_passes_axe(chromium, herald_server, artifacts):
+    """The design system on every area's pages: no sideways scrolling at 360 px, no serious
+    axe-core finding, no console error or CSP violation, in light and dark."""
+    ids, keys = seed_three(herald_server)
+    herald_server.push_status(keys["prusa"], printing_status(progress=50.0))
+    for mobile, scheme in ((True, "dark"), (False, "light")):
+        page = new_page(chromium, herald_server, mobile=mobile, color_scheme=scheme)
+        log_in(page, herald_server)
+        for template in PAGES:
+            path = template.format(id=ids["prusa"])
+            page.goto(herald_server.url + path)
+            if mobile:
+                assert page.evaluate("() => document.documentElement.scrollWidth") <= PHONE["width"], path
+            assert_accessible(page)
+        # leaving a page cancels its event stream: that is the browser's doing, not an error
+        assert [e for e in page.herald_errors if "events/dashboard" not in e] == []
+    shoot(page, artifacts, "admin-system-desktop")

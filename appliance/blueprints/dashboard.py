@@ -153,17 +153,17 @@ async def events():
                         if await resolve_session(token, clock=herald.clock) is None:
                             yield _sse("logout", {})
                             return
-                        async for chunk in _resync(user, index):
+                        fresh = await printer_index(user.id)
+                        async for chunk in _resync(user, index, fresh):
                             yield chunk
-                        index = await printer_index(user.id)
+                        index = fresh
                         hub.watch(subscriber, index)
                         yield ": heartbeat\n\n"
         finally:
             hub.unsubscribe(subscriber)
 
-    async def _resync(owner: User, known: dict[str, tuple]) -> AsyncIterator[str]:
+    async def _resync(owner: User, known: dict[str, tuple], fresh: dict[str, tuple]) -> AsyncIterator[str]:
         """Cards that changed without a published status (added, renamed, another process)."""
-        fresh = await printer_index(owner.id)
         removed = [pid for pid in known if pid not in fresh]
         changed = [pid for pid, row in fresh.items() if known.get(pid) != row]
         now = herald.clock.now()

@@ -11,7 +11,8 @@ Use in a test module (the fixtures are registered for the whole suite by tests/c
 
 Every page records console errors and CSP violations in ``page.herald_errors``;
 ``assert_clean(page)`` fails the test when there are any.
-Browser tests are plain (sync) test functions: Playwright's sync API runs its own loop.
+Browser tests are plain (sync) test functions in modules of their own (no async tests
+beside them): Playwright's sync API runs its own loop while the module's browser is open.
 """
 
 from __future__ import annotations
@@ -49,9 +50,14 @@ ADMIN_PASSWORD = "correct horse battery staple"
 # --- the browser ------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium():
-    """One headless Chromium for the session (Debian's, not a Playwright download)."""
+    """One headless Chromium per test module (Debian's, not a Playwright download).
+
+    Module scope, not session: Playwright's sync API keeps its event loop marked as
+    running in this thread while it is open, and the async tests of the next module
+    need the thread to themselves. So keep browser tests in modules of their own.
+    """
     from playwright.sync_api import sync_playwright
 
     if not Path(CHROMIUM).exists():
@@ -79,7 +85,9 @@ def new_page(browser, server: LiveServer | None = None, *, viewport: dict | None
     page.herald_errors = []
     page.on("console", lambda message: message.type == "error" and page.herald_errors.append(message.text))
     page.on("pageerror", lambda error: page.herald_errors.append(str(error)))
-    page.on("requestfailed", lambda req: page.herald_errors.append(f"{req.url}: {req.failure}"))
+    # ERR_ABORTED: the page was left while loading (the event stream, a favicon): not a fault
+    page.on("requestfailed", lambda req: req.failure != "net::ERR_ABORTED"
+            and page.herald_errors.append(f"{req.url}: {req.failure}"))
     page.on("response", lambda response: response.status >= 400
             and page.herald_errors.append(f"{response.url}: HTTP {response.status}"))
     return page

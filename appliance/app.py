@@ -172,9 +172,19 @@ def begin_stopping(app: Quart) -> None:
 def _register_blueprints(app: Quart) -> None:
     # One module per area; each exports `blueprint` and may export `init_app(app)`
     # to register background tasks or startup hooks.
-    from appliance.blueprints import account, accounts, admin, api, dashboard, health, printers
+    from appliance.blueprints import (
+        account,
+        accounts,
+        admin,
+        alexa,
+        api,
+        dashboard,
+        health,
+        oauth,
+        printers,
+    )
 
-    for module in (health, accounts, account, admin, api, printers, dashboard):
+    for module in (health, accounts, account, admin, api, printers, oauth, alexa, dashboard):
         app.register_blueprint(module.blueprint)
         init = getattr(module, "init_app", None)
         if init is not None:

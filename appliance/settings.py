@@ -89,6 +89,13 @@ def _pos_float(value: Any) -> float:
     return number
 
 
+def _token_minutes(value: Any) -> int:
+    number = int(value)
+    if number < 6:
+        raise ValueError(f"must be at least 6 (Alexa needs tokens valid 6 minutes), got {number}")
+    return number
+
+
 SETTINGS: tuple[Setting, ...] = (
     # --- serving
     Setting("host", "127.0.0.1", "Address to bind; 0.0.0.0 to listen on every interface."),
@@ -165,6 +172,33 @@ SETTINGS: tuple[Setting, ...] = (
         1.0,
         "Seconds between writes of coalesced printer status to the database.",
         _pos_float,
+    ),
+    # --- Alexa and the OAuth server
+    Setting(
+        "alexa_skill_id",
+        "",
+        "The Alexa skill's id (amzn1.ask.skill....); requests for any other skill are refused. "
+        "Empty refuses every Alexa request.",
+    ),
+    Setting(
+        "alexa_verify_requests",
+        True,
+        "Verify that Alexa requests are signed by Amazon. Turn off only for local testing: "
+        "Herald then logs a warning at every start.",
+        _bool,
+    ),
+    Setting(
+        "alexa_single_owner",
+        False,
+        "One-person household: answer every Alexa request for the admin's printers, "
+        "without account linking.",
+        _bool,
+    ),
+    Setting(
+        "oauth_access_token_minutes",
+        60,
+        "Lifetime of OAuth access tokens in minutes (at least 6, as Alexa requires).",
+        _token_minutes,
     ),
 )
 

@@ -186,12 +186,14 @@ def test_link_print_and_publish(herald: LiveServer, octoprint: OctoPrintServer):
     wait_for(finished, 120, "Herald to show the finished print", interval=0.3)
     printing = [s for s in during if s["job"]["progress"] is not None and 0 < s["job"]["progress"] < 100]
     assert printing, f"no Printing status with progress was seen: {during}"
-    sample = printing[-1]
+    sample = printing[len(printing) // 2]  # mid-print: heaters on (the file ends with M104 S0)
     assert sample["state"] == "Printing"
     assert sample["job"]["file"] == "e2e.gcode"
+    assert sample["job"]["print_time"] is not None
     assert isinstance(sample["temperatures"]["tool0"]["actual"], float)
     assert sample["temperatures"]["tool0"]["target"] == 210.0
     assert sample["temperatures"]["bed"]["target"] == 60.0
+    assert len({s["job"]["progress"] for s in printing}) >= 2, "progress did not advance in Herald"
 
     final = owner.printer(printer_id)
     assert final["online"] is True and final["linked"] is True
@@ -283,10 +285,12 @@ def test_settings_page_in_chromium_links_the_printer(herald: LiveServer, octopri
             with context.expect_page() as opened:
                 page.click("#herald_link_button")
             approval = opened.value
+            # The tab opens blank (so no popup blocker stops it) and then goes to Herald.
+            approval.wait_for_url(re.compile(re.escape(herald.url) + r"/link\b.*"))
             approval.wait_for_load_state()
-            assert approval.url.startswith(herald.url + "/link")
             code = page.text_content("#herald_user_code")
             assert code and code.replace("-", "") in approval.content().replace("-", "")
+            page.screenshot(path=str(artifacts / "plugin-settings-code.png"))
             approval.click("button[name=decision][value=approve]")
             approval.wait_for_load_state()
 

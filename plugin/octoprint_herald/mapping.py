@@ -148,7 +148,7 @@ STATUS_EVENTS = {
     "PrintCancelled", "PrintPaused", "PrintResumed", "Error", "FileSelected", "FileDeselected",
 }
 
-_PAUSED_FOR_USER = re.compile(r"busy:\s*paused for user", re.IGNORECASE)
+_PAUSED_FOR_USER = re.compile(r"busy:?\s*paused for user", re.IGNORECASE)
 
 
 class EventMapper:

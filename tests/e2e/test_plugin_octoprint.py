@@ -41,8 +41,11 @@ def wait_for(predicate, timeout: float, what: str, interval: float = 0.25):
     raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
 
 
-def gcode(moves: int, *, length: float = 30.0, feed: int = 6000) -> str:
-    """A short print: heaters set without waiting (M104/M140), then ``moves`` G1 moves."""
+def gcode(moves: int, *, length: float = 30.0, feed: int = 600) -> str:
+    """A short print: heaters set without waiting (M104/M140), then ``moves`` G1 moves.
+
+    The Virtual Printer takes a tenth of a move's real duration: 30 mm at F600 is 0.3 s.
+    """
     lines = ["; Herald end-to-end test", "G21", "G90", "M82", "M104 S210", "M140 S60", "G28",
              "G92 E0", "G1 Z0.2 F600"]
     for i in range(moves):
@@ -206,6 +209,19 @@ def test_link_print_and_publish(herald: LiveServer, octoprint: OctoPrintServer):
     assert len({e["id"] for e in events}) == len(events)
     assert one_print(events) == ["print.started", "print.progress*", "print.done"]
     assert events[0]["payload"]["name"] == "e2e.gcode"
+
+    # A filament change: M600, then the firmware repeats "busy: paused for user" every
+    # second until the prompt is answered (M876). One occurrence, one event.
+    octoprint.api("POST", "/api/printer/command", json={"commands": ["M600"]})
+    time.sleep(3.5)
+    octoprint.api("POST", "/api/printer/command", json={"commands": ["M876 S0"]})
+    wait_for(lambda: len(events_in_herald(herald, printer_id)) > len(events), 30, "the user action event")
+    time.sleep(2)  # a repeated event, were one sent, would have arrived by now
+    later = events_in_herald(herald, printer_id)[len(events):]
+    serial_log = (octoprint.basedir / "logs" / "serial.log").read_text(errors="replace")
+    assert serial_log.count("paused for user") >= 2, "the firmware did not repeat its busy line"
+    assert [e["type"] for e in later] == ["printer.user_action_needed"]
+    assert later[0]["payload"]["reason"] == "filament_change"
 
 
 def test_herald_down_mid_print_then_a_cancel(herald: LiveServer, octoprint: OctoPrintServer):

@@ -140,6 +140,8 @@ def test_paused_for_user_is_reported_once_per_pause():
     assert mapper.on_received_line("echo:busy: paused for user") == []
     mapper.on_received_line("ok")  # the user resumed: the firmware acknowledges again
     assert len(mapper.on_received_line("echo:busy: paused for user")) == 1
+    mapper.on_received_line("ok")
+    assert len(mapper.on_received_line("echo:busy paused for user")) == 1  # some firmwares drop the colon
 
 
 def test_a_filament_change_and_its_busy_lines_are_one_occurrence():

@@ -74,7 +74,9 @@ def create_app(
         app,
         info={"title": "Herald API", "version": __version__},
         openapi_path="/api/v1/openapi.json",
-        swagger_ui_path="/api/v1/docs",
+        # The bundled Swagger UI page runs inline script from a CDN, which the CSP (rightly)
+        # blocks; the OpenAPI document above is what clients and tools read.
+        swagger_ui_path=None,
         redoc_ui_path=None,
         scalar_ui_path=None,
         security_schemes={
@@ -152,12 +154,37 @@ def on_shutdown(app: Quart, hook) -> None:
     app.extensions["herald"].deps.setdefault("_shutdown_hooks", []).insert(0, hook)
 
 
+def on_stopping(app: Quart, hook: Callable[[Quart], None]) -> None:
+    """Call ``hook(app)`` as soon as the server is told to stop, before it waits for open
+    connections: long-lived responses (the dashboard's event streams) end there, so a
+    graceful shutdown does not wait out its timeout for them."""
+    app.extensions["herald"].deps.setdefault("_stopping_hooks", []).append(hook)
+
+
+def begin_stopping(app: Quart) -> None:
+    for hook in app.extensions["herald"].deps.get("_stopping_hooks", []):
+        try:
+            hook(app)
+        except Exception:
+            log.exception("stopping hook %r failed", hook)
+
+
 def _register_blueprints(app: Quart) -> None:
     # One module per area; each exports `blueprint` and may export `init_app(app)`
     # to register background tasks or startup hooks.
-    from appliance.blueprints import account, accounts, admin, api, health, printers
+    from appliance.blueprints import (
+        account,
+        accounts,
+        admin,
+        alexa,
+        api,
+        dashboard,
+        health,
+        oauth,
+        printers,
+    )
 
-    for module in (health, accounts, account, admin, api, printers):
+    for module in (health, accounts, account, admin, api, printers, oauth, alexa, dashboard):
         app.register_blueprint(module.blueprint)
         init = getattr(module, "init_app", None)
         if init is not None:

@@ -121,14 +121,6 @@ async def logout():
     return response
 
 
-@blueprint.get("/")
-async def home():
-    user = await current_user()
-    if user is None:
-        return redirect("/login")
-    return await render_template("home.html", user=user)
-
-
 # --- first run -------------------------------------------------------------------------
 
 

@@ -76,6 +76,24 @@ class Migration(migrations.Migration):
             bases=['Model'],
         ),
         ops.CreateModel(
+            name='AuthorizationCode',
+            fields=[
+                ('id', fields.IntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('code_hash', fields.CharField(unique=True, max_length=64)),
+                ('client_id', fields.CharField(max_length=100)),
+                ('user', fields.ForeignKeyField('herald.User', source_field='user_id', db_constraint=True, to_field='id', related_name='authorization_codes', on_delete=OnDelete.CASCADE)),
+                ('redirect_uri', fields.CharField(default='', max_length=500)),
+                ('scope', fields.CharField(default='', max_length=255)),
+                ('code_challenge', fields.CharField(null=True, max_length=128)),
+                ('code_challenge_method', fields.CharField(null=True, max_length=10)),
+                ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
+                ('expires_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
+                ('used_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+            ],
+            options={'table': 'oauth_authorization_codes', 'app': 'herald', 'pk_attr': 'id', 'table_description': 'A single-use, short-lived code from /oauth/authorize (stored as its SHA-256 hash).'},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
             name='EmailToken',
             fields=[
                 ('id', fields.IntField(generated=True, primary_key=True, unique=True, db_index=True)),
@@ -118,6 +136,22 @@ class Migration(migrations.Migration):
                 ('user_agent', fields.CharField(default='', max_length=255)),
             ],
             options={'table': 'login_sessions', 'app': 'herald', 'pk_attr': 'id', 'table_description': 'A browser login. The cookie holds a random token, and only its SHA-256 is stored.'},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
+            name='OAuthClient',
+            fields=[
+                ('id', fields.IntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('client_id', fields.CharField(unique=True, max_length=100)),
+                ('name', fields.CharField(max_length=100)),
+                ('kind', fields.CharField(default='app', max_length=20)),
+                ('secret_encrypted', fields.TextField(unique=False)),
+                ('redirect_uris', fields.JSONField(default=list, encoder=functools.partial(dumps, separators=(',', ':')), decoder=loads)),
+                ('scopes', fields.CharField(default='printers:read', max_length=255)),
+                ('owner', fields.ForeignKeyField('herald.User', source_field='owner_id', null=True, db_constraint=True, to_field='id', related_name='oauth_clients', on_delete=OnDelete.SET_NULL)),
+                ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
+            ],
+            options={'table': 'oauth_clients', 'app': 'herald', 'pk_attr': 'id', 'table_description': 'An app allowed to ask users for access (Alexa account linking, later third-party apps).'},
             bases=['Model'],
         ),
         ops.CreateModel(

@@ -13,11 +13,13 @@ from appliance.models.accounts import (
     SetupToken,
     User,
 )
+from appliance.models.oauth import AuthorizationCode, OAuthClient
 from appliance.models.printers import Event, Job, LinkRequest, Printer, StatusSample
 from appliance.models.system import Lease
 
 __all__ = [
     "AccessToken",
+    "AuthorizationCode",
     "EmailToken",
     "Event",
     "Invite",
@@ -25,6 +27,7 @@ __all__ = [
     "Lease",
     "LinkRequest",
     "LoginSession",
+    "OAuthClient",
     "Printer",
     "RuntimeSetting",
     "StatusSample",

@@ -320,8 +320,9 @@ class HeraldPlugin(
         payload = json_safe(payload)
         if not self._settings.get_boolean(["publish_file_names"]):
             payload, printer_data = hide_file_names(payload, printer_data)
-        publisher.enqueue_event(event_type, payload, printer_data,
-                                snapshot=bool(self._settings.get_boolean(["attach_snapshot"])))
+        # Progress comes 99 times a print: pictures go with the events people look at.
+        snapshot = event_type != "print.progress" and bool(self._settings.get_boolean(["attach_snapshot"]))
+        publisher.enqueue_event(event_type, payload, printer_data, snapshot=snapshot)
 
     def _remember_job(self, event_type, payload):
         results = {"print.done": "completed", "print.failed": "failed", "print.cancelled": "cancelled"}

@@ -85,6 +85,16 @@ class HeraldOwner:
                                      data={"user_code": user_code, "decision": "approve", "csrf_token": token})
         assert response.status_code == 200, response.text
 
+    def rotate_key(self, printer_id: str) -> str:
+        """The web UI's "new key" button: the old key stops working; the new one is shown once."""
+        token = self._csrf(f"/printers/{printer_id}")
+        response = self.session.post(f"{self.base_url}/printers/{printer_id}/rotate", timeout=10,
+                                     data={"csrf_token": token})
+        assert response.status_code == 200, response.text
+        match = re.search(r"hpk_[A-Za-z0-9_\-]+", response.text)
+        assert match, "no printer key on the page"
+        return match.group(0)
+
     def printer(self, printer_id: str) -> dict:
         response = self.session.get(f"{self.base_url}/api/v1/printers/{printer_id}", timeout=10)
         assert response.status_code == 200, response.text
@@ -222,6 +232,23 @@ def test_link_print_and_publish(herald: LiveServer, octoprint: OctoPrintServer):
     assert serial_log.count("paused for user") >= 2, "the firmware did not repeat its busy line"
     assert [e["type"] for e in later] == ["printer.user_action_needed"]
     assert later[0]["payload"]["reason"] == "filament_change"
+
+    # The owner makes a new key in Herald: the old one gets 401, publishing stops and the
+    # settings page asks to relink; pasting the new key (the manual path) resumes it.
+    new_key = owner.rotate_key(printer_id)
+    state = wait_for(lambda: (s := plugin_state(octoprint))["needs_relink"] and s, 30, "the plugin to see the 401")
+    assert "link the printer again" in state["last_error"] and state["publishing"] is False
+    refused = octoprint.api("POST", "/api/plugin/herald", json={"command": "test"})
+    assert refused.status_code == 400 and "link the printer again" in refused.json()["error"]
+    time.sleep(1.1)  # last_seen has one-second steps at worst
+    seen_before = owner.printer(printer_id)["last_seen"]
+    verified = octoprint.api("POST", "/api/plugin/herald", json={"command": "verify", "printer_key": new_key})
+    assert verified.status_code == 200, verified.text
+    assert verified.json()["name"] == "E2E Prusa"
+    wait_for(lambda: owner.printer(printer_id)["last_seen"] > seen_before, 30,
+             "Herald to hear from the printer with the pasted key")
+    state = plugin_state(octoprint)
+    assert state["needs_relink"] is False and state["last_error"] is None and state["publishing"] is True
 
 
 def test_herald_down_mid_print_then_a_cancel(herald: LiveServer, octoprint: OctoPrintServer):

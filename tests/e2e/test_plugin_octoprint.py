@@ -349,3 +349,22 @@ def test_settings_page_in_chromium_links_the_printer(herald: LiveServer, octopri
     printer = owner.printer(state["printer_id"])
     assert printer["name"] == "E2E Prusa"
     assert printer["status"]["state_id"] == "operational"
+
+
+def test_queued_events_survive_an_octoprint_restart(herald: LiveServer, octoprint: OctoPrintServer):
+    owner = HeraldOwner(herald.url).login()
+    printer_id = link(octoprint, owner)
+    wait_for(lambda: plugin_state(octoprint)["last_success"], 30, "a first publish")
+    herald.stop()
+    try:
+        octoprint.api("POST", "/api/printer/command", json={"commands": ["M600"]})
+        time.sleep(1.5)
+        octoprint.api("POST", "/api/printer/command", json={"commands": ["M876 S0"]})
+        wait_for(lambda: plugin_state(octoprint)["queued_events"] == 1, 30, "the event to wait in the outbox")
+        octoprint.stop()
+        octoprint.start()  # same basedir: same settings, key and outbox
+    finally:
+        herald.start()
+    wait_for(lambda: plugin_state(octoprint)["queued_events"] == 0, 60, "the outbox to drain after the restart")
+    assert plugin_state(octoprint)["linked"] is True
+    assert [e["type"] for e in events_in_herald(herald, printer_id)] == ["printer.user_action_needed"]

@@ -35,12 +35,14 @@ class Herald:
     clock: Clock
     secret_box: SecretBox
     tasks: BackgroundTasks
-    # Called with (event, printer) inside the transaction that stores a printer
-    # event (posted by the plugin or recorded by Herald, e.g. printer.offline), so
-    # that e.g. webhook deliveries exist before the event endpoint answers.
+    # Awaited as listener(event, printer, connection) inside the transaction that
+    # stores a printer event (posted by the plugin or recorded by Herald, e.g.
+    # printer.offline); write with using_db=connection, so that e.g. webhook
+    # deliveries exist before the event endpoint answers. See services/events.py.
     event_listeners: list[Callable[..., Awaitable[None]]] = field(default_factory=list)
-    # Called with (printer_id, status_dict) after a status is accepted (not awaited
-    # on the database): the live dashboard subscribes here.
+    # Called as listener(printer_id, printer_view) after a status is accepted (not
+    # awaited; printer_view is the GET /api/v1/printers/<id> object): the live
+    # dashboard subscribes here.
     status_listeners: list[Callable[[str, dict], None]] = field(default_factory=list)
     # Extension points for dependencies tests hand in (e.g. the Alexa trust store).
     deps: dict[str, Any] = field(default_factory=dict)
@@ -72,7 +74,9 @@ def create_app(
         app,
         info={"title": "Herald API", "version": __version__},
         openapi_path="/api/v1/openapi.json",
-        swagger_ui_path="/api/v1/docs",
+        # The bundled Swagger UI page runs inline script from a CDN, which the CSP (rightly)
+        # blocks; the OpenAPI document above is what clients and tools read.
+        swagger_ui_path=None,
         redoc_ui_path=None,
         scalar_ui_path=None,
         security_schemes={
@@ -150,12 +154,37 @@ def on_shutdown(app: Quart, hook) -> None:
     app.extensions["herald"].deps.setdefault("_shutdown_hooks", []).insert(0, hook)
 
 
+def on_stopping(app: Quart, hook: Callable[[Quart], None]) -> None:
+    """Call ``hook(app)`` as soon as the server is told to stop, before it waits for open
+    connections: long-lived responses (the dashboard's event streams) end there, so a
+    graceful shutdown does not wait out its timeout for them."""
+    app.extensions["herald"].deps.setdefault("_stopping_hooks", []).append(hook)
+
+
+def begin_stopping(app: Quart) -> None:
+    for hook in app.extensions["herald"].deps.get("_stopping_hooks", []):
+        try:
+            hook(app)
+        except Exception:
+            log.exception("stopping hook %r failed", hook)
+
+
 def _register_blueprints(app: Quart) -> None:
     # One module per area; each exports `blueprint` and may export `init_app(app)`
     # to register background tasks or startup hooks.
-    from appliance.blueprints import accounts, health
+    from appliance.blueprints import (
+        account,
+        accounts,
+        admin,
+        alexa,
+        api,
+        dashboard,
+        health,
+        oauth,
+        printers,
+    )
 
-    for module in (health, accounts):
+    for module in (health, accounts, account, admin, api, printers, oauth, alexa, dashboard):
         app.register_blueprint(module.blueprint)
         init = getattr(module, "init_app", None)
         if init is not None:

@@ -83,7 +83,8 @@ async def check_csrf() -> None:
         raise APIError(403, "csrf_failed", "The form has expired or the CSRF token is missing; reload the page and try again.")
 
 
-async def require_user(*, admin: bool = False) -> User:
+async def require_user(*, admin: bool = False, verified: bool = False) -> User:
+    """The logged-in user; ``verified=True`` also requires a confirmed email address."""
     user = await current_user()
     if user is None:
         if wants_json():
@@ -91,6 +92,10 @@ async def require_user(*, admin: bool = False) -> User:
         raise LoginRequired()
     if admin and not user.is_admin:
         raise APIError(403, "forbidden", "Only an admin can do this.")
+    if verified and user.email_verified_at is None:
+        raise APIError(403, "email_unverified",
+                       "Confirm your email address first: open the link Herald mailed you "
+                       "(account settings can send a new one).")
     return user
 
 

@@ -60,7 +60,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
     from hypercorn.asyncio import serve
 
-    from appliance.app import create_app
+    from appliance.app import begin_stopping, create_app
 
     app = create_app(settings, run_migrations=False)
     shutdown = asyncio.Event()
@@ -69,7 +69,11 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, shutdown.set)
-        await serve(app, config, shutdown_trigger=shutdown.wait)
+        async def stop_requested() -> None:
+            await shutdown.wait()
+            begin_stopping(app)  # end event streams now, or hypercorn waits for them
+
+        await serve(app, config, shutdown_trigger=stop_requested)
 
     asyncio.run(main())
     return 0

@@ -89,6 +89,13 @@ def _pos_float(value: Any) -> float:
     return number
 
 
+def _token_minutes(value: Any) -> int:
+    number = int(value)
+    if number < 6:
+        raise ValueError(f"must be at least 6 (Alexa needs tokens valid 6 minutes), got {number}")
+    return number
+
+
 SETTINGS: tuple[Setting, ...] = (
     # --- serving
     Setting("host", "127.0.0.1", "Address to bind; 0.0.0.0 to listen on every interface."),
@@ -153,10 +160,45 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("event_retention_days", 30, "Keep stored printer events this many days.", _pos_int),
     Setting(
+        "live_heartbeat",
+        15.0,
+        "Seconds between keep-alive messages on the live dashboard stream; each one also "
+        "re-reads the user's printers from the database (added, renamed or removed printers, "
+        "and status accepted by another worker process).",
+        _pos_float,
+    ),
+    Setting(
         "status_flush_interval",
         1.0,
         "Seconds between writes of coalesced printer status to the database.",
         _pos_float,
+    ),
+    # --- Alexa and the OAuth server
+    Setting(
+        "alexa_skill_id",
+        "",
+        "The Alexa skill's id (amzn1.ask.skill....); requests for any other skill are refused. "
+        "Empty refuses every Alexa request.",
+    ),
+    Setting(
+        "alexa_verify_requests",
+        True,
+        "Verify that Alexa requests are signed by Amazon. Turn off only for local testing: "
+        "Herald then logs a warning at every start.",
+        _bool,
+    ),
+    Setting(
+        "alexa_single_owner",
+        False,
+        "One-person household: answer every Alexa request for the admin's printers, "
+        "without account linking.",
+        _bool,
+    ),
+    Setting(
+        "oauth_access_token_minutes",
+        60,
+        "Lifetime of OAuth access tokens in minutes (at least 6, as Alexa requires).",
+        _token_minutes,
     ),
 )
 

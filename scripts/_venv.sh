@@ -21,14 +21,20 @@ ensure_venv() {
   fi
   local spec="$root"
   [ -n "$extras" ] && spec="$root[$extras]"
+  # The tests also need the OctoPrint plugin, its own distribution, installed beside Herald.
+  local plugin_spec=()
+  [ "$extras" = "test" ] && plugin_spec=(-e "$root/plugin")
   local stamp="$root/.venv/.herald-installed-$extras"
   local sums
   sums="$( { cat "$root/pyproject.toml" "$root/plugin/pyproject.toml" 2>/dev/null || true; } | sha256sum | cut -c1-16)"
   if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$sums" ]; then
     echo "Installing Herald${extras:+ with [$extras]} into .venv" >&2
-    "$root/.venv/bin/python" -m pip install --quiet --disable-pip-version-check -e "$spec" 2>&1 \
+    "$root/.venv/bin/python" -m pip install --quiet --disable-pip-version-check -e "$spec" "${plugin_spec[@]}" 2>&1 \
       | grep -v "^WARNING: Location" >&2 || true
     "$root/.venv/bin/python" -c "import appliance" || { echo "Installing Herald failed." >&2; exit 1; }
+    if [ "$extras" = "test" ]; then
+      "$root/.venv/bin/python" -c "import octoprint_herald" || { echo "Installing the plugin failed." >&2; exit 1; }
+    fi
     echo "$sums" > "$stamp"
   fi
 }

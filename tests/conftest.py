@@ -27,6 +27,9 @@ from tests.support import pg
 
 BACKENDS = ["sqlite", "postgres"]
 
+# Browser fixtures (chromium, herald_server, artifacts) for every test module.
+pytest_plugins = ["tests.support.browser"]
+
 
 def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("HERALD_TEST_ARTIFACTS", str(Path(__file__).resolve().parent.parent / "test-artifacts"))

@@ -1,4 +1,4 @@
-"""Accounts: log in and out. (Signup, verification, reset and tokens build on this.)"""
+"""Accounts, signed out: log in and out, first-run setup, signup, email verification, password reset."""
 
 from __future__ import annotations
 
@@ -6,11 +6,41 @@ from urllib.parse import urlsplit
 
 from quart import Blueprint, current_app, g, redirect, render_template, request
 
+from appliance.app import on_startup
 from appliance.auth import SESSION_COOKIE, current_user, load_session
-from appliance.services.accounts import authenticate
+from appliance.errors import APIError
+from appliance.netaddr import client_address
+from appliance.services import accounts, invites, setup
 from appliance.services.sessions import end_session, start_session
 
 blueprint = Blueprint("accounts", __name__)
+
+
+def init_app(app) -> None:
+    async def _announce(app) -> None:
+        await setup.announce_setup_link(app.extensions["herald"])
+
+    on_startup(app, _announce)
+
+
+def _herald():
+    return current_app.extensions["herald"]
+
+
+def _address() -> str:
+    return client_address(request, _herald().settings.trusted_proxies)
+
+
+def field_errors(exc: APIError) -> dict[str, str]:
+    return {exc.extra.get("field", "form"): exc.message}
+
+
+async def render_form(template: str, exc: APIError | None = None, status: int | None = None, **context):
+    """A page with a form; an APIError becomes an error next to its field (and its status)."""
+    html = await render_template(template, errors=field_errors(exc) if exc else {}, **context)
+    if exc is None:
+        return html, status or 200
+    return html, status or exc.status, exc.headers
 
 
 def safe_next(target: str | None) -> str:
@@ -24,7 +54,7 @@ def safe_next(target: str | None) -> str:
 
 
 def set_session_cookie(response, token: str) -> None:
-    herald = current_app.extensions["herald"]
+    herald = _herald()
     response.set_cookie(
         SESSION_COOKIE,
         token,
@@ -36,30 +66,49 @@ def set_session_cookie(response, token: str) -> None:
     )
 
 
+async def log_in(user, next_url: str):
+    """Start a fresh session (a new id at every login, against session fixation)."""
+    herald = _herald()
+    await end_session(request.cookies.get(SESSION_COOKIE, ""))
+    new = await start_session(user, clock=herald.clock, days=herald.settings.session_days,
+                              user_agent=request.headers.get("User-Agent", ""))
+    g.herald_session = new.session
+    response = redirect(next_url)
+    set_session_cookie(response, new.token)
+    return response
+
+
+async def _login_page(status: int = 200, headers=None, **context):
+    context.setdefault("error", None)
+    context.setdefault("email", "")
+    context.setdefault("notice", None)
+    signup_open = await invites.signup_mode(_herald()) == "open"
+    html = await render_template("accounts/login.html", signup_open=signup_open, **context)
+    return html, status, headers or {}
+
+
 @blueprint.get("/login")
 async def login_form():
     if await current_user() is not None:
         return redirect(safe_next(request.args.get("next")))
-    return await render_template("accounts/login.html", next=safe_next(request.args.get("next")),
-                                 error=None, email="")
+    notice = {"reset": "Your password was changed. Log in with the new one.",
+              "deleted": "Your account was deleted."}.get(request.args.get("done", ""))
+    return await _login_page(next=safe_next(request.args.get("next")), notice=notice)
 
 
 @blueprint.post("/login")
 async def login():
-    herald = current_app.extensions["herald"]
     form = await request.form
     email = form.get("email", "")
     next_url = safe_next(form.get("next"))
-    user = await authenticate(email, form.get("password", ""))
+    try:
+        user = await accounts.login(_herald(), email, form.get("password", ""), address=_address())
+    except APIError as exc:
+        return await _login_page(exc.status, exc.headers, next=next_url, email=email, error=exc.message)
     if user is None:
-        html = await render_template("accounts/login.html", next=next_url, email=email,
-                                     error="The email address or password is not right.")
-        return html, 400
-    new = await start_session(user, clock=herald.clock, days=herald.settings.session_days,
-                              user_agent=request.headers.get("User-Agent", ""))
-    response = redirect(next_url)
-    set_session_cookie(response, new.token)
-    return response
+        return await _login_page(400, next=next_url, email=email,
+                                 error="The email address or password is not right.")
+    return await log_in(user, next_url)
 
 
 @blueprint.post("/logout")
@@ -72,9 +121,118 @@ async def logout():
     return response
 
 
-@blueprint.get("/")
-async def home():
-    user = await current_user()
-    if user is None:
-        return redirect("/login")
-    return await render_template("home.html", user=user)
+# --- first run -------------------------------------------------------------------------
+
+
+@blueprint.get("/setup/<token>")
+async def setup_form(token: str):
+    await setup.check_setup_token(token)
+    return await render_form("accounts/setup.html", token=token, email="")
+
+
+@blueprint.post("/setup/<token>")
+async def setup_submit(token: str):
+    form = await request.form
+    try:
+        user = await setup.create_first_admin(_herald(), token, form.get("email", ""), form.get("password", ""))
+    except APIError as exc:
+        if exc.status == 404:
+            raise
+        return await render_form("accounts/setup.html", exc, token=token, email=form.get("email", ""))
+    return await log_in(user, "/admin")
+
+
+# --- signup ------------------------------------------------------------------------------
+
+
+async def _signup_page(invite: str = "", email: str = "", exc: APIError | None = None):
+    mode = await invites.signup_mode(_herald())
+    closed_message = None
+    if mode == "closed":
+        closed_message = "Signup is closed on this Herald. Ask its admin for an account."
+    elif mode == "invite" and not invite:
+        closed_message = "Signup on this Herald needs an invite link from its admin."
+    status = 403 if closed_message and exc is None else None
+    return await render_form("accounts/signup.html", exc, status, invite=invite, email=email,
+                             closed_message=closed_message)
+
+
+@blueprint.get("/signup")
+async def signup_form():
+    if await current_user() is not None:
+        return redirect("/")
+    return await _signup_page()
+
+
+@blueprint.get("/invite/<token>")
+async def invite_form(token: str):
+    await invites.find_invite(_herald(), token)
+    return await _signup_page(invite=token)
+
+
+@blueprint.post("/signup")
+async def signup_submit():
+    form = await request.form
+    invite = form.get("invite", "")
+    email = form.get("email", "")
+    try:
+        user = await invites.signup(_herald(), email, form.get("password", ""), invite_token=invite,
+                                    address=_address())
+    except APIError as exc:
+        if exc.code in ("signup_closed", "invite_required", "invalid_invite"):
+            raise
+        return await _signup_page(invite, email, exc)
+    return await log_in(user, "/account?welcome=1")
+
+
+# --- email verification and password reset ----------------------------------------------
+
+
+@blueprint.get("/verify/<token>")
+async def verify(token: str):
+    try:
+        user = await accounts.verify_email(_herald(), token)
+    except APIError as exc:
+        html = await render_template("accounts/message.html", title="Link not valid", message=exc.message,
+                                     error=True, link="/account", link_text="Account settings")
+        return html, exc.status
+    html = await render_template("accounts/message.html", title="Address confirmed",
+                                 message=f"{user.email} is confirmed. Thank you.", error=False,
+                                 link="/", link_text="Go to Herald")
+    return html
+
+
+@blueprint.get("/reset")
+async def forgot_form():
+    return await render_form("accounts/forgot.html", email="", sent=False)
+
+
+@blueprint.post("/reset")
+async def forgot_submit():
+    form = await request.form
+    email = form.get("email", "")
+    try:
+        await accounts.request_password_reset(_herald(), email, address=_address())
+    except APIError as exc:
+        return await render_form("accounts/forgot.html", exc, email=email, sent=False)
+    return await render_form("accounts/forgot.html", email=accounts.normalise_email(email), sent=True)
+
+
+@blueprint.get("/reset/<token>")
+async def reset_form(token: str):
+    await accounts.find_email_token(token, (accounts.PURPOSE_RESET,), clock=_herald().clock)
+    return await render_form("accounts/reset.html", token=token)
+
+
+@blueprint.post("/reset/<token>")
+async def reset_submit(token: str):
+    form = await request.form
+    try:
+        await accounts.reset_password(_herald(), token, form.get("password", ""))
+    except APIError as exc:
+        if exc.code == "invalid_token":
+            raise
+        return await render_form("accounts/reset.html", exc, token=token)
+    response = redirect("/login?done=reset")
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response

@@ -32,6 +32,17 @@ class Migration(migrations.Migration):
             bases=['Model'],
         ),
         ops.CreateModel(
+            name='SetupToken',
+            fields=[
+                ('name', fields.CharField(primary_key=True, unique=True, db_index=True, max_length=32)),
+                ('token_hash', fields.CharField(unique=True, max_length=64)),
+                ('token_encrypted', fields.TextField(unique=False)),
+                ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
+            ],
+            options={'table': 'setup_tokens', 'app': 'herald', 'pk_attr': 'name', 'table_description': "The first-run setup link's token, until the first admin exists."},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
             name='User',
             fields=[
                 ('id', fields.IntField(generated=True, primary_key=True, unique=True, db_index=True)),
@@ -62,6 +73,24 @@ class Migration(migrations.Migration):
                 ('revoked_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
             ],
             options={'table': 'access_tokens', 'app': 'herald', 'pk_attr': 'id', 'table_description': 'A ``hat_`` bearer token: a personal token, or one issued by the OAuth server.'},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
+            name='AuthorizationCode',
+            fields=[
+                ('id', fields.IntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('code_hash', fields.CharField(unique=True, max_length=64)),
+                ('client_id', fields.CharField(max_length=100)),
+                ('user', fields.ForeignKeyField('herald.User', source_field='user_id', db_constraint=True, to_field='id', related_name='authorization_codes', on_delete=OnDelete.CASCADE)),
+                ('redirect_uri', fields.CharField(default='', max_length=500)),
+                ('scope', fields.CharField(default='', max_length=255)),
+                ('code_challenge', fields.CharField(null=True, max_length=128)),
+                ('code_challenge_method', fields.CharField(null=True, max_length=10)),
+                ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
+                ('expires_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
+                ('used_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+            ],
+            options={'table': 'oauth_authorization_codes', 'app': 'herald', 'pk_attr': 'id', 'table_description': 'A single-use, short-lived code from /oauth/authorize (stored as its SHA-256 hash).'},
             bases=['Model'],
         ),
         ops.CreateModel(
@@ -110,6 +139,22 @@ class Migration(migrations.Migration):
             bases=['Model'],
         ),
         ops.CreateModel(
+            name='OAuthClient',
+            fields=[
+                ('id', fields.IntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('client_id', fields.CharField(unique=True, max_length=100)),
+                ('name', fields.CharField(max_length=100)),
+                ('kind', fields.CharField(default='app', max_length=20)),
+                ('secret_encrypted', fields.TextField(unique=False)),
+                ('redirect_uris', fields.JSONField(default=list, encoder=functools.partial(dumps, separators=(',', ':')), decoder=loads)),
+                ('scopes', fields.CharField(default='printers:read', max_length=255)),
+                ('owner', fields.ForeignKeyField('herald.User', source_field='owner_id', null=True, db_constraint=True, to_field='id', related_name='oauth_clients', on_delete=OnDelete.SET_NULL)),
+                ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
+            ],
+            options={'table': 'oauth_clients', 'app': 'herald', 'pk_attr': 'id', 'table_description': 'An app allowed to ask users for access (Alexa account linking, later third-party apps).'},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
             name='Printer',
             fields=[
                 ('id', fields.CharField(primary_key=True, unique=True, db_index=True, max_length=36)),
@@ -124,6 +169,7 @@ class Migration(migrations.Migration):
                 ('online', fields.BooleanField(default=False)),
                 ('purge_warned_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
                 ('event_sequence', fields.BigIntField(default=0)),
+                ('changed_at', fields.DatetimeField(null=True, db_index=True, auto_now=False, auto_now_add=False)),
             ],
             options={'table': 'printers', 'app': 'herald', 'pk_attr': 'id'},
             bases=['Model'],
@@ -176,6 +222,18 @@ class Migration(migrations.Migration):
                 ('completed_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
             ],
             options={'table': 'link_requests', 'app': 'herald', 'pk_attr': 'id', 'table_description': 'An RFC 8628 device authorization started by the plugin (``POST /api/v1/link``).'},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
+            name='StatusSample',
+            fields=[
+                ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('printer', fields.ForeignKeyField('herald.Printer', source_field='printer_id', db_constraint=True, to_field='id', related_name='samples', on_delete=OnDelete.CASCADE)),
+                ('taken_at', fields.DatetimeField(db_index=True, auto_now=False, auto_now_add=False)),
+                ('temperatures', fields.JSONField(null=True, encoder=functools.partial(dumps, separators=(',', ':')), decoder=loads)),
+                ('progress', fields.FloatField(null=True)),
+            ],
+            options={'table': 'status_samples', 'app': 'herald', 'pk_attr': 'id', 'table_description': "A downsampled point of a printer's temperatures and progress, for its chart."},
             bases=['Model'],
         ),
     ]

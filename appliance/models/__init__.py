@@ -10,13 +10,16 @@ from appliance.models.accounts import (
     Invite,
     LoginSession,
     RuntimeSetting,
+    SetupToken,
     User,
 )
-from appliance.models.printers import Event, Job, LinkRequest, Printer
+from appliance.models.oauth import AuthorizationCode, OAuthClient
+from appliance.models.printers import Event, Job, LinkRequest, Printer, StatusSample
 from appliance.models.system import Lease
 
 __all__ = [
     "AccessToken",
+    "AuthorizationCode",
     "EmailToken",
     "Event",
     "Invite",
@@ -24,7 +27,10 @@ __all__ = [
     "Lease",
     "LinkRequest",
     "LoginSession",
+    "OAuthClient",
     "Printer",
     "RuntimeSetting",
+    "StatusSample",
+    "SetupToken",
     "User",
 ]

@@ -105,3 +105,19 @@ class RuntimeSetting(Model):
 
     class Meta:
         table = "runtime_settings"
+
+
+class SetupToken(Model):
+    """The first-run setup link's token, until the first admin exists.
+
+    Stored as a SHA-256 hash (checked on use) and encrypted with the data
+    directory's key, so the same link can be printed at every start.
+    """
+
+    name = fields.CharField(max_length=32, primary_key=True)  # always "first_admin"
+    token_hash = fields.CharField(max_length=64, unique=True)
+    token_encrypted = fields.TextField()
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "setup_tokens"

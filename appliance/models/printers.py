@@ -19,6 +19,9 @@ class Printer(Model):
     online = fields.BooleanField(default=False)  # as last recorded by offline detection
     purge_warned_at = fields.DatetimeField(null=True)
     event_sequence = fields.BigIntField(default=0)  # last per-printer event sequence number
+    # When the key, name or online flag last changed: every process reloads the
+    # printers it has cached that changed since its last look (see services.printers).
+    changed_at = fields.DatetimeField(null=True, db_index=True)
 
     class Meta:
         table = "printers"
@@ -80,3 +83,16 @@ class Job(Model):
 
     class Meta:
         table = "jobs"
+
+
+class StatusSample(Model):
+    """A downsampled point of a printer's temperatures and progress, for its chart."""
+
+    id = fields.BigIntField(primary_key=True)
+    printer = fields.ForeignKeyField("herald.Printer", related_name="samples", on_delete=fields.CASCADE)
+    taken_at = fields.DatetimeField(db_index=True)
+    temperatures = fields.JSONField(null=True)  # {"tool0": {"actual": .., "target": ..}, ...}
+    progress = fields.FloatField(null=True)
+
+    class Meta:
+        table = "status_samples"

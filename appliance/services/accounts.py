@@ -1,21 +1,40 @@
-"""Account rules: creating users and checking passwords."""
+"""Account rules: users, passwords, mail tokens (verify, change address, reset), login throttling.
+
+What an unverified user may do: log in, use account settings (resend the
+verification mail, change address, password and time zone, delete the
+account) and read the API with the session. Creating access tokens and linking
+printers wait until the address is verified (``require_user(verified=True)``),
+so an address nobody controls cannot own printers or credentials.
+"""
 
 from __future__ import annotations
 
+import logging
+import math
 import re
+import zoneinfo
+from datetime import timedelta
+from functools import lru_cache
 
 from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
 
 from appliance.clock import Clock
 from appliance.db import shielded
 from appliance.errors import APIError
-from appliance.models import User
+from appliance.models import EmailToken, LoginSession, User
+from appliance.ratelimit import Limit
 from appliance.secrets import (
     DUMMY_PASSWORD_HASH,
     hash_password,
+    new_token,
     password_needs_rehash,
+    token_hash,
     verify_password,
 )
+from appliance.services.mail import MailResult, send_mail
+
+log = logging.getLogger("appliance.accounts")
 
 MIN_PASSWORD_LENGTH = 12
 MAX_PASSWORD_LENGTH = 1024  # argon2 hashes anything, but a megabyte password is an attack
@@ -83,3 +102,285 @@ async def authenticate(email: str, password: str) -> User | None:
 
 async def admin_exists() -> bool:
     return await User.filter(is_admin=True).exists()
+
+
+# --- mail tokens: verification, address change, password reset ---------------------------
+
+TOKEN_HOURS = 24  # verification, address-change and reset links all last 24 h and work once
+PURPOSE_VERIFY = "verify"  # confirm the account's address
+PURPOSE_EMAIL = "email"  # confirm a new address (EmailToken.email holds it)
+PURPOSE_RESET = "reset"  # set a new password
+
+# Mail a caller can trigger: per account (or, for reset, per address typed in, so the
+# limit answers the same whether the account exists) and per client address.
+MAIL_PER_ACCOUNT = Limit(3, 15 * 60)
+MAIL_PER_ADDRESS = Limit(10, 60 * 60)
+# Failed logins: once over either limit, further tries wait for Retry-After.
+LOGIN_FAILS_PER_ACCOUNT = Limit(5, 15 * 60)
+LOGIN_FAILS_PER_ADDRESS = Limit(20, 15 * 60)
+
+_LINK_PATHS = {PURPOSE_VERIFY: "/verify", PURPOSE_EMAIL: "/verify", PURPOSE_RESET: "/reset"}
+
+
+def _invalid_token() -> APIError:
+    return APIError(400, "invalid_token",
+                    "This link is not valid: it may have expired (links last 24 hours) or been used already.")
+
+
+async def issue_email_token(user: User, purpose: str, *, clock: Clock, email: str | None = None) -> str:
+    """A fresh single-use token for ``purpose``; earlier unused ones of that purpose stop working."""
+    token = new_token()
+    now = clock.now()
+
+    async def write() -> None:
+        async with in_transaction():
+            await EmailToken.filter(user_id=user.id, purpose=purpose, used_at=None).delete()
+            await EmailToken.filter(expires_at__lt=now).delete()
+            await EmailToken.create(token_hash=token_hash(token), purpose=purpose, user_id=user.id,
+                                    email=email or user.email, expires_at=now + timedelta(hours=TOKEN_HOURS))
+
+    await shielded(write())
+    return token
+
+
+def token_link(herald, purpose: str, token: str) -> str:
+    return f"{herald.settings.base_url}{_LINK_PATHS[purpose]}/{token}"
+
+
+async def find_email_token(token: str, purposes: tuple[str, ...], *, clock: Clock) -> EmailToken:
+    """The valid (unused, unexpired) token record, or a 400 naming the problem."""
+    if not token or len(token) > 100:
+        raise _invalid_token()
+    record = await EmailToken.get_or_none(token_hash=token_hash(token)).prefetch_related("user")
+    if record is None or record.purpose not in purposes or record.used_at is not None:
+        raise _invalid_token()
+    if record.expires_at <= clock.now():
+        raise _invalid_token()
+    return record
+
+
+async def _use(record: EmailToken, now) -> None:
+    """Mark the token used, inside the caller's transaction; refuse a token used meanwhile."""
+    if not await EmailToken.filter(id=record.id, used_at=None).update(used_at=now):
+        raise _invalid_token()
+
+
+def _mail_limits(herald, key: str, address: str) -> None:
+    limiter = herald.rate_limiter
+    message = "Too many mails were asked for."
+    if address:
+        limiter.hit(f"mail:addr:{address}", MAIL_PER_ADDRESS, message)
+    limiter.hit(f"mail:acct:{key}", MAIL_PER_ACCOUNT, message)
+
+
+async def send_verification(herald, user: User, *, address: str, limited: bool = True) -> MailResult:
+    """Mail the user a link confirming their address (rate-limited per account and address)."""
+    if limited:
+        _mail_limits(herald, user.email, address)
+    token = await issue_email_token(user, PURPOSE_VERIFY, clock=herald.clock)
+    link = token_link(herald, PURPOSE_VERIFY, token)
+    return await send_mail(
+        herald, to=user.email, subject="Confirm your email address for Herald",
+        text=f"Open this link to confirm your email address for Herald:\n\n{link}\n\n"
+             f"The link works once and expires in {TOKEN_HOURS} hours. "
+             "If you did not sign up for Herald, ignore this mail.\n",
+    )
+
+
+async def admin_verification_link(herald, user: User) -> str:
+    """A fresh verification link for an admin to hand over (no mail is sent)."""
+    if user.email_verified_at is not None:
+        raise APIError(409, "already_verified", f"{user.email} is already verified.")
+    token = await issue_email_token(user, PURPOSE_VERIFY, clock=herald.clock)
+    return token_link(herald, PURPOSE_VERIFY, token)
+
+
+async def verify_email(herald, token: str) -> User:
+    """Use a verification (or address-change) link; returns the verified user."""
+    record = await find_email_token(token, (PURPOSE_VERIFY, PURPOSE_EMAIL), clock=herald.clock)
+    user = record.user
+    now = herald.clock.now()
+    if record.purpose == PURPOSE_VERIFY and record.email != user.email:
+        raise _invalid_token()  # the account's address changed since the link was sent
+
+    async def write() -> None:
+        async with in_transaction():
+            await _use(record, now)
+            if record.purpose == PURPOSE_EMAIL:
+                if await User.filter(email=record.email).exclude(id=user.id).exists():
+                    raise APIError(409, "email_taken", "Another account uses this email address now.")
+                await User.filter(id=user.id).update(email=record.email, email_verified_at=now)
+            else:
+                await User.filter(id=user.id).update(email_verified_at=now)
+
+    try:
+        await shielded(write())
+    except IntegrityError:
+        raise APIError(409, "email_taken", "Another account uses this email address now.") from None
+    await user.refresh_from_db()
+    return user
+
+
+async def request_password_reset(herald, email: str, *, address: str) -> None:
+    """Mail a reset link if the account exists. Answers the same either way."""
+    email = normalise_email(email)
+    if not email or len(email) > 254:
+        raise APIError(400, "invalid_email", "Enter the email address of your account.",
+                       extra={"field": "email"})
+    # Limited by the address typed in, whether or not an account has it.
+    _mail_limits(herald, email, address)
+    user = await User.get_or_none(email=email)
+    if user is None:
+        log.info("Password reset asked for an address without an account")
+        return
+    token = await issue_email_token(user, PURPOSE_RESET, clock=herald.clock)
+    await send_mail(
+        herald, to=user.email, subject="Reset your Herald password",
+        text=f"Open this link to choose a new Herald password:\n\n{token_link(herald, PURPOSE_RESET, token)}\n\n"
+             f"The link works once and expires in {TOKEN_HOURS} hours. "
+             "If you did not ask for this, ignore this mail; your password stays as it is.\n",
+    )
+
+
+async def reset_password(herald, token: str, new_password: str) -> User:
+    """Set a new password with a reset link; every session of the user ends."""
+    check_password(new_password)
+    record = await find_email_token(token, (PURPOSE_RESET,), clock=herald.clock)
+    now = herald.clock.now()
+    password_hash = hash_password(new_password)
+
+    async def write() -> None:
+        async with in_transaction():
+            await _use(record, now)
+            # The link reached the account's mailbox, which also proves the address.
+            updates = {"password_hash": password_hash}
+            if record.email == record.user.email and record.user.email_verified_at is None:
+                updates["email_verified_at"] = now
+            await User.filter(id=record.user_id).update(**updates)
+            await LoginSession.filter(user_id=record.user_id).delete()
+
+    await shielded(write())
+    herald.rate_limiter.reset(f"login:acct:{record.user.email}")
+    return record.user
+
+
+# --- signed-in changes ---------------------------------------------------------------
+
+
+def _require_password(user: User, password: str) -> None:
+    if not verify_password(user.password_hash, password[:MAX_PASSWORD_LENGTH]):
+        raise APIError(400, "wrong_password", "Your current password is not right.",
+                       extra={"field": "current_password"})
+
+
+async def change_password(user: User, current: str, new: str, *, keep_session_id: int | None) -> None:
+    """Change the password; every other session of the user ends."""
+    _require_password(user, current)
+    check_password(new)
+    password_hash = hash_password(new)
+
+    async def write() -> None:
+        async with in_transaction():
+            await User.filter(id=user.id).update(password_hash=password_hash)
+            query = LoginSession.filter(user_id=user.id)
+            if keep_session_id is not None:
+                query = query.exclude(id=keep_session_id)
+            await query.delete()
+
+    await shielded(write())
+    user.password_hash = password_hash
+
+
+async def request_email_change(herald, user: User, password: str, new_email: str, *, address: str) -> str:
+    """Mail a confirmation link to the new address; the account keeps the old one until it is used."""
+    _require_password(user, password)
+    new_email = check_email(new_email)
+    if new_email == user.email:
+        raise APIError(400, "same_email", "This is already your email address.", extra={"field": "email"})
+    if await User.filter(email=new_email).exists():
+        raise APIError(409, "email_taken", "An account with this email address already exists.",
+                       extra={"field": "email"})
+    _mail_limits(herald, user.email, address)
+    token = await issue_email_token(user, PURPOSE_EMAIL, clock=herald.clock, email=new_email)
+    await send_mail(
+        herald, to=new_email, subject="Confirm your new email address for Herald",
+        text=f"Open this link to make {new_email} the address of your Herald account:\n\n"
+             f"{token_link(herald, PURPOSE_EMAIL, token)}\n\n"
+             f"The link works once and expires in {TOKEN_HOURS} hours.\n",
+    )
+    return new_email
+
+
+async def pending_email(user: User, *, clock: Clock) -> str | None:
+    record = await EmailToken.filter(user_id=user.id, purpose=PURPOSE_EMAIL, used_at=None,
+                                     expires_at__gt=clock.now()).first()
+    return record.email if record else None
+
+
+def check_time_zone(name: str) -> str:
+    name = name.strip()
+    if name not in _time_zones():
+        raise APIError(400, "invalid_time_zone",
+                       "Choose a time zone by its IANA name, like Europe/Berlin or America/New_York.",
+                       extra={"field": "time_zone"})
+    return name
+
+
+@lru_cache(maxsize=1)
+def _time_zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def time_zone_names() -> list[str]:
+    return sorted(_time_zones())
+
+
+async def set_time_zone(user: User, name: str) -> str:
+    name = check_time_zone(name)
+    await shielded(User.filter(id=user.id).update(time_zone=name))
+    user.time_zone = name
+    return name
+
+
+async def delete_account(user: User, password: str) -> None:
+    """Delete the user and everything that belongs to them (the foreign keys cascade)."""
+    _require_password(user, password)
+    await delete_user(user)
+
+
+async def delete_user(user: User) -> None:
+    if user.is_admin and await User.filter(is_admin=True).count() <= 1:
+        raise APIError(409, "last_admin",
+                       "This is the only admin account; make another user admin before deleting it.")
+    await shielded(User.filter(id=user.id).delete())
+    log.info("Account %s deleted", user.id)
+
+
+# --- logging in, throttled -------------------------------------------------------------
+
+
+async def login(herald, email: str, password: str, *, address: str) -> User | None:
+    """Check the credentials, slowing repeated failures per account and per client address.
+
+    Raises a 429 APIError (with Retry-After) while either has failed too often;
+    while throttled, the password is not even checked.
+    """
+    email = normalise_email(email)[:254]
+    limiter = herald.rate_limiter
+    keys = [(f"login:acct:{email}", LOGIN_FAILS_PER_ACCOUNT)]
+    if address:
+        keys.append((f"login:addr:{address}", LOGIN_FAILS_PER_ADDRESS))
+    wait = max(limiter.retry_after(key, limit) for key, limit in keys)
+    if wait > 0:
+        seconds = max(1, math.ceil(wait))
+        raise APIError(429, "rate_limited",
+                       f"Too many failed logins; try again in {seconds} s or reset your password.",
+                       headers={"Retry-After": str(seconds)}, extra={"retry_after": seconds})
+    user = await authenticate(email, password)
+    if user is None:
+        for key, _limit in keys:
+            limiter.record(key)
+        log.info("Failed login from %s", address or "unknown address")
+        return None
+    limiter.reset(keys[0][0])
+    return user

@@ -1,0 +1,134 @@
+"""Pydantic models of the /api/v1 printer contract (ARCHITECTURE.md).
+
+They validate request bodies (see ``appliance.blueprints.api.read_model``) and
+quart-schema documents them in the OpenAPI document at /api/v1/openapi.json.
+Unknown fields are ignored (pydantic's default); types are strict, so a string
+where a number belongs is a 422 naming the field rather than a silent coercion.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+STATE_IDS = (
+    "offline", "connecting", "operational", "printing", "pausing", "paused",
+    "resuming", "cancelling", "finishing", "error",
+)
+StateId = Literal[
+    "offline", "connecting", "operational", "printing", "pausing", "paused",
+    "resuming", "cancelling", "finishing", "error",
+]
+JobResult = Literal["completed", "failed", "cancelled"]
+
+# Herald records these itself; a plugin may not post them.
+HERALD_EVENT_TYPES = ("printer.offline", "printer.online")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+
+# --- linking -------------------------------------------------------------------------
+
+
+class LinkStart(_Strict):
+    printer_name: str = Field(min_length=1, max_length=100, description="A suggested printer name.")
+
+
+class LinkStarted(BaseModel):
+    device_code: str
+    user_code: str
+    verification_uri: str
+    verification_uri_complete: str
+    expires_in: int
+    interval: int
+
+
+class LinkPoll(_Strict):
+    device_code: str = Field(min_length=1, max_length=200)
+
+
+class LinkGranted(BaseModel):
+    printer_id: str
+    printer_key: str
+
+
+class OAuthStyleError(BaseModel):
+    error: str
+    message: str
+
+
+# --- printer key endpoints -----------------------------------------------------------
+
+
+class VerifyRequest(_Strict):
+    plugin_version: str | None = Field(default=None, max_length=40)
+
+
+class VerifyResponse(BaseModel):
+    printer_id: str
+    name: str
+    herald_version: str
+
+
+class Temperature(_Strict):
+    actual: float | None = None
+    target: float | None = None
+
+
+class JobStatus(_Strict):
+    file: str | None = Field(default=None, max_length=1024)
+    progress: float | None = Field(default=None, ge=0, le=100)
+    print_time: float | None = Field(default=None, ge=0)
+    print_time_left: float | None = Field(default=None, ge=0)
+    z: float | None = None
+
+
+class LastJob(_Strict):
+    file: str | None = Field(default=None, max_length=1024)
+    duration: float | None = Field(default=None, ge=0)
+    result: JobResult | None = None
+
+
+class PrinterStatus(_Strict):
+    """The whole latest status of a printer; it replaces the previous one."""
+
+    state: str | None = Field(max_length=200, description="OctoPrint's state text.")
+    state_id: StateId | None
+    temperatures: dict[str, Temperature | None] | None = Field(
+        default=None, max_length=32, description="tool0, tool1, ..., bed, chamber; in degrees C."
+    )
+    job: JobStatus | None = None
+    last_job: LastJob | None = None
+
+
+class PrinterEvent(_Strict):
+    id: str = Field(min_length=1, max_length=64, description="Unique per printer; repeats are ignored.")
+    type: str = Field(min_length=3, max_length=40, pattern=r"^[a-z_]+\.[a-z_]+$")
+    occurred_at: AwareDatetime = Field(description="ISO 8601 with a UTC offset.")
+    payload: dict[str, Any] | None = None
+    printer_data: dict[str, Any] | None = None
+
+
+class EventAccepted(BaseModel):
+    id: str
+    sequence: int
+    duplicate: bool
+
+
+# --- reading status ------------------------------------------------------------------
+
+
+class PrinterView(BaseModel):
+    id: str
+    name: str
+    linked: bool
+    online: bool
+    last_seen: str | None = Field(description="ISO 8601 UTC, or null when never seen.")
+    status: PrinterStatus | None
+
+
+class PrinterList(BaseModel):
+    printers: list[PrinterView]

@@ -1,0 +1,208 @@
+"""Account settings for the signed-in user (/account), personal access tokens (also as JSON), /api/v1/me."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+from quart import Blueprint, current_app, g, redirect, render_template, request
+from quart_schema import security_scheme, tag, validate_request
+
+from appliance.auth import SESSION_COOKIE, load_session, require_bearer_or_session, require_user
+from appliance.errors import APIError
+from appliance.netaddr import client_address
+from appliance.services import accounts, tokens
+from appliance.services.mail import mail_configured
+from appliance.services.sessions import end_session
+
+blueprint = Blueprint("account", __name__)
+
+# Which input shows a service error, per form on the page (service field -> input id).
+_FIELDS = {
+    "email": {"email": "new_email", "current_password": "email_password"},
+    "password": {"current_password": "current_password", "password": "new_password"},
+    "time_zone": {"time_zone": "time_zone"},
+    "token": {"name": "token_name"},
+    "delete": {"current_password": "delete_password"},
+}
+
+
+def _herald():
+    return current_app.extensions["herald"]
+
+
+async def _page(user, *, form: str = "", exc: APIError | None = None, status: int = 200, **context):
+    herald = _herald()
+    errors: dict[str, str] = {}
+    if exc is not None:
+        name = _FIELDS.get(form, {}).get(exc.extra.get("field", ""), f"{form}_form")
+        errors[name] = exc.message
+        status = exc.status
+    context.setdefault("notice", None)
+    html = await render_template(
+        "accounts/account.html",
+        user=user,
+        errors=errors,
+        tokens=await tokens.personal_tokens(user),
+        pending_email=await accounts.pending_email(user, clock=herald.clock),
+        mail_configured=await mail_configured(herald),
+        time_zones=accounts.time_zone_names(),
+        **context,
+    )
+    return html, status, (exc.headers if exc else {})
+
+
+_NOTICES = {
+    "welcome": "Welcome to Herald. We mailed you a link to confirm your email address.",
+    "verify": "A new confirmation link is on its way.",
+    "email": "We mailed a confirmation link to the new address; your address changes when you open it.",
+    "password": "Your password was changed. Your other sessions were logged out.",
+    "time_zone": "Your time zone was saved.",
+    "revoked": "The token was revoked.",
+}
+
+
+@blueprint.get("/account")
+async def account_page():
+    user = await require_user()
+    notice = None
+    for key, text in _NOTICES.items():
+        if request.args.get(key) or request.args.get("done") == key:
+            notice = text
+    return await _page(user, notice=notice)
+
+
+@blueprint.post("/account/verify")
+async def resend_verification():
+    user = await require_user()
+    if user.email_verified_at is not None:
+        return redirect("/account")
+    herald = _herald()
+    try:
+        await accounts.send_verification(herald, user, address=client_address(request, herald.settings.trusted_proxies))
+    except APIError as exc:
+        return await _page(user, form="verify", exc=exc)
+    return redirect("/account?done=verify")
+
+
+@blueprint.post("/account/email")
+async def change_email():
+    user = await require_user()
+    herald = _herald()
+    form = await request.form
+    try:
+        await accounts.request_email_change(herald, user, form.get("current_password", ""),
+                                            form.get("email", ""),
+                                            address=client_address(request, herald.settings.trusted_proxies))
+    except APIError as exc:
+        return await _page(user, form="email", exc=exc, new_email=form.get("email", ""))
+    return redirect("/account?done=email")
+
+
+@blueprint.post("/account/password")
+async def change_password():
+    user = await require_user()
+    session = await load_session()
+    form = await request.form
+    try:
+        await accounts.change_password(user, form.get("current_password", ""), form.get("password", ""),
+                                       keep_session_id=session.id if session else None)
+    except APIError as exc:
+        return await _page(user, form="password", exc=exc)
+    return redirect("/account?done=password")
+
+
+@blueprint.post("/account/time-zone")
+async def change_time_zone():
+    user = await require_user()
+    form = await request.form
+    try:
+        await accounts.set_time_zone(user, form.get("time_zone", ""))
+    except APIError as exc:
+        return await _page(user, form="time_zone", exc=exc, time_zone_value=form.get("time_zone", ""))
+    return redirect("/account?done=time_zone")
+
+
+@blueprint.post("/account/tokens")
+async def create_token_form():
+    user = await require_user()
+    form = await request.form
+    try:
+        token, record = await tokens.create_personal_token(user, form.get("name", ""))
+    except APIError as exc:
+        return await _page(user, form="token", exc=exc, token_name=form.get("name", ""))
+    # Shown on this response only: the page is not cached and the value is never stored.
+    html, status, headers = await _page(user, new_token=token, new_token_name=record.name, status=201)
+    return html, status, {**headers, "Cache-Control": "no-store"}
+
+
+@blueprint.post("/account/tokens/<token_id>/revoke")
+async def revoke_token_form(token_id: str):
+    user = await require_user()
+    await tokens.revoke_personal_token(user, token_id, clock=_herald().clock)
+    return redirect("/account?done=revoked")
+
+
+@blueprint.post("/account/delete")
+async def delete_account():
+    user = await require_user()
+    form = await request.form
+    try:
+        await accounts.delete_account(user, form.get("current_password", ""))
+    except APIError as exc:
+        return await _page(user, form="delete", exc=exc)
+    await end_session(request.cookies.get(SESSION_COOKIE, ""))
+    g.herald_session = None
+    response = redirect("/login?done=deleted")
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+# --- JSON API ----------------------------------------------------------------------------
+
+
+class TokenCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=100, description="What the token is for, e.g. a script's name")
+
+
+async def _session_user():
+    """Token management takes the browser session only: a token cannot mint or revoke tokens."""
+    if request.headers.get("Authorization"):
+        raise APIError(401, "session_required",
+                       "Personal access tokens are managed with the browser session, not a Bearer token.")
+    return await require_user()
+
+
+@blueprint.get("/api/v1/me")
+@tag(["account"])
+@security_scheme([{"accessToken": ["printers:read"]}])
+async def me():
+    """The signed-in user (session or an access token with printers:read)."""
+    user = await require_bearer_or_session("printers:read")
+    verified = user.email_verified_at is not None
+    return {"id": user.id, "email": user.email, "email_verified": verified, "time_zone": user.time_zone}
+
+
+@blueprint.get("/api/v1/tokens")
+@tag(["account"])
+async def list_tokens():
+    """The user's personal access tokens (never their values). Session only."""
+    user = await _session_user()
+    return {"tokens": [tokens.token_json(t) for t in await tokens.personal_tokens(user)]}
+
+
+@blueprint.post("/api/v1/tokens")
+@tag(["account"])
+@validate_request(TokenCreate)
+async def create_token(data: TokenCreate):
+    """Create a personal access token; the value is in this answer only. Session + X-CSRF-Token."""
+    user = await _session_user()
+    token, record = await tokens.create_personal_token(user, data.name)
+    return {**tokens.token_json(record), "token": token}, 201, {"Cache-Control": "no-store"}
+
+
+@blueprint.delete("/api/v1/tokens/<token_id>")
+@tag(["account"])
+async def delete_token(token_id: str):
+    """Revoke a personal access token at once. Session + X-CSRF-Token."""
+    user = await _session_user()
+    await tokens.revoke_personal_token(user, token_id, clock=_herald().clock)
+    return "", 204

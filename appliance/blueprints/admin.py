@@ -1,0 +1,209 @@
+"""Admin pages under /admin: users, invites, signup mode, mail, system health."""
+
+from __future__ import annotations
+
+from quart import Blueprint, current_app, redirect, render_template, request
+
+from appliance.auth import require_user
+from appliance.errors import APIError
+from appliance.models import User
+from appliance.services import accounts, admin, invites
+from appliance.services.mail import send_mail
+from appliance.services.runtime_settings import effective_all, set_runtime
+from appliance.settings import SIGNUP_MODES
+
+blueprint = Blueprint("admin", __name__, url_prefix="/admin")
+
+
+def _herald():
+    return current_app.extensions["herald"]
+
+
+async def _require_admin() -> User:
+    return await require_user(admin=True)
+
+
+async def _render(template: str, *, section: str, status: int = 200, headers=None, **context):
+    context.setdefault("errors", {})
+    context.setdefault("notice", None)
+    html = await render_template(template, section=section, **context)
+    return html, status, {"Cache-Control": "no-store", **(headers or {})}
+
+
+# --- users -----------------------------------------------------------------------------
+
+
+async def _users_page(me: User, **context):
+    users = await User.all().order_by("created_at", "id")
+    return await _render("admin/users.html", section="users", me=me, users=users, **context)
+
+
+@blueprint.get("")
+async def index():
+    await _require_admin()
+    return redirect("/admin/users")
+
+
+@blueprint.get("/users")
+async def users():
+    me = await _require_admin()
+    notice = {"admin": "Saved.", "deleted": "The user was deleted."}.get(request.args.get("done", ""))
+    return await _users_page(me, notice=notice)
+
+
+@blueprint.post("/users/<user_id>/admin")
+async def set_admin(user_id: str):
+    me = await _require_admin()
+    form = await request.form
+    try:
+        await admin.set_admin(user_id, form.get("is_admin") == "1")
+    except APIError as exc:
+        if exc.status == 404:
+            raise
+        html, _, headers = await _users_page(me, error=exc.message)
+        return html, exc.status, headers
+    return redirect("/admin/users?done=admin")
+
+
+@blueprint.post("/users/<user_id>/delete")
+async def delete_user(user_id: str):
+    me = await _require_admin()
+    try:
+        await admin.admin_delete_user(user_id)
+    except APIError as exc:
+        if exc.status == 404:
+            raise
+        html, _, headers = await _users_page(me, error=exc.message)
+        return html, exc.status, headers
+    return redirect("/admin/users?done=deleted")
+
+
+@blueprint.post("/users/<user_id>/verification-link")
+async def verification_link(user_id: str):
+    me = await _require_admin()
+    user = await admin.get_user(user_id)
+    try:
+        link = await accounts.admin_verification_link(_herald(), user)
+    except APIError as exc:
+        html, _, headers = await _users_page(me, error=exc.message)
+        return html, exc.status, headers
+    return await _users_page(me, link=link, link_user=user)
+
+
+# --- invites ---------------------------------------------------------------------------
+
+
+async def _invites_page(**context):
+    return await _render("admin/invites.html", section="invites",
+                         invites=await invites.open_invites(_herald()),
+                         signup_mode=await invites.signup_mode(_herald()), **context)
+
+
+@blueprint.get("/invites")
+async def invite_list():
+    await _require_admin()
+    return await _invites_page(notice="The invite was revoked." if request.args.get("done") else None)
+
+
+@blueprint.post("/invites")
+async def invite_create():
+    me = await _require_admin()
+    form = await request.form
+    try:
+        days = int(form.get("days") or 7)
+    except ValueError:
+        days = 0
+    try:
+        token, invite = await invites.create_invite(_herald(), me, note=form.get("note", ""), days=days)
+    except APIError as exc:
+        html, _, headers = await _invites_page(errors={exc.extra.get("field", "form"): exc.message},
+                                               note=form.get("note", ""))
+        return html, exc.status, headers
+    html, _, headers = await _invites_page(link=invites.invite_link(_herald(), token), new_invite=invite)
+    return html, 201, headers
+
+
+@blueprint.post("/invites/<int:invite_id>/revoke")
+async def invite_revoke(invite_id: int):
+    await _require_admin()
+    await invites.revoke_invite(invite_id)
+    return redirect("/admin/invites?done=revoked")
+
+
+# --- signup mode ------------------------------------------------------------------------
+
+
+async def _signup_page(**context):
+    herald = _herald()
+    return await _render("admin/signup.html", section="signup", modes=SIGNUP_MODES,
+                         mode=await invites.signup_mode(herald),
+                         from_env="signup_mode" in herald.settings.from_env, **context)
+
+
+@blueprint.get("/signup")
+async def signup_mode():
+    await _require_admin()
+    return await _signup_page(notice="Saved." if request.args.get("done") else None)
+
+
+@blueprint.post("/signup")
+async def signup_mode_save():
+    await _require_admin()
+    form = await request.form
+    try:
+        await set_runtime(_herald(), "signup_mode", form.get("signup_mode", ""))
+    except APIError as exc:
+        html, _, headers = await _signup_page(errors={"signup_mode": exc.message})
+        return html, exc.status, headers
+    return redirect("/admin/signup?done=1")
+
+
+# --- mail ------------------------------------------------------------------------------------
+
+
+async def _mail_page(**context):
+    herald = _herald()
+    values = await effective_all(herald)
+    return await _render("admin/mail.html", section="mail", values=values,
+                         from_env=herald.settings.from_env, password_set=bool(values["smtp_password"]),
+                         **context)
+
+
+@blueprint.get("/mail")
+async def mail():
+    await _require_admin()
+    return await _mail_page(notice="Saved." if request.args.get("done") else None)
+
+
+@blueprint.post("/mail")
+async def mail_save():
+    await _require_admin()
+    form = await request.form
+    try:
+        await admin.save_mail_settings(_herald(), dict(form))
+    except APIError as exc:
+        html, _, headers = await _mail_page(errors={exc.extra.get("field", "form"): exc.message})
+        return html, exc.status, headers
+    return redirect("/admin/mail?done=1")
+
+
+@blueprint.post("/mail/test")
+async def mail_test():
+    me = await _require_admin()
+    result = await send_mail(_herald(), to=me.email, subject="Herald test mail",
+                             text="This is a test mail from Herald. Mail works.\n")
+    if result.error:
+        html, _, headers = await _mail_page(errors={"test": f"Sending failed: {result.error}"})
+        return html, 502, headers
+    notice = (f"A test mail was sent to {me.email}." if result.sent
+              else "No SMTP host is configured, so the test mail was written to Herald's log.")
+    return await _mail_page(notice=notice)
+
+
+# --- system ---------------------------------------------------------------------------------
+
+
+@blueprint.get("/system")
+async def system():
+    await _require_admin()
+    return await _render("admin/system.html", section="system", rows=await admin.system_rows(_herald()))

@@ -1,0 +1,234 @@
+"""The JSON API under /api/v1 for printers: linking, the plugin's calls, reading status.
+
+Routes parse and call a service. Bodies are validated by the pydantic models in
+``appliance.api_schemas`` (documented in the OpenAPI document by quart-schema):
+malformed JSON is a 400, a wrong type a 422 naming the field, a JSON body over
+64 KiB a 413.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from quart import Blueprint, current_app, request
+from quart_schema import document_request, document_response, security_scheme
+
+from appliance import __version__
+from appliance.api_schemas import (
+    EventAccepted,
+    LinkGranted,
+    LinkPoll,
+    LinkStart,
+    LinkStarted,
+    OAuthStyleError,
+    PrinterEvent,
+    PrinterList,
+    PrinterStatus,
+    PrinterView,
+    VerifyRequest,
+    VerifyResponse,
+)
+from appliance.auth import csrf_exempt, require_bearer_or_session
+from appliance.errors import APIError
+from appliance.netaddr import client_address
+from appliance.ratelimit import Limit
+from appliance.services import linking, printers
+from appliance.services.events import check_snapshot, post_event
+
+blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
+
+MAX_JSON_BYTES = 64 * 1024
+MIN_PLUGIN_VERSION = "0.1.0"
+EVENT_LIMIT = Limit(count=120, per=60)  # events per printer
+
+M = TypeVar("M", bound=BaseModel)
+_PRINTER_KEY = [{"printerKey": []}]
+_READ = [{"accessToken": []}]
+
+
+def _herald():
+    return current_app.extensions["herald"]
+
+
+async def read_json_bytes() -> bytes:
+    """The raw body of a JSON request, refused when over 64 KiB."""
+    length = request.content_length
+    if length is not None and length > MAX_JSON_BYTES:
+        raise APIError(413, "body_too_large", "JSON bodies are limited to 64 KiB.")
+    data = await request.get_data(cache=False)
+    if len(data) > MAX_JSON_BYTES:
+        raise APIError(413, "body_too_large", "JSON bodies are limited to 64 KiB.")
+    return data
+
+
+def parse_model(model: type[M], data: bytes | str) -> M:
+    """Validate JSON text against a model: 400 when it is not JSON, 422 naming the field."""
+    if not data or not str(data if isinstance(data, str) else data.decode("utf-8", "replace")).strip():
+        raise APIError(400, "invalid_json", "The request body must be a JSON object.")
+    try:
+        return model.model_validate_json(data)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        if any(err["type"] == "json_invalid" for err in errors):
+            raise APIError(400, "invalid_json", f"The request body is not valid JSON: {errors[0]['msg']}") from None
+        details = [{"field": ".".join(str(p) for p in err["loc"]) or "(body)", "problem": err["msg"]}
+                   for err in errors]
+        message = f"{details[0]['field']}: {details[0]['problem']}"
+        if len(details) > 1:
+            message += f" (and {len(details) - 1} more)"
+        raise APIError(422, "invalid_request", message, extra={"details": details}) from None
+
+
+async def read_model(model: type[M]) -> M:
+    return parse_model(model, await read_json_bytes())
+
+
+async def current_printer() -> printers.CachedPrinter:
+    header = request.headers.get("Authorization", "")
+    if not header.startswith("Bearer "):
+        raise APIError(401, "unauthenticated", "Send the printer key as 'Authorization: Bearer hpk_...'.",
+                       headers={"WWW-Authenticate": "Bearer"})
+    return await printers.printer_for_key(_herald(), header.removeprefix("Bearer ").strip())
+
+
+def _version_tuple(text: str) -> tuple[int, ...]:
+    parts = []
+    for piece in text.strip().lstrip("vV").split("."):
+        digits = ""
+        for ch in piece:
+            if not ch.isdigit():
+                break
+            digits += ch
+        if not digits:
+            break
+        parts.append(int(digits))
+    return tuple(parts)
+
+
+# --- linking -------------------------------------------------------------------------
+
+
+@blueprint.post("/link")
+@csrf_exempt
+@document_request(LinkStart)
+@document_response(LinkStarted, 201)
+async def link_start():
+    herald = _herald()
+    body = await read_model(LinkStart)
+    address = client_address(request, herald.settings.trusted_proxies)
+    started = await linking.start_link(herald, body.printer_name, address)
+    return started.as_dict(), 201, {"Cache-Control": "no-store"}
+
+
+@blueprint.post("/link/token")
+@csrf_exempt
+@document_request(LinkPoll)
+@document_response(LinkGranted, 200)
+@document_response(OAuthStyleError, 400)
+async def link_token():
+    body = await read_model(LinkPoll)
+    granted = await linking.poll_link(_herald(), body.device_code)
+    return granted, 200, {"Cache-Control": "no-store"}
+
+
+# --- the plugin, with its printer key --------------------------------------------------
+
+
+@blueprint.post("/printer/verify")
+@csrf_exempt
+@security_scheme(_PRINTER_KEY)
+@document_request(VerifyRequest)
+@document_response(VerifyResponse, 200)
+async def printer_verify():
+    printer = await current_printer()
+    data = await read_json_bytes()
+    body = parse_model(VerifyRequest, data) if data.strip() else VerifyRequest()
+    if body.plugin_version and _version_tuple(body.plugin_version) < _version_tuple(MIN_PLUGIN_VERSION):
+        raise APIError(426, "plugin_outdated",
+                       f"Herald needs plugin version {MIN_PLUGIN_VERSION} or newer "
+                       f"(this is {body.plugin_version}); update the Herald plugin in OctoPrint.",
+                       extra={"min_plugin_version": MIN_PLUGIN_VERSION})
+    return {"printer_id": printer.id, "name": printer.name, "herald_version": __version__}
+
+
+@blueprint.delete("/printer")
+@csrf_exempt
+@security_scheme(_PRINTER_KEY)
+async def printer_unlink():
+    printer = await current_printer()
+    await printers.unlink_printer(_herald(), printer.id)
+    return "", 204
+
+
+@blueprint.put("/printer/status")
+@csrf_exempt
+@security_scheme(_PRINTER_KEY)
+@document_request(PrinterStatus)
+async def printer_status():
+    printer = await current_printer()
+    body = await read_model(PrinterStatus)
+    await printers.accept_status(_herald(), printer, body.model_dump())
+    return "", 204
+
+
+@blueprint.post("/printer/events")
+@csrf_exempt
+@security_scheme(_PRINTER_KEY)
+@document_request(PrinterEvent)
+@document_response(EventAccepted, 202)
+async def printer_events():
+    herald = _herald()
+    printer = await current_printer()
+    herald.rate_limiter.hit(f"events:{printer.id}", EVENT_LIMIT, "Too many events from this printer.")
+    snapshot = None
+    if request.mimetype == "multipart/form-data":
+        form = await request.form
+        files = await request.files
+        part = files.get("event")
+        text: Any = part.read() if part is not None else form.get("event")
+        if text is None:
+            raise APIError(400, "invalid_request", "event: the multipart body needs an 'event' JSON part.")
+        if len(text) > MAX_JSON_BYTES:
+            raise APIError(413, "body_too_large", "JSON bodies are limited to 64 KiB.")
+        body = parse_model(PrinterEvent, text)
+        upload = files.get("snapshot")
+        if upload is not None:
+            snapshot = check_snapshot(upload.read())
+    else:
+        body = await read_model(PrinterEvent)
+    recorded = await post_event(herald, printer.id, body, snapshot)
+    return {"id": body.id, "sequence": recorded.event.sequence, "duplicate": recorded.duplicate}, 202
+
+
+# --- reading status ------------------------------------------------------------------
+
+
+@blueprint.get("/printers")
+@security_scheme(_READ)
+@document_response(PrinterList, 200)
+async def printers_list():
+    user = await require_bearer_or_session("printers:read")
+    return {"printers": await printers.printer_views(_herald(), user)}
+
+
+@blueprint.get("/printers/<printer_id>")
+@security_scheme(_READ)
+@document_response(PrinterView, 200)
+async def printers_one(printer_id: str):
+    user = await require_bearer_or_session("printers:read")
+    printer = await printers.owned_printer(user, printer_id)
+    return printers.printer_view(_herald(), printer)
+
+
+def init_app(app) -> None:
+    from appliance.app import on_shutdown
+
+    herald = app.extensions["herald"]
+    herald.tasks.add("status-flush", lambda: printers.status_flusher(herald))
+    herald.tasks.add("printer-cache", lambda: printers.cache_revalidator(herald))
+
+    async def _flush_at_shutdown(_app) -> None:
+        await printers.flush_status(herald)
+
+    on_shutdown(app, _flush_at_shutdown)

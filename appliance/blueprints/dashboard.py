@@ -1,0 +1,189 @@
+"""The dashboard at "/": one live card per printer, and its Server-Sent Events stream."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from quart import Blueprint, Quart, current_app, redirect, render_template, request
+
+from appliance.app import on_stopping
+from appliance.auth import SESSION_COOKIE, current_user
+from appliance.models import User
+from appliance.services.dashboard import (
+    build_card,
+    cards_for,
+    dashboard_cards,
+    printer_index,
+    user_zone,
+)
+from appliance.services.live import LiveHub
+from appliance.services.sessions import resolve_session
+
+blueprint = Blueprint("dashboard", __name__)
+
+RETRY_MS = 2000  # how soon a browser reconnects after the stream ends (e.g. a server restart)
+
+# Main navigation: shown when the page exists in this build (areas land one by one).
+NAV: tuple[tuple[str, str, bool], ...] = (
+    ("Printers", "/", False),
+    ("Webhooks", "/webhooks", False),
+    ("Alexa", "/alexa/setup", False),
+    ("Apps", "/account/apps", False),
+    ("Account", "/account", False),
+    ("Admin", "/admin", True),
+)
+
+
+def init_app(app: Quart) -> None:
+    herald = app.extensions["herald"]
+    hub = LiveHub()
+    herald.deps["live_hub"] = hub
+    herald.status_listeners.append(hub.publish)
+    on_stopping(app, lambda _app: hub.close_all())
+
+    @app.context_processor
+    async def _navigation() -> dict[str, Any]:
+        return {"nav_links": _nav_links}
+
+
+def _nav_links() -> list[dict[str, Any]]:
+    app = current_app
+    pages = app.extensions.get("herald_nav_pages")
+    if pages is None:
+        pages = {rule.rule for rule in app.url_map.iter_rules() if "GET" in (rule.methods or ())}
+        app.extensions["herald_nav_pages"] = pages
+    from quart import g
+
+    session = g.get("herald_session")
+    is_admin = bool(session and session.user.is_admin)
+    path = request.path
+    links = []
+    for label, target, admin_only in NAV:
+        if target not in pages or (admin_only and not is_admin):
+            continue
+        if target == "/":
+            current = path == "/" or path.startswith("/printers")
+        else:
+            current = path == target or path.startswith(target + "/")
+        links.append({"label": label, "path": target, "current": current})
+    # "Account" must not light up on /account/apps when Apps has its own entry
+    if sum(link["current"] for link in links) > 1:
+        best = max((link for link in links if link["current"]), key=lambda link: len(link["path"]))
+        for link in links:
+            link["current"] = link is best
+    return links
+
+
+@blueprint.get("/")
+async def index():
+    user = await current_user()
+    if user is None:
+        return redirect("/login")
+    herald = current_app.extensions["herald"]
+    now = herald.clock.now()
+    cards = await dashboard_cards(user, now=now, **_settings(herald))
+    return await render_template(
+        "dashboard/index.html",
+        user=user,
+        cards=cards,
+        server_now=now.isoformat().replace("+00:00", "Z"),
+        time_zone=user_zone(user.time_zone).key,
+        offline_after=herald.settings.offline_after,
+        base_url=herald.settings.base_url,
+    )
+
+
+# --- live updates ------------------------------------------------------------------
+
+
+def _sse(event: str, data: Any) -> str:
+    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+
+
+async def _card_message(card: dict[str, Any]) -> dict[str, Any]:
+    template = current_app.jinja_env.get_template("dashboard/_card.html")
+    html = await template.render_async(card=card)
+    return {"id": card["id"], "name": card["name"], "state_label": card["state_label"],
+            "online": card["online"], "html": html}
+
+
+@blueprint.get("/events/dashboard")
+async def events():
+    """text/event-stream of the logged-in user's printer cards (session cookie only)."""
+    user = await current_user()
+    if user is None:
+        # 204 tells EventSource to stop reconnecting; the page's script then reloads to the login.
+        return "", 204
+    herald = current_app.extensions["herald"]
+    hub: LiveHub = herald.deps["live_hub"]
+    # Comment lines keep proxies from closing an idle stream; each is also a resync.
+    heartbeat = float(herald.deps.get("live_heartbeat", herald.settings.live_heartbeat))
+    token = request.cookies.get(SESSION_COOKIE, "")
+    index = await printer_index(user.id)
+    subscriber = hub.subscribe(index)
+    app = current_app._get_current_object()
+
+    async def stream() -> AsyncIterator[str]:
+        nonlocal index
+        try:
+            async with app.app_context():
+                yield f"retry: {RETRY_MS}\n\n"
+                now = herald.clock.now()
+                cards = await cards_for(user, list(index), now=now, **_settings(herald))
+                cards.sort(key=lambda c: (c["name"], c["id"]))
+                yield _sse("snapshot", {"server_now": _iso(now), "ids": [c["id"] for c in cards],
+                                        "cards": [await _card_message(c) for c in cards]})
+                loop = asyncio.get_running_loop()
+                next_resync = loop.time() + heartbeat
+                while not subscriber.closed:
+                    views = await subscriber.wait(max(0.0, next_resync - loop.time()))
+                    if subscriber.closed:
+                        return
+                    if views:
+                        now = herald.clock.now()
+                        zone = user_zone(user.time_zone)
+                        for view in views.values():
+                            card = build_card(view, now=now, zone=zone, **_settings(herald))
+                            yield _sse("card", {"server_now": _iso(now), **await _card_message(card)})
+                    if loop.time() >= next_resync:
+                        next_resync = loop.time() + heartbeat
+                        if await resolve_session(token, clock=herald.clock) is None:
+                            yield _sse("logout", {})
+                            return
+                        async for chunk in _resync(user, index):
+                            yield chunk
+                        index = await printer_index(user.id)
+                        hub.watch(subscriber, index)
+                        yield ": heartbeat\n\n"
+        finally:
+            hub.unsubscribe(subscriber)
+
+    async def _resync(owner: User, known: dict[str, tuple]) -> AsyncIterator[str]:
+        """Cards that changed without a published status (added, renamed, another process)."""
+        fresh = await printer_index(owner.id)
+        removed = [pid for pid in known if pid not in fresh]
+        changed = [pid for pid, row in fresh.items() if known.get(pid) != row]
+        now = herald.clock.now()
+        if removed:
+            yield _sse("remove", {"ids": removed})
+        if changed:
+            for card in await cards_for(owner, changed, now=now, **_settings(herald)):
+                yield _sse("card", {"server_now": _iso(now), **await _card_message(card)})
+
+    response = current_app.response_class(stream(), mimetype="text/event-stream")
+    response.headers["Cache-Control"] = "no-cache, no-store"
+    response.headers["X-Accel-Buffering"] = "no"  # nginx: pass events through at once
+    response.timeout = None  # the stream lasts as long as the page is open
+    return response
+
+
+def _settings(herald) -> dict[str, Any]:
+    return {"offline_after": herald.settings.offline_after,
+            "purge_after_days": herald.settings.purge_after_days}
+
+
+def _iso(moment) -> str:
+    return moment.isoformat().replace("+00:00", "Z")

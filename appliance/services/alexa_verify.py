@@ -1,0 +1,205 @@
+"""Verifying that a request to /alexa comes from Amazon, as a web-service skill must.
+
+The checks, in Amazon's order: the SignatureCertChainUrl rules, the certificate
+chain (validity window, SAN echo-api.amazon.com, chain to a trusted root), the
+Signature-256 over the raw body, the request timestamp (150 s) and the skill id.
+The trusted roots and the certificate fetcher are dependencies handed to
+create_app (``alexa_trust_roots``, ``alexa_cert_fetcher``); tests inject their own CA.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import posixpath
+import warnings
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.utils import CryptographyDeprecationWarning
+from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
+
+log = logging.getLogger(__name__)
+
+SIGNING_SAN = "echo-api.amazon.com"
+CERT_HOST = "s3.amazonaws.com"
+CERT_PATH_PREFIX = "/echo.api/"
+MAX_SKEW = timedelta(seconds=150)
+
+CertFetcher = Callable[[str], Awaitable[bytes]]
+
+
+class AlexaVerificationError(Exception):
+    """A request failed one of Amazon's checks; the message says which."""
+
+
+def check_cert_url(url: str) -> None:
+    """Amazon's rules for SignatureCertChainUrl; raises AlexaVerificationError."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise AlexaVerificationError(f"certificate URL is malformed: {exc}") from None
+    if parts.scheme.lower() != "https":
+        raise AlexaVerificationError("certificate URL must use https")
+    if (parts.hostname or "").lower() != CERT_HOST:
+        raise AlexaVerificationError(f"certificate URL host must be {CERT_HOST}")
+    if port not in (None, 443):
+        raise AlexaVerificationError("certificate URL port must be 443")
+    path = posixpath.normpath(unquote(parts.path)) if parts.path else ""
+    if not path.startswith(CERT_PATH_PREFIX):
+        raise AlexaVerificationError(f"certificate URL path must start with {CERT_PATH_PREFIX}")
+
+
+def default_trust_roots() -> list[x509.Certificate]:
+    """The CA bundle Python trusts (certifi's, which follows Mozilla's root program)."""
+    import certifi
+
+    with open(certifi.where(), "rb") as handle:
+        bundle = handle.read()
+    roots = []
+    end = b"-----END CERTIFICATE-----"
+    for block in bundle.split(end)[:-1]:
+        # A few old roots carry a negative serial number, which cryptography warns about;
+        # they are still roots the system trusts, so load them quietly, and skip any it rejects.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+            try:
+                roots.append(x509.load_pem_x509_certificate(block + end))
+            except ValueError:
+                continue
+    return roots
+
+
+@dataclass
+class _VerifiedCert:
+    public_key: rsa.RSAPublicKey
+    not_before: datetime
+    not_after: datetime
+
+
+class RequestVerifier:
+    """Verifies Alexa requests; caches verified certificates (bounded) until they expire."""
+
+    def __init__(self, *, trust_roots: list[x509.Certificate] | Callable[[], list[x509.Certificate]],
+                 fetch: CertFetcher, skill_id: Callable[[], str], now: Callable[[], datetime],
+                 cache_size: int = 16) -> None:
+        # A callable is loaded on first use, so building an app does not parse a CA bundle.
+        self._roots = trust_roots
+        self._store: Store | None = None
+        self._fetch = fetch
+        self._skill_id = skill_id
+        self._now = now
+        self._cache: OrderedDict[str, _VerifiedCert] = OrderedDict()
+        self._cache_size = cache_size
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def verify(self, headers: Any, body: bytes) -> dict[str, Any]:
+        """Return the parsed request envelope, or raise AlexaVerificationError."""
+        url = headers.get("SignatureCertChainUrl", "")
+        signature = headers.get("Signature-256", "")
+        if not url:
+            raise AlexaVerificationError("SignatureCertChainUrl header is missing")
+        if not signature:
+            raise AlexaVerificationError("Signature-256 header is missing")
+        check_cert_url(url)
+        cert = await self._certificate(url)
+        now = self._now()
+        if not cert.not_before <= now <= cert.not_after:
+            raise AlexaVerificationError("signing certificate is not valid now")
+        try:
+            raw_signature = base64.b64decode(signature, validate=True)
+            cert.public_key.verify(raw_signature, body, padding.PKCS1v15(), hashes.SHA256())
+        except (InvalidSignature, ValueError):
+            raise AlexaVerificationError("Signature-256 does not match the body") from None
+        envelope = parse_envelope(body)
+        check_timestamp(envelope, now)
+        check_skill_id(envelope, self._skill_id())
+        return envelope
+
+    async def _certificate(self, url: str) -> _VerifiedCert:
+        cached = self._cache.get(url)
+        if cached is not None and self._now() <= cached.not_after:
+            self._cache.move_to_end(url)
+            return cached
+        lock = self._locks.setdefault(url, asyncio.Lock())
+        async with lock:
+            cached = self._cache.get(url)
+            if cached is not None and self._now() <= cached.not_after:
+                return cached
+            try:
+                pem = await self._fetch(url)
+            except Exception as exc:  # any failure to fetch is a failed check, not a 500
+                raise AlexaVerificationError(f"signing certificate could not be fetched: {exc}") from None
+            verified = self._validate_chain(pem)
+            self._cache[url] = verified
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+            self._locks.pop(url, None)
+            return verified
+
+    def _validate_chain(self, pem: bytes) -> _VerifiedCert:
+        try:
+            certs = x509.load_pem_x509_certificates(pem)
+        except ValueError:
+            raise AlexaVerificationError("signing certificate is not PEM") from None
+        leaf, intermediates = certs[0], certs[1:]
+        now = self._now()
+        if self._store is None:
+            self._store = Store(self._roots() if callable(self._roots) else list(self._roots))
+        verifier = (PolicyBuilder().store(self._store).time(now)
+                    .build_server_verifier(x509.DNSName(SIGNING_SAN)))
+        try:
+            verifier.verify(leaf, intermediates)
+        except VerificationError as exc:
+            raise AlexaVerificationError(f"signing certificate rejected: {exc}") from None
+        key = leaf.public_key()
+        if not isinstance(key, rsa.RSAPublicKey):
+            raise AlexaVerificationError("signing certificate does not hold an RSA key")
+        return _VerifiedCert(key, leaf.not_valid_before_utc, leaf.not_valid_after_utc)
+
+
+def parse_envelope(body: bytes) -> dict[str, Any]:
+    import json
+
+    try:
+        envelope = json.loads(body)
+    except ValueError:
+        raise AlexaVerificationError("body is not JSON") from None
+    if not isinstance(envelope, dict) or not isinstance(envelope.get("request"), dict):
+        raise AlexaVerificationError("body is not an Alexa request envelope")
+    return envelope
+
+
+def check_timestamp(envelope: dict[str, Any], now: datetime) -> None:
+    stamp = envelope["request"].get("timestamp")
+    try:
+        moment = datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
+    except ValueError:
+        raise AlexaVerificationError("request timestamp is missing or malformed") from None
+    if moment.tzinfo is None or abs(now - moment) > MAX_SKEW:
+        raise AlexaVerificationError("request timestamp is more than 150 seconds off")
+
+
+def application_id(envelope: dict[str, Any]) -> str:
+    system = (envelope.get("context") or {}).get("System") or {}
+    app_id = (system.get("application") or {}).get("applicationId")
+    if not app_id:
+        app_id = ((envelope.get("session") or {}).get("application") or {}).get("applicationId")
+    return str(app_id or "")
+
+
+def check_skill_id(envelope: dict[str, Any], skill_id: str) -> None:
+    if not skill_id:
+        raise AlexaVerificationError("no skill id is configured (HERALD_ALEXA_SKILL_ID)")
+    if application_id(envelope) != skill_id:
+        raise AlexaVerificationError("request is for another skill")

@@ -1,0 +1,136 @@
+"""Printer events: stored once per (printer, id), numbered per printer, handed to listeners.
+
+``record_event`` is the one way an event enters Herald, whether the plugin
+posted it or Herald recorded it (printer.offline / printer.online). Inside the
+transaction that stores it, every ``herald.event_listeners`` entry is awaited as
+``listener(event, printer, connection)``; a listener writes with
+``using_db=connection``, so its rows (e.g. webhook deliveries) commit or roll
+back together with the event.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
+
+from appliance.db import shielded
+from appliance.errors import APIError
+from appliance.models import Event, Printer
+
+log = logging.getLogger(__name__)
+
+MAX_SNAPSHOT_BYTES = 2 * 1024 * 1024
+SNAPSHOT_DIR = "snapshots"
+
+
+@dataclass(frozen=True)
+class RecordedEvent:
+    event: Event
+    duplicate: bool  # the id was seen before: nothing new was stored or enqueued
+
+
+async def record_event(
+    herald,
+    printer_id: str,
+    *,
+    event_type: str,
+    occurred_at: datetime,
+    event_id: str | None = None,
+    payload: dict[str, Any] | None = None,
+    printer_data: dict[str, Any] | None = None,
+    snapshot: bytes | None = None,
+    connection=None,
+) -> RecordedEvent:
+    """Store an event idempotently and call the event listeners in the same transaction.
+
+    Pass ``connection`` to join a transaction the caller already holds.
+    """
+    event_id = event_id or str(uuid.uuid4())
+    if connection is not None:
+        return await _record(herald, printer_id, event_type, occurred_at, event_id, payload,
+                             printer_data, snapshot, connection)
+    try:
+        async with in_transaction() as conn:
+            return await _record(herald, printer_id, event_type, occurred_at, event_id, payload,
+                                 printer_data, snapshot, conn)
+    except IntegrityError:
+        # Two requests with the same id raced (SQLite has no row lock to queue them).
+        existing = await Event.get_or_none(printer_id=printer_id, event_id=event_id)
+        if existing is None:
+            raise
+        return RecordedEvent(event=existing, duplicate=True)
+
+
+async def _record(herald, printer_id, event_type, occurred_at, event_id, payload, printer_data,
+                  snapshot, conn) -> RecordedEvent:
+    # The row lock (PostgreSQL) queues concurrent events of one printer, so the
+    # duplicate check and the sequence number below are race-free.
+    printer = await Printer.filter(id=printer_id).select_for_update().using_db(conn).first()
+    if printer is None:
+        raise APIError(401, "invalid_token", "The printer no longer exists.")
+    existing = await Event.filter(printer_id=printer_id, event_id=event_id).using_db(conn).first()
+    if existing is not None:
+        return RecordedEvent(event=existing, duplicate=True)
+    sequence = printer.event_sequence + 1
+    await Printer.filter(id=printer_id).using_db(conn).update(event_sequence=sequence)
+    printer.event_sequence = sequence
+    snapshot_path = _store_snapshot(herald, printer_id, snapshot) if snapshot else None
+    try:
+        event = await Event.create(
+            printer_id=printer_id, event_id=event_id, type=event_type, sequence=sequence,
+            occurred_at=occurred_at, received_at=herald.clock.now(), payload=payload,
+            printer_data=printer_data, snapshot_path=snapshot_path, using_db=conn,
+        )
+        from appliance.services.history import apply_event_to_jobs
+
+        await apply_event_to_jobs(event, conn)
+        for listener in herald.event_listeners:
+            await listener(event, printer, conn)
+    except BaseException:
+        if snapshot_path:
+            (herald.settings.data_path / snapshot_path).unlink(missing_ok=True)
+        raise
+    return RecordedEvent(event=event, duplicate=False)
+
+
+def check_snapshot(data: bytes) -> bytes:
+    if len(data) > MAX_SNAPSHOT_BYTES:
+        raise APIError(413, "snapshot_too_large", "The snapshot is larger than 2 MiB.")
+    if not data.startswith(b"\xff\xd8\xff"):
+        raise APIError(415, "snapshot_not_jpeg", "The snapshot must be a JPEG image.")
+    return data
+
+
+def _store_snapshot(herald, printer_id: str, data: bytes) -> str:
+    relative = Path(SNAPSHOT_DIR) / printer_id / f"{uuid.uuid4().hex}.jpg"
+    target = herald.settings.data_path / relative
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(".partial")
+    tmp.write_bytes(data)
+    tmp.replace(target)
+    return str(relative)
+
+
+async def snapshot_paths_of(printer_ids: list[str]) -> list[str]:
+    return [p for p in await Event.filter(printer_id__in=printer_ids, snapshot_path__not_isnull=True)
+            .values_list("snapshot_path", flat=True) if p]
+
+
+async def post_event(herald, printer_id: str, body: Any, snapshot: bytes | None) -> RecordedEvent:
+    """The plugin's POST /api/v1/printer/events, after parsing."""
+    from appliance.api_schemas import HERALD_EVENT_TYPES
+
+    if body.type in HERALD_EVENT_TYPES:
+        raise APIError(422, "invalid_request", f"type: {body.type} is recorded by Herald itself",
+                       extra={"details": [{"field": "type", "problem": "recorded by Herald"}]})
+    return await shielded(record_event(
+        herald, printer_id, event_type=body.type, occurred_at=body.occurred_at, event_id=body.id,
+        payload=body.payload, printer_data=body.printer_data, snapshot=snapshot,
+    ))

@@ -1,0 +1,53 @@
+"""Personal access tokens: ``hat_`` bearer tokens a user makes for their own scripts."""
+
+from __future__ import annotations
+
+from appliance.clock import Clock
+from appliance.db import shielded
+from appliance.errors import APIError
+from appliance.models import AccessToken, User
+from appliance.secrets import ACCESS_TOKEN_PREFIX, new_token, token_hash
+
+PERSONAL_SCOPE = "printers:read"
+MAX_PERSONAL_TOKENS = 50
+
+
+def token_json(record: AccessToken) -> dict:
+    def iso(value):
+        return value.isoformat().replace("+00:00", "Z") if value else None
+
+    return {"id": record.id, "name": record.name, "scope": record.scope,
+            "created_at": iso(record.created_at), "last_used_at": iso(record.last_used_at)}
+
+
+async def personal_tokens(user: User) -> list[AccessToken]:
+    return await AccessToken.filter(user_id=user.id, client_id="", revoked_at=None).order_by("-created_at")
+
+
+async def create_personal_token(user: User, name: str) -> tuple[str, AccessToken]:
+    """A new token (the value is returned here once; only its hash is stored)."""
+    name = (name or "").strip()
+    if not name or len(name) > 100:
+        raise APIError(400, "invalid_name", "Give the token a name of 1 to 100 characters, "
+                       "e.g. the script that will use it.", extra={"field": "name"})
+    if user.email_verified_at is None:
+        raise APIError(403, "email_unverified", "Confirm your email address before creating access tokens.")
+    if await AccessToken.filter(user_id=user.id, client_id="", revoked_at=None).count() >= MAX_PERSONAL_TOKENS:
+        raise APIError(409, "too_many_tokens",
+                       f"You have {MAX_PERSONAL_TOKENS} tokens; revoke one you no longer use first.")
+    token = new_token(ACCESS_TOKEN_PREFIX)
+    record = await shielded(AccessToken.create(token_hash=token_hash(token), user_id=user.id, name=name,
+                                               scope=PERSONAL_SCOPE, client_id=""))
+    return token, record
+
+
+async def revoke_personal_token(user: User, token_id: int | str, *, clock: Clock) -> None:
+    """Revoke one of the user's own personal tokens; any other id answers 404."""
+    try:
+        token_id = int(token_id)
+    except (TypeError, ValueError):
+        token_id = -1
+    revoked = await shielded(AccessToken.filter(id=token_id, user_id=user.id, client_id="",
+                                                revoked_at=None).update(revoked_at=clock.now()))
+    if not revoked:
+        raise APIError(404, "not_found", "You have no token with this id.")

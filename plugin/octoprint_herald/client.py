@@ -1,0 +1,193 @@
+"""Herald's /api/v1 over HTTP with ``requests``: every call has timeouts and raises HeraldError."""
+
+from __future__ import annotations
+
+import json
+
+import requests
+
+from .version import API_PREFIX, MIN_HERALD_VERSION, __version__
+
+TIMEOUT = (5.0, 15.0)  # connect, read (seconds)
+
+
+class HeraldError(Exception):
+    """A call to Herald failed. ``status`` is the HTTP status, or None when none came back."""
+
+    def __init__(self, message: str, status: int | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+    @property
+    def unauthorized(self) -> bool:
+        return self.status == 401
+
+    @property
+    def permanent(self) -> bool:
+        """Sending the same request again cannot succeed (bad request, too large, ...)."""
+        return self.status is not None and 400 <= self.status < 500 and self.status not in (401, 408, 425, 429)
+
+
+def version_tuple(version: str) -> tuple[int, ...]:
+    parts = []
+    for piece in str(version).split("+")[0].split("."):
+        digits = "".join(ch for ch in piece if ch.isdigit())
+        if not digits:
+            break
+        parts.append(int(digits))
+    return tuple(parts)
+
+
+def version_problem(herald_version: str | None) -> str | None:
+    """A sentence for the user when this Herald is too old for the plugin, else None."""
+    if not herald_version:
+        return None
+    if version_tuple(herald_version) < version_tuple(MIN_HERALD_VERSION):
+        return (f"Herald {herald_version} is too old for this plugin ({__version__}); "
+                f"update Herald to {MIN_HERALD_VERSION} or newer.")
+    return None
+
+
+class HeraldClient:
+    def __init__(self, base_url: str, *, key: str | None = None, verify: bool | str = True,
+                 session: requests.Session | None = None, timeout: tuple[float, float] = TIMEOUT) -> None:
+        self.timeout = timeout
+        self.base_url = (base_url or "").strip().rstrip("/")
+        self.key = key or None
+        self.verify = verify
+        self.session = session or requests.Session()
+        self.session.headers["User-Agent"] = f"OctoPrint-Herald/{__version__}"
+
+    # -- plumbing ---------------------------------------------------------------------
+    def _request(self, method: str, path: str, *, auth: bool = True, **kwargs) -> requests.Response:
+        if not self.base_url.startswith(("http://", "https://")):
+            raise HeraldError("Herald's address must start with http:// or https://")
+        headers = kwargs.pop("headers", {})
+        if auth:
+            if not self.key:
+                raise HeraldError("This printer is not linked to Herald yet.", status=401)
+            headers["Authorization"] = f"Bearer {self.key}"
+        try:
+            response = self.session.request(method, self.base_url + path, headers=headers,
+                                            timeout=self.timeout, verify=self.verify, **kwargs)
+        except requests.exceptions.SSLError as exc:
+            raise HeraldError(f"Herald's TLS certificate was not accepted ({_reason(exc)}). "
+                              "For a self-signed Herald, give its CA bundle in the settings.") from None
+        except requests.exceptions.Timeout:
+            raise HeraldError("Herald did not answer in time.") from None
+        except requests.exceptions.ConnectionError as exc:
+            raise HeraldError(f"Could not reach Herald at {self.base_url} ({_reason(exc)}).") from None
+        except requests.exceptions.RequestException as exc:
+            raise HeraldError(f"Request to Herald failed: {_reason(exc)}") from None
+        return response
+
+    @staticmethod
+    def _fail(response: requests.Response, what: str) -> HeraldError:
+        code = message = None
+        try:
+            body = response.json()
+            if isinstance(body, dict):
+                code = body.get("error") or body.get("code")
+                message = body.get("message") or body.get("error_description")
+        except ValueError:
+            pass
+        if response.status_code == 401:
+            text = "Herald no longer accepts this printer's key (revoked or printer removed): link the printer again."
+        elif response.status_code == 404:
+            text = f"Herald answered 404 to {what}: is the address right and does this Herald speak {API_PREFIX}?"
+        elif response.status_code == 426:
+            text = message or "Herald says this plugin is too old: update the Herald plugin."
+        elif response.status_code == 429:
+            text = f"Herald asks to slow down ({what})."
+        else:
+            text = f"Herald answered {response.status_code} to {what}" + (f": {message}" if message else ".")
+        return HeraldError(text, status=response.status_code, code=code)
+
+    # -- the contract -----------------------------------------------------------------
+    def health(self) -> dict:
+        response = self._request("GET", "/healthz", auth=False)
+        if response.status_code != 200:
+            raise self._fail(response, "the health check")
+        try:
+            return response.json()
+        except ValueError:
+            raise HeraldError("That address answers, but not like Herald (no JSON from /healthz).") from None
+
+    def start_link(self, printer_name: str) -> dict:
+        response = self._request("POST", f"{API_PREFIX}/link", auth=False, json={"printer_name": printer_name})
+        if response.status_code not in (200, 201):
+            raise self._fail(response, "the link request")
+        return response.json()
+
+    def poll_link(self, device_code: str) -> dict:
+        """200 -> ``{"printer_id", "printer_key"}``; a pending answer -> ``{"error": ...}``."""
+        response = self._request("POST", f"{API_PREFIX}/link/token", auth=False, json={"device_code": device_code})
+        if response.status_code == 200:
+            return response.json()
+        if response.status_code == 400:
+            try:
+                body = response.json()
+            except ValueError:
+                body = {}
+            if body.get("error") in ("authorization_pending", "slow_down", "expired_token", "access_denied"):
+                return {"error": body["error"]}
+        raise self._fail(response, "the link poll")
+
+    def verify_key(self) -> dict:
+        response = self._request("POST", f"{API_PREFIX}/printer/verify", json={"plugin_version": __version__})
+        if response.status_code != 200:
+            raise self._fail(response, "the key check")
+        return response.json()
+
+    def unlink(self) -> None:
+        response = self._request("DELETE", f"{API_PREFIX}/printer")
+        if response.status_code not in (200, 204, 401):
+            raise self._fail(response, "the unlink")
+
+    def put_status(self, status: dict) -> None:
+        response = self._request("PUT", f"{API_PREFIX}/printer/status", json=status)
+        if not 200 <= response.status_code < 300:
+            raise self._fail(response, "the status update")
+
+    def post_event(self, event: dict, snapshot: bytes | None = None) -> None:
+        if snapshot:
+            files = {
+                "event": ("event.json", json.dumps(event), "application/json"),
+                "snapshot": ("snapshot.jpg", snapshot, "image/jpeg"),
+            }
+            response = self._request("POST", f"{API_PREFIX}/printer/events", files=files)
+        else:
+            response = self._request("POST", f"{API_PREFIX}/printer/events", json=event)
+        if not 200 <= response.status_code < 300:
+            raise self._fail(response, f"the {event.get('type')} event")
+
+    def fetch_snapshot(self, url: str, limit: int = 2 * 1024 * 1024) -> bytes | None:
+        """A JPEG from the local webcam, or None when there is none (never raises)."""
+        try:
+            response = self.session.get(url, timeout=(3.0, 5.0), stream=True)
+            if response.status_code != 200:
+                return None
+            data = response.raw.read(limit + 1, decode_content=True)
+            return data if 0 < len(data) <= limit else None
+        except (requests.exceptions.RequestException, OSError):
+            return None
+
+
+_REASONS = (
+    ("Connection refused", "connection refused: is Herald running there?"),
+    ("Name or service not known", "that host name is unknown"),
+    ("Failed to resolve", "that host name is unknown"),
+    ("No route to host", "no route to that host"),
+    ("Network is unreachable", "the network is unreachable"),
+    ("CERTIFICATE_VERIFY_FAILED", "certificate verify failed"),
+)
+
+
+def _reason(exc: Exception) -> str:
+    """The gist of a requests exception, in words a user can act on."""
+    text = str(exc)
+    for needle, words in _REASONS:
+        if needle in text:
+            return words
+    return text if len(text) < 160 else text[:160] + "..."

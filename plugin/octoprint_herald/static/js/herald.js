@@ -1,0 +1,201 @@
+/*
+ * OctoPrint-Herald settings page: link, verify, test, unlink, and the live publishing state.
+ */
+$(function () {
+    function HeraldViewModel(parameters) {
+        var self = this;
+        self.settingsViewModel = parameters[0];
+        self.settings = undefined;
+
+        self.state = ko.observable({});
+        self.busy = ko.observable(false);
+        self.message = ko.observable("");
+        self.messageOk = ko.observable(true);
+        self.manualKey = ko.observable("");
+
+        self.linked = ko.pureComputed(function () {
+            return !!self.state().linked;
+        });
+        self.link = ko.pureComputed(function () {
+            return self.state().link || null;
+        });
+        self.linkWaiting = ko.pureComputed(function () {
+            var link = self.link();
+            return !!link && link.status === "waiting";
+        });
+        self.linkUserCode = ko.pureComputed(function () {
+            var link = self.link();
+            return link ? link.user_code : "";
+        });
+        self.linkUri = ko.pureComputed(function () {
+            var link = self.link();
+            return link ? link.verification_uri_complete : "#";
+        });
+
+        self.statusClass = ko.pureComputed(function () {
+            var s = self.state();
+            if (s.needs_relink) return "alert-error";
+            if (s.linked && s.last_error) return "alert-warning";
+            if (s.linked) return "alert-success";
+            return "alert-info";
+        });
+        self.statusTitle = ko.pureComputed(function () {
+            var s = self.state();
+            var link = self.link();
+            if (link && link.status === "waiting") return gettext("Linking:");
+            if (s.needs_relink) return gettext("Publishing stopped:");
+            if (s.linked && s.last_error) return gettext("Linked, but publishing fails:");
+            if (s.linked) return gettext("Linked and publishing.");
+            return gettext("Not linked.");
+        });
+        self.statusDetail = ko.pureComputed(function () {
+            var s = self.state();
+            var link = self.link();
+            var parts = [];
+            if (link && link.status !== "linked") parts.push(link.message);
+            if (s.last_error) parts.push(s.last_error);
+            if (s.linked && s.retry_in) parts.push(_.sprintf(gettext("Next try in %(s)s s."), {s: s.retry_in}));
+            if (s.linked && s.last_success) {
+                parts.push(_.sprintf(gettext("Last publish: %(when)s."), {when: new Date(s.last_success).toLocaleString()}));
+            }
+            if (s.linked && s.queued_events) {
+                parts.push(_.sprintf(gettext("%(n)s events waiting to be sent."), {n: s.queued_events}));
+            }
+            if (!s.linked && !link) parts.push(gettext("Enter Herald's address, then press \"Link this printer\"."));
+            return parts.join(" ");
+        });
+        self.messageClass = ko.pureComputed(function () {
+            return self.messageOk() ? "alert-success" : "alert-error";
+        });
+
+        self.formValues = function () {
+            var h = self.settings.plugins.herald;
+            return {
+                herald_url: h.herald_url(),
+                printer_name: h.printer_name(),
+                ca_bundle: h.ca_bundle(),
+                verify_tls: !!h.verify_tls()
+            };
+        };
+
+        self.say = function (text, ok) {
+            self.messageOk(ok !== false);
+            self.message(text);
+        };
+
+        self.failure = function (xhr) {
+            var text = gettext("The request failed.");
+            if (xhr && xhr.responseJSON && xhr.responseJSON.error) {
+                text = xhr.responseJSON.error;
+            } else if (xhr && xhr.status === 403) {
+                text = gettext("Only an administrator can change the Herald link.");
+            }
+            self.say(text, false);
+        };
+
+        self.refresh = function () {
+            return OctoPrint.simpleApiGet("herald").done(function (state) {
+                self.state(state);
+            });
+        };
+
+        self.command = function (name, data) {
+            self.busy(true);
+            return OctoPrint.simpleApiCommand("herald", name, data || {}).always(function () {
+                self.busy(false);
+            });
+        };
+
+        self.startLink = function () {
+            self.say("");
+            // Open the tab now, while the click counts as the user's: browsers block
+            // windows opened later from a network callback.
+            var tab = window.open("", "_blank");
+            self.command("link", self.formValues())
+                .done(function (link) {
+                    if (tab) {
+                        tab.location.href = link.verification_uri_complete;
+                    }
+                    self.refresh();
+                })
+                .fail(function (xhr) {
+                    if (tab) tab.close();
+                    self.failure(xhr);
+                });
+        };
+
+        self.verifyKey = function () {
+            var data = self.formValues();
+            data.printer_key = (self.manualKey() || "").trim();
+            self.command("verify", data)
+                .done(function (answer) {
+                    self.manualKey("");
+                    var text = _.sprintf(gettext("Key accepted: linked as \"%(name)s\"."), {name: answer.name || ""});
+                    if (answer.version_problem) text += " " + answer.version_problem;
+                    self.say(text, !answer.version_problem);
+                    self.refresh();
+                })
+                .fail(self.failure);
+        };
+
+        self.testConnection = function () {
+            self.command("test", self.formValues())
+                .done(function (answer) {
+                    var text = _.sprintf(gettext("Herald %(v)s answers."), {v: answer.herald_version || "?"});
+                    if (answer.key_accepted) {
+                        text += " " + _.sprintf(gettext("It knows this printer as \"%(name)s\"."), {name: answer.name || ""});
+                    } else {
+                        text += " " + gettext("This printer is not linked yet.");
+                    }
+                    if (answer.version_problem) text += " " + answer.version_problem;
+                    self.say(text, !answer.version_problem);
+                    self.refresh();
+                })
+                .fail(self.failure);
+        };
+
+        self.unlink = function () {
+            showConfirmationDialog({
+                message: gettext("Herald will stop receiving this printer's status and events. The printer stays in Herald's list as unlinked."),
+                proceed: gettext("Unlink"),
+                onproceed: function () {
+                    self.command("unlink", {})
+                        .done(function (state) {
+                            self.state(state);
+                            self.say(gettext("Unlinked."));
+                        })
+                        .fail(function (xhr) {
+                            self.failure(xhr);
+                        });
+                }
+            });
+        };
+
+        self.onBeforeBinding = function () {
+            self.settings = self.settingsViewModel.settings;
+        };
+
+        self.onSettingsShown = function () {
+            self.say("");
+            self.refresh();
+        };
+
+        self.onDataUpdaterPluginMessage = function (plugin, data) {
+            if (plugin !== "herald" || !data || data.type !== "state") return;
+            var wasWaiting = self.linkWaiting();
+            self.state(data.state);
+            var link = data.state.link;
+            if (wasWaiting && link && link.status === "linked") {
+                self.say(link.message);
+            } else if (wasWaiting && link && link.status !== "waiting") {
+                self.say(link.message, false);
+            }
+        };
+    }
+
+    OCTOPRINT_VIEWMODELS.push({
+        construct: HeraldViewModel,
+        dependencies: ["settingsViewModel"],
+        elements: ["#herald_settings"]
+    });
+});

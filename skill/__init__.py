@@ -1,0 +1,42 @@
+"""Herald's Alexa skill: handlers, phrasing per locale, interaction models, manifest template.
+
+Pure: it reads printers from a ``PrinterStatusSource`` and knows nothing of HTTP
+or the database. ``invoke_json`` takes and returns the request/response JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from typing import Any
+
+from skill.source import PrinterStatusSource, StaticSource
+
+LOCALES = ("en-US", "en-GB", "de-DE")
+
+
+@cache
+def _skill():
+    from skill.handlers import build_skill
+
+    return build_skill()
+
+
+@cache
+def _serializer():
+    from ask_sdk_core.serialize import DefaultSerializer
+
+    return DefaultSerializer()
+
+
+def invoke(envelope: dict[str, Any], source: PrinterStatusSource | None) -> dict[str, Any]:
+    """Answer one request envelope (a dict); ``source`` None means no account is linked."""
+    from ask_sdk_model import RequestEnvelope
+
+    serializer = _serializer()
+    request = serializer.deserialize(json.dumps(envelope), RequestEnvelope)
+    response = _skill().invoke(request_envelope=request, context=source)
+    return serializer.serialize(response)
+
+
+__all__ = ["LOCALES", "PrinterStatusSource", "StaticSource", "invoke"]

@@ -1,0 +1,471 @@
+"""What the skill says, per language. Every name and file name is SSML-escaped here."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+from xml.sax.saxutils import escape
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from skill import status as st
+
+
+def ssml(text: str) -> str:
+    """Escape text (a printer or file name) for use inside SSML."""
+    return escape(text, {'"': "&quot;", "'": "&apos;"})
+
+
+def local_zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+class English:
+    """en-US and en-GB (which differ in how they tell the time of day)."""
+
+    def __init__(self, locale: str) -> None:
+        self.locale = locale
+        self.twelve_hour = locale != "en-GB"
+
+    # --- small pieces -----------------------------------------------------------
+    def plural(self, count: int, one: str, many: str) -> str:
+        return f"{count} {one if count == 1 else many}"
+
+    def join(self, items: list[str]) -> str:
+        if len(items) <= 1:
+            return "".join(items)
+        return ", ".join(items[:-1]) + " and " + items[-1]
+
+    def duration(self, seconds: float) -> str:
+        minutes = round(seconds / 60)
+        if minutes < 1:
+            return "less than a minute"
+        hours, minutes = divmod(minutes, 60)
+        parts = []
+        if hours:
+            parts.append(self.plural(hours, "hour", "hours"))
+        if minutes:
+            parts.append(self.plural(minutes, "minute", "minutes"))
+        return " ".join(parts)
+
+    def clock(self, moment: datetime, now: datetime) -> str:
+        if self.twelve_hour:
+            hour = moment.hour % 12 or 12
+            text = f"{hour}:{moment.minute:02d} {'am' if moment.hour < 12 else 'pm'}"
+        else:
+            text = f"{moment.hour:02d}:{moment.minute:02d}"
+        days = (moment.date() - now.date()).days
+        if days == 1:
+            return f"tomorrow at {text}"
+        if days > 1:
+            return f"on {moment.strftime('%A')} at {text}"
+        return text
+
+    def degrees(self, value: float) -> str:
+        return self.plural(round(value), "degree", "degrees")
+
+    def left(self, seconds: float) -> str:
+        if seconds < 30:
+            return "less than a minute left"
+        return f"about {self.duration(seconds)} left"
+
+    def file(self, job_file: str | None) -> str:
+        return ssml(job_file) if job_file else "a file"
+
+    # --- one printer ---------------------------------------------------------------
+    def brief(self, printer: dict[str, Any], now: datetime, zone: ZoneInfo) -> str:
+        name = ssml(printer["name"])
+        cond = st.condition(printer)
+        if cond == "never_seen":
+            return f"{name} has never checked in."
+        if cond == "unreachable":
+            return f"{name} is offline{self._last_seen(printer, now)}."
+        if cond == "no_status":
+            return f"{name} is online but has not sent a status yet."
+        if cond == "disconnected":
+            return f"{name}'s OctoPrint is running, but no printer is connected to it."
+        if cond == "idle":
+            return f"{name} is idle."
+        if cond == "error":
+            detail = st.state_text(printer)
+            return f"{name} reports an error" + (f": {ssml(detail)}." if detail else ".")
+        if cond == "busy":
+            return f"{name} is {ssml(st.state_text(printer).lower() or st.state_id(printer))}."
+        job = st.current_job(printer, now)
+        if cond == "paused":
+            text = f"{name} is paused while printing {self.file(job.file)}"
+            if job.progress is not None:
+                text += f", at {int(job.progress)} percent"
+            return text + "."
+        text = f"{name} is printing {self.file(job.file)}"
+        if job.progress is not None:
+            text += f", {int(job.progress)} percent done"
+        if job.remaining is not None:
+            text += f", {self.left(job.remaining)}"
+        return text + "."
+
+    def _last_seen(self, printer: dict[str, Any], now: datetime) -> str:
+        seen = st.parse_time(printer.get("last_seen"))
+        if seen is None:
+            return ""
+        return f", last seen {self.duration((now - seen).total_seconds())} ago"
+
+    def status(self, printer: dict[str, Any], now: datetime, zone: ZoneInfo) -> str:
+        text = self.brief(printer, now, zone)
+        if st.condition(printer) == "printing":
+            finish = self._finish(printer, now, zone)
+            if finish:
+                text = text[:-1] + f", finishing around {finish}."
+        return text
+
+    def _finish(self, printer: dict[str, Any], now: datetime, zone: ZoneInfo) -> str | None:
+        job = st.current_job(printer, now)
+        if job.remaining is None:
+            return None
+        local_now = now.astimezone(zone)
+        return self.clock(local_now + timedelta(seconds=job.remaining), local_now)
+
+    def progress(self, printer: dict[str, Any], now: datetime, zone: ZoneInfo) -> str:
+        name = ssml(printer["name"])
+        cond = st.condition(printer)
+        if cond not in ("printing", "paused"):
+            return self.not_printing(printer, now, zone)
+        job = st.current_job(printer, now)
+        done = f"{int(job.progress)} percent" if job.progress is not None else "an unknown share"
+        if cond == "paused":
+            return f"{name} is paused at {done} of {self.file(job.file)}."
+        text = f"{name} has printed {done} of {self.file(job.file)}"
+        if job.remaining is None:
+            return text + ". The time left is not known yet."
+        return text + (f", {self.left(job.remaining)}, finishing around "
+                       f"{self._finish(printer, now, zone)}.")
+
+    def not_printing(self, printer: dict[str, Any], now: datetime, zone: ZoneInfo) -> str:
+        if st.condition(printer) == "idle":
+            return f"{ssml(printer['name'])} is idle and not printing anything."
+        return self.brief(printer, now, zone)
+
+    def current_job(self, printer: dict[str, Any], now: datetime, zone: ZoneInfo) -> str:
+        name = ssml(printer["name"])
+        cond = st.condition(printer)
+        job = st.current_job(printer, now)
+        if cond == "printing":
+            return f"{name} is printing {self.file(job.file)}."
+        if cond == "paused":
+            return f"{name} has paused {self.file(job.file)}."
+        return self.not_printing(printer, now, zone)
+
+    def temperatures(self, printer: dict[str, Any], now: datetime, zone: ZoneInfo) -> str:
+        name = ssml(printer["name"])
+        cond = st.condition(printer)
+        if cond in ("never_seen", "unreachable", "no_status"):
+            return self.brief(printer, now, zone)
+        temps = st.temperatures(printer)
+        if not temps:
+            return f"{name} reports no temperatures right now."
+        parts = []
+        for temp in temps:
+            part = {"bed": "the bed", "chamber": "the chamber"}.get(temp.part) or (
+                f"tool {temp.index}" if temp.index else "the nozzle")
+            text = f"{part} is at {self.degrees(temp.actual)}"
+            if temp.target:
+                text += f", heating to {round(temp.target)}" if temp.target - temp.actual > 2 else f", target {round(temp.target)}"
+            else:
+                text += ", heater off"
+            parts.append(text)
+        sentence = "; ".join(parts)
+        return f"On {name}, {sentence}."
+
+    def last_job(self, printer: dict[str, Any], now: datetime, zone: ZoneInfo) -> str:
+        name = ssml(printer["name"])
+        if st.condition(printer) in ("never_seen",):
+            return self.brief(printer, now, zone)
+        last = st.last_job(printer)
+        if last is None:
+            return f"{name} has no finished print yet."
+        what = self.file(last.file)
+        verb = {"completed": "finished", "failed": "failed", "cancelled": "was cancelled"}.get(
+            last.result or "", "ended")
+        text = f"{name}'s last print, {what}, {verb}"
+        if last.duration is not None:
+            text += f" after {self.duration(last.duration)}"
+        return text + "."
+
+    # --- several printers and the session --------------------------------------------
+    def summary(self, printers: list[dict[str, Any]], now: datetime, zone: ZoneInfo) -> str:
+        if not printers:
+            return self.no_printers()
+        briefs = " ".join(self.brief(p, now, zone) for p in printers)
+        if len(printers) == 1:
+            return briefs
+        return f"You have {self.plural(len(printers), 'printer', 'printers')}. {briefs}"
+
+    def list_printers(self, printers: list[dict[str, Any]]) -> str:
+        if not printers:
+            return self.no_printers()
+        names = self.join([ssml(p["name"]) for p in printers])
+        if len(printers) == 1:
+            return f"You have one printer: {names}."
+        return f"You have {len(printers)} printers: {names}."
+
+    def none_printing(self) -> str:
+        return "None of your printers is printing right now."
+
+    def no_printers(self) -> str:
+        return "You have no printers in Herald yet. Add one on your Herald web page."
+
+    def which_printer(self, printers: list[dict[str, Any]]) -> str:
+        names = self.join_or([ssml(p["name"]) for p in printers])
+        return f"Which printer: {names}?"
+
+    def join_or(self, items: list[str]) -> str:
+        if len(items) <= 1:
+            return "".join(items)
+        return ", ".join(items[:-1]) + " or " + items[-1]
+
+    def unknown_printer(self, asked: str, printers: list[dict[str, Any]]) -> str:
+        names = self.join([ssml(p["name"]) for p in printers])
+        return f"I couldn't find a printer called {ssml(asked)}. Your printers are {names}. Which one?"
+
+    def help(self) -> str:
+        return ("You can ask for the status of your printers, how long a print has left, "
+                "the temperatures, what is printing, how the last print went, or which printers you have. "
+                "What would you like to know?")
+
+    def reprompt(self) -> str:
+        return "What would you like to know about your printers?"
+
+    def goodbye(self) -> str:
+        return "Goodbye."
+
+    def fallback(self) -> str:
+        return ("Herald can't help with that. Try asking for the status of your printer, "
+                "or how long a print has left.")
+
+    def link_account(self) -> str:
+        return ("To hear about your printers, link your Herald account: "
+                "open the Alexa app, where I have put a card to link it.")
+
+    def card_title(self) -> str:
+        return "Herald"
+
+
+class German(English):
+    """de-DE."""
+
+    def __init__(self, locale: str = "de-DE") -> None:
+        super().__init__(locale)
+        self.twelve_hour = False
+
+    def join(self, items: list[str]) -> str:
+        if len(items) <= 1:
+            return "".join(items)
+        return ", ".join(items[:-1]) + " und " + items[-1]
+
+    def join_or(self, items: list[str]) -> str:
+        if len(items) <= 1:
+            return "".join(items)
+        return ", ".join(items[:-1]) + " oder " + items[-1]
+
+    def duration(self, seconds: float) -> str:
+        minutes = round(seconds / 60)
+        if minutes < 1:
+            return "weniger als eine Minute"
+        hours, minutes = divmod(minutes, 60)
+        parts = []
+        if hours:
+            parts.append(self.plural(hours, "Stunde", "Stunden"))
+        if minutes:
+            parts.append(self.plural(minutes, "Minute", "Minuten"))
+        return " ".join(parts)
+
+    _WEEKDAYS = ("Montag", "Dienstag", "Mittwoch", "Donnerstag", "Freitag", "Samstag", "Sonntag")
+
+    def clock(self, moment: datetime, now: datetime) -> str:
+        text = f"{moment.hour}:{moment.minute:02d} Uhr"
+        days = (moment.date() - now.date()).days
+        if days == 1:
+            return f"morgen um {text}"
+        if days > 1:
+            return f"am {self._WEEKDAYS[moment.weekday()]} um {text}"
+        return f"um {text}"
+
+    def degrees(self, value: float) -> str:
+        return f"{round(value)} Grad"
+
+    def left(self, seconds: float) -> str:
+        if seconds < 30:
+            return "noch weniger als eine Minute"
+        return f"noch etwa {self.duration(seconds)}"
+
+    def file(self, job_file: str | None) -> str:
+        return ssml(job_file) if job_file else "eine Datei"
+
+    def brief(self, printer: dict[str, Any], now: datetime, zone: ZoneInfo) -> str:
+        name = ssml(printer["name"])
+        cond = st.condition(printer)
+        if cond == "never_seen":
+            return f"{name} hat sich noch nie gemeldet."
+        if cond == "unreachable":
+            return f"{name} ist offline{self._last_seen(printer, now)}."
+        if cond == "no_status":
+            return f"{name} ist online, hat aber noch keinen Status gesendet."
+        if cond == "disconnected":
+            return f"Das OctoPrint von {name} läuft, aber es ist kein Drucker verbunden."
+        if cond == "idle":
+            return f"{name} ist bereit und druckt gerade nicht."
+        if cond == "error":
+            detail = st.state_text(printer)
+            return f"{name} meldet einen Fehler" + (f": {ssml(detail)}." if detail else ".")
+        if cond == "busy":
+            word = {"connecting": "verbindet sich", "resuming": "setzt den Druck fort",
+                    "cancelling": "bricht den Druck ab", "finishing": "schließt den Druck ab"}
+            return f"{name} {word.get(st.state_id(printer), 'ist beschäftigt')}."
+        job = st.current_job(printer, now)
+        if cond == "paused":
+            text = f"{name} hat den Druck von {self.file(job.file)} pausiert"
+            if job.progress is not None:
+                text += f", bei {int(job.progress)} Prozent"
+            return text + "."
+        text = f"{name} druckt {self.file(job.file)}"
+        if job.progress is not None:
+            text += f", {int(job.progress)} Prozent fertig"
+        if job.remaining is not None:
+            text += f", {self.left(job.remaining)}"
+        return text + "."
+
+    def _last_seen(self, printer: dict[str, Any], now: datetime) -> str:
+        seen = st.parse_time(printer.get("last_seen"))
+        if seen is None:
+            return ""
+        # "vor" takes the dative: "vor weniger als einer Minute", "vor 2 Stunden"
+        since = self.duration((now - seen).total_seconds()).replace("eine Minute", "einer Minute")
+        return f", zuletzt gesehen vor {since}"
+
+    def status(self, printer: dict[str, Any], now: datetime, zone: ZoneInfo) -> str:
+        text = self.brief(printer, now, zone)
+        if st.condition(printer) == "printing":
+            finish = self._finish(printer, now, zone)
+            if finish:
+                text = text[:-1] + f", fertig etwa {finish}."
+        return text
+
+    def progress(self, printer: dict[str, Any], now: datetime, zone: ZoneInfo) -> str:
+        name = ssml(printer["name"])
+        cond = st.condition(printer)
+        if cond not in ("printing", "paused"):
+            return self.not_printing(printer, now, zone)
+        job = st.current_job(printer, now)
+        done = f"{int(job.progress)} Prozent" if job.progress is not None else "einen unbekannten Teil"
+        if cond == "paused":
+            return f"{name} ist bei {done} von {self.file(job.file)} pausiert."
+        text = f"{name} hat {done} von {self.file(job.file)} gedruckt"
+        if job.remaining is None:
+            return text + ". Die Restzeit ist noch nicht bekannt."
+        return text + (f", {self.left(job.remaining)}, fertig etwa "
+                       f"{self._finish(printer, now, zone)}.")
+
+    def not_printing(self, printer: dict[str, Any], now: datetime, zone: ZoneInfo) -> str:
+        return self.brief(printer, now, zone)
+
+    def current_job(self, printer: dict[str, Any], now: datetime, zone: ZoneInfo) -> str:
+        name = ssml(printer["name"])
+        cond = st.condition(printer)
+        job = st.current_job(printer, now)
+        if cond == "printing":
+            return f"{name} druckt {self.file(job.file)}."
+        if cond == "paused":
+            return f"{name} hat {self.file(job.file)} pausiert."
+        return self.not_printing(printer, now, zone)
+
+    def temperatures(self, printer: dict[str, Any], now: datetime, zone: ZoneInfo) -> str:
+        name = ssml(printer["name"])
+        cond = st.condition(printer)
+        if cond in ("never_seen", "unreachable", "no_status"):
+            return self.brief(printer, now, zone)
+        temps = st.temperatures(printer)
+        if not temps:
+            return f"{name} meldet gerade keine Temperaturen."
+        parts = []
+        for temp in temps:
+            part = {"bed": "Bett", "chamber": "Kammer"}.get(temp.part) or (
+                f"Werkzeug {temp.index}" if temp.index else "Düse")
+            text = f"{part} {self.degrees(temp.actual)}"
+            if temp.target:
+                text += (f", heizt auf {round(temp.target)}" if temp.target - temp.actual > 2
+                         else f", Ziel {round(temp.target)}")
+            else:
+                text += ", Heizung aus"
+            parts.append(text)
+        return f"{name}: " + "; ".join(parts) + "."
+
+    def last_job(self, printer: dict[str, Any], now: datetime, zone: ZoneInfo) -> str:
+        name = ssml(printer["name"])
+        if st.condition(printer) == "never_seen":
+            return self.brief(printer, now, zone)
+        last = st.last_job(printer)
+        if last is None:
+            return f"{name} hat noch keinen Druck abgeschlossen."
+        after = f" nach {self.duration(last.duration)}" if last.duration is not None else ""
+        verb = {"completed": f"wurde{after} fertig", "failed": f"ist{after} fehlgeschlagen",
+                "cancelled": f"wurde{after} abgebrochen"}.get(last.result or "", f"endete{after}")
+        return f"Der letzte Druck von {name}, {self.file(last.file)}, {verb}."
+
+    def summary(self, printers: list[dict[str, Any]], now: datetime, zone: ZoneInfo) -> str:
+        if not printers:
+            return self.no_printers()
+        briefs = " ".join(self.brief(p, now, zone) for p in printers)
+        if len(printers) == 1:
+            return briefs
+        return f"Du hast {len(printers)} Drucker. {briefs}"
+
+    def list_printers(self, printers: list[dict[str, Any]]) -> str:
+        if not printers:
+            return self.no_printers()
+        names = self.join([ssml(p["name"]) for p in printers])
+        if len(printers) == 1:
+            return f"Du hast einen Drucker: {names}."
+        return f"Du hast {len(printers)} Drucker: {names}."
+
+    def none_printing(self) -> str:
+        return "Keiner deiner Drucker druckt gerade."
+
+    def no_printers(self) -> str:
+        return "Du hast noch keine Drucker in Herald. Füge einen auf deiner Herald-Webseite hinzu."
+
+    def which_printer(self, printers: list[dict[str, Any]]) -> str:
+        return f"Welcher Drucker: {self.join_or([ssml(p['name']) for p in printers])}?"
+
+    def unknown_printer(self, asked: str, printers: list[dict[str, Any]]) -> str:
+        names = self.join([ssml(p["name"]) for p in printers])
+        return f"Ich finde keinen Drucker namens {ssml(asked)}. Deine Drucker sind {names}. Welcher?"
+
+    def help(self) -> str:
+        return ("Du kannst nach dem Status deiner Drucker fragen, wie lange ein Druck noch dauert, "
+                "nach den Temperaturen, was gerade gedruckt wird, wie der letzte Druck lief "
+                "oder welche Drucker du hast. Was möchtest du wissen?")
+
+    def reprompt(self) -> str:
+        return "Was möchtest du über deine Drucker wissen?"
+
+    def goodbye(self) -> str:
+        return "Tschüss."
+
+    def fallback(self) -> str:
+        return ("Dabei kann Herald nicht helfen. Frag zum Beispiel nach dem Status deines Druckers "
+                "oder wie lange ein Druck noch dauert.")
+
+    def link_account(self) -> str:
+        return ("Um von deinen Druckern zu hören, verknüpfe dein Herald-Konto: "
+                "In der Alexa-App findest du dafür eine Karte.")
+
+
+def for_locale(locale: str | None) -> English:
+    locale = locale or "en-US"
+    if locale.lower().startswith("de"):
+        return German(locale)
+    if locale == "en-GB":
+        return English("en-GB")
+    return English("en-US")

@@ -1,0 +1,43 @@
+"""What the skill needs to know, and nothing about where it comes from."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Protocol
+
+
+class PrinterStatusSource(Protocol):
+    """The printers of the account a request is answered for.
+
+    ``printers()`` returns dicts in the shape of Herald's ``<printer>``:
+    ``{"id", "name", "linked", "online", "last_seen" (ISO 8601 UTC or None),
+    "status" (the last status pushed, or None)}``.
+    """
+
+    def printers(self) -> list[dict[str, Any]]: ...
+
+    def time_zone(self) -> str:
+        """The account's IANA time zone name, e.g. ``Europe/Berlin``."""
+        ...
+
+    def now(self) -> datetime:
+        """The current moment (aware)."""
+        ...
+
+
+class StaticSource:
+    """A source holding plain values: what the appliance hands the skill per request."""
+
+    def __init__(self, printers: list[dict[str, Any]], time_zone: str, now: datetime) -> None:
+        self._printers = printers
+        self._time_zone = time_zone
+        self._now = now
+
+    def printers(self) -> list[dict[str, Any]]:
+        return self._printers
+
+    def time_zone(self) -> str:
+        return self._time_zone
+
+    def now(self) -> datetime:
+        return self._now

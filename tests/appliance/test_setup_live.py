@@ -1,0 +1,67 @@
+"""The real server under hypercorn: the setup link from its log creates the first admin over HTTP."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import aiohttp
+
+from tests.conftest import free_port
+from tests.support.accounts import links_in
+from tests.support.server import LiveServer
+from tests.support.users import PASSWORD
+
+_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def _wait_for_link(server: LiveServer, timeout: float = 10.0) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = links_in(server.log(), "setup")
+        if found:
+            return found[-1]
+        time.sleep(0.1)
+    raise AssertionError(f"no setup link in the log:\n{server.log()}")
+
+
+async def _csrf(http, url: str) -> str:
+    async with http.get(url) as response:
+        assert response.status == 200, await response.text()
+        return _CSRF.search(await response.text()).group(1)
+
+
+async def test_setup_link_in_the_real_servers_log_creates_the_admin(tmp_path):
+    server = LiveServer(data_dir=tmp_path / "data", port=free_port()).start()
+    try:
+        token = _wait_for_link(server)
+        assert f"{server.url}/setup/{token}" in server.log()
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as stranger:
+            csrf = await _csrf(stranger, server.url + "/login")
+            async with stranger.post(server.url + "/setup/guessed-token", allow_redirects=False,
+                                     data={"email": "mallory@example.com", "password": PASSWORD,
+                                           "csrf_token": csrf}) as response:
+                assert response.status == 404
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as owner:
+            csrf = await _csrf(owner, f"{server.url}/setup/{token}")
+            async with owner.post(f"{server.url}/setup/{token}", allow_redirects=False,
+                                  data={"email": "owner@example.com", "password": PASSWORD,
+                                        "csrf_token": csrf}) as response:
+                assert response.status == 302, await response.text()
+                assert response.headers["Location"] == "/admin"
+                assert "HttpOnly" in response.headers["Set-Cookie"]
+            async with owner.get(server.url + "/admin/users") as response:
+                assert response.status == 200
+                assert "owner@example.com" in await response.text()
+            async with owner.get(f"{server.url}/setup/{token}") as response:
+                assert response.status == 404  # used
+    finally:
+        assert server.stop() == 0, server.log()
+    # After a restart with an admin, no link is printed.
+    log_before = server.log()
+    server = LiveServer(data_dir=tmp_path / "data", port=free_port(), log_path=tmp_path / "second.log").start()
+    try:
+        assert "/setup/" not in server.log()
+    finally:
+        assert server.stop() == 0, server.log()
+    assert log_before.count("/setup/") == 1

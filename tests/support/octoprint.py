@@ -1,0 +1,218 @@
+"""A real OctoPrint (pip package ``octoprint``) with its Virtual Printer, in a subprocess.
+
+The slow part of seeding a basedir (creating the admin user through OctoPrint's own CLI)
+is done once per OctoPrint version and cached under ~/.cache; each test copies it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+import yaml
+
+ADMIN_USER = "admin"
+ADMIN_PASSWORD = "octoprint-test-password"
+API_KEY = "HERALDTESTAPIKEY0123456789ABCDEF"
+
+# Bundled plugins that would phone home or pop up wizards; none matter to Herald's tests.
+DISABLED_PLUGINS = ["announcements", "tracking", "softwareupdate", "pluginmanager", "achievements"]
+
+
+def import_octoprint_quietly() -> None:
+    """Import OctoPrint's modules without the socket its IPv6 probe leaves open.
+
+    octoprint.util.net opens an IPv6 socket at import time and never closes it; under
+    pytest's warnings-as-errors that unraisable ResourceWarning fails whichever test is
+    running. Importing it once here, with the probe's socket closed, keeps the suite clean.
+    """
+    import sys
+
+    if "octoprint.util.net" in sys.modules:
+        return
+    opened: list[socket.socket] = []
+    real_socket = socket.socket
+
+    class ClosingSocket(real_socket):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            opened.append(self)
+
+    socket.socket = ClosingSocket
+    try:
+        import octoprint.util.net  # noqa: F401 - imported for its side effect
+    finally:
+        socket.socket = real_socket
+        for sock in opened:
+            sock.close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _octoprint_command() -> list[str]:
+    return [str(Path(sys.executable).with_name("octoprint"))]
+
+
+def base_config(plugin_settings: dict | None = None) -> dict:
+    return {
+        "server": {
+            "firstRun": False,
+            "onlineCheck": {"enabled": False},
+            "pluginBlacklist": {"enabled": False},
+            "seenWizards": {"corewizard": 4, "backup": None, "tracking": None},
+        },
+        "api": {"key": API_KEY},
+        "accessControl": {"salt": "heraldtestsalt0123456789abcdefgh"},
+        "serial": {
+            "port": "VIRTUAL",
+            "baudrate": 0,
+            "autoconnect": True,
+            "additionalPorts": [],
+        },
+        "plugins": {
+            "_disabled": list(DISABLED_PLUGINS),
+            "virtual_printer": {
+                "enabled": True,
+                "simulateReset": False,
+                "throttle": 0.001,
+                "sendBusy": True,
+                "busyInterval": 1.0,
+            },
+            "herald": dict(plugin_settings or {}),
+        },
+        "temperature": {"cutoff": 30},
+    }
+
+
+def _seed_key() -> str:
+    import octoprint
+
+    material = f"{octoprint.__version__}|{ADMIN_USER}|{ADMIN_PASSWORD}|{sorted(base_config().items())!r}"
+    return hashlib.sha256(material.encode()).hexdigest()[:16]
+
+
+def seeded_basedir() -> Path:
+    """A basedir with config.yaml and the admin user, made once and cached under ~/.cache."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "herald-tests"
+    target = cache / f"octoprint-basedir-{_seed_key()}"
+    if (target / "users.yaml").exists():
+        return target
+    work = cache / f"{target.name}.tmp-{os.getpid()}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    (work / "config.yaml").write_text(yaml.safe_dump(base_config()))
+    subprocess.run(
+        [*_octoprint_command(), "--basedir", str(work), "user", "add", ADMIN_USER,
+         "--password", ADMIN_PASSWORD, "--admin"],
+        check=True, capture_output=True, timeout=180,
+    )
+    assert (work / "users.yaml").exists(), "octoprint user add made no users.yaml"
+    with contextlib.suppress(OSError):
+        os.replace(work, target)
+    shutil.rmtree(work, ignore_errors=True)
+    return target
+
+
+@dataclass
+class OctoPrintServer:
+    """``octoprint serve`` on 127.0.0.1:<port> with a basedir copied from the seed."""
+
+    basedir: Path
+    port: int = field(default_factory=free_port)
+    plugin_settings: dict = field(default_factory=dict)
+    process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.basedir / "logs" / "octoprint.log"
+
+    def prepare(self) -> None:
+        if not (self.basedir / "users.yaml").exists():
+            shutil.copytree(seeded_basedir(), self.basedir, dirs_exist_ok=True)
+        config_path = self.basedir / "config.yaml"
+        config = yaml.safe_load(config_path.read_text()) or {}
+        config.setdefault("plugins", {}).setdefault("herald", {}).update(self.plugin_settings)
+        config_path.write_text(yaml.safe_dump(config))
+
+    def start(self, timeout: float = 120.0) -> OctoPrintServer:
+        self.prepare()
+        console = open(self.basedir / "console.log", "ab")  # noqa: SIM115 - the child keeps it
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HERALD_")}
+        self.process = subprocess.Popen(
+            [*_octoprint_command(), "--basedir", str(self.basedir), "serve", "--host", "127.0.0.1",
+             "--port", str(self.port), "--iknowwhatimdoing"],
+            stdout=console, stderr=subprocess.STDOUT, env=env,
+        )
+        console.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"octoprint exited with {self.process.returncode}:\n{self.log()[-4000:]}")
+            try:
+                response = self.api("GET", "/api/version", timeout=2)
+                if response.status_code == 200:
+                    return self
+            except requests.RequestException:
+                pass
+            time.sleep(0.5)
+        self.stop()
+        raise RuntimeError(f"octoprint did not answer within {timeout} s:\n{self.log()[-4000:]}")
+
+    def api(self, method: str, path: str, **kwargs) -> requests.Response:
+        headers = {"X-Api-Key": API_KEY, **kwargs.pop("headers", {})}
+        kwargs.setdefault("timeout", 15)
+        return requests.request(method, self.url + path, headers=headers, **kwargs)
+
+    def wait_operational(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            response = self.api("GET", "/api/connection")
+            if response.ok and response.json()["current"]["state"] == "Operational":
+                return
+            if response.ok and response.json()["current"]["state"] in ("Closed", "Offline"):
+                self.api("POST", "/api/connection", json={"command": "connect", "port": "VIRTUAL"})
+            time.sleep(0.5)
+        raise AssertionError(f"the virtual printer did not become operational:\n{self.log()[-3000:]}")
+
+    def upload_and_print(self, name: str, gcode: str) -> None:
+        response = self.api("POST", "/api/files/local", files={"file": (name, gcode.encode())},
+                            data={"select": "true", "print": "true"})
+        assert response.status_code == 201, response.text
+
+    def job(self) -> dict:
+        return self.api("GET", "/api/job").json()
+
+    def log(self) -> str:
+        parts = []
+        for path in (self.basedir / "console.log", self.log_path):
+            if path.exists():
+                parts.append(path.read_text(errors="replace"))
+        return "\n".join(parts)
+
+    def stop(self, timeout: float = 30.0) -> int | None:
+        if self.process is None or self.process.poll() is not None:
+            return self.process.returncode if self.process else None
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait(timeout=10)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -60,6 +61,7 @@ class Container:
     def start(self) -> Container:
         self.engine.podman("run", "-d", "--name", self.name, "--network", "slirp4netns",
                            "-p", f"127.0.0.1:{self.port}:8080", "-v", f"{self.volume}:/data",
+                           "-e", f"HERALD_PUBLIC_URL=http://127.0.0.1:{self.port}",
                            self.image, timeout=60)
         try:
             self.browser.wait_healthy(timeout=90, process_alive=self.running)
@@ -97,10 +99,25 @@ def volume(engine: Engine):
     engine.podman("volume", "rm", "-f", name, check=False)
 
 
+STATUS = {
+    "state": "Printing", "state_id": "printing",
+    "temperatures": {"tool0": {"actual": 210.1, "target": 210.0}, "bed": {"actual": 60.2, "target": 60.0}},
+    "job": {"file": "benchy.gcode", "progress": 42.5, "print_time": 1234, "print_time_left": 2345, "z": 12.4},
+}
+
+
+def _printers(browser: Browser) -> list[dict]:
+    code, _, body = browser.request("GET", "/api/v1/printers")
+    assert code == 200, body
+    return json.loads(body)["printers"]
+
+
 @pytest.mark.slow
 def test_container_keeps_its_data_when_replaced(engine: Engine, herald_image: str, volume: str):
     first = Container(engine, herald_image, volume)
     second = Container(engine, herald_image, volume)
+    second.port = first.port  # the same published address, as a user's docker run line would
+    second.browser = Browser(first.browser.base_url)
     try:
         first.start()
         health = engine.podman("healthcheck", "run", first.name, check=False)
@@ -110,17 +127,34 @@ def test_container_keeps_its_data_when_replaced(engine: Engine, herald_image: st
         status = first.exec("cat", "/proc/1/status").stdout
         uids = next(line for line in status.splitlines() if line.startswith("Uid:")).split()[1:]
         assert uids and all(uid != "0" for uid in uids), status
-        cmdline = first.exec("cat", "/proc/1/cmdline").stdout.split("\0")
-        assert cmdline[-2:] == ["herald", "serve"] or cmdline[-2:] == ["serve", ""], cmdline
+        cmdline = [part for part in first.exec("cat", "/proc/1/cmdline").stdout.split("\0") if part]
+        assert cmdline[-2:] == ["herald", "serve"] or cmdline[-1:] == ["serve"], cmdline
         owner = first.exec("stat", "-c", "%U", "/data/herald.sqlite3").stdout.strip()
         assert owner == "herald"
 
-        created = first.exec("herald", "create-admin", "--email", ADMIN_EMAIL,
-                             "--password", ADMIN_PASSWORD)
-        assert "created" in created.stdout
-        first.browser.login(ADMIN_EMAIL, ADMIN_PASSWORD)
-        status_code, _, home = first.browser.request("GET", "/")
-        assert status_code == 200 and ADMIN_EMAIL in home
+        # First run as the README tells it: the one-time setup link in the container's log.
+        match = re.search(r"(http://\S+/setup/[A-Za-z0-9_-]+)", first.logs())
+        assert match, f"no setup link in the log:\n{first.logs()}"
+        link = match.group(1)
+        assert link.startswith(first.browser.base_url), link  # built from HERALD_PUBLIC_URL
+        path = link.removeprefix(first.browser.base_url)
+        token = first.browser.csrf(path)
+        code, headers, body = first.browser.request(
+            "POST", path, form={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD, "csrf_token": token})
+        assert code == 302, body[:1000]
+
+        # Add a printer in the web UI and push its status with the key, as the plugin does.
+        token = first.browser.csrf("/printers/new")
+        code, _, page = first.browser.request("POST", "/printers/new",
+                                              form={"name": "Prusa MK4", "csrf_token": token})
+        key = re.search(r'value="(hpk_[A-Za-z0-9_-]+)"', page)
+        assert code == 200 and key, page[:1000]
+        plugin = Browser(first.browser.base_url)
+        code, _, body = plugin.request("PUT", "/api/v1/printer/status", json_body=STATUS,
+                                       headers={"Authorization": f"Bearer {key.group(1)}"})
+        assert code == 204, body
+        [printer] = _printers(first.browser)
+        assert printer["status"]["job"]["file"] == "benchy.gcode"
 
         # The documented backup: a consistent copy while Herald runs, then out of the volume.
         first.exec("herald", "backup", "/data/backup.sqlite3")
@@ -129,7 +163,8 @@ def test_container_keeps_its_data_when_replaced(engine: Engine, herald_image: st
         engine.podman("cp", f"{first.name}:/data/backup.sqlite3", str(backup_copy))
         assert backup_copy.stat().st_size > 0
 
-        # SIGTERM: Herald shuts down cleanly, well before podman would resort to SIGKILL.
+        # SIGTERM: Herald shuts down cleanly (and saves the status it holds), well before
+        # podman would resort to SIGKILL.
         took = first.stop()
         exit_code = engine.podman("inspect", first.name, "--format", "{{.State.ExitCode}}").stdout.strip()
         assert exit_code == "0", first.logs()
@@ -137,9 +172,10 @@ def test_container_keeps_its_data_when_replaced(engine: Engine, herald_image: st
         first.remove()
 
         second.start()
+        assert "/setup/" not in second.logs()  # the admin exists: no new setup link
         second.browser.login(ADMIN_EMAIL, ADMIN_PASSWORD)  # the account outlived the container
-        status_code, _, home = second.browser.request("GET", "/")
-        assert status_code == 200 and ADMIN_EMAIL in home
+        [kept] = _printers(second.browser)
+        assert kept["name"] == "Prusa MK4" and kept["status"] == printer["status"]
     finally:
         first.remove()
         second.remove()

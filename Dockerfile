@@ -75,7 +75,7 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
 
 # Exec form: herald is PID 1 and gets SIGTERM itself. `herald serve` applies the database
 # migrations, then serves; on SIGTERM hypercorn stops accepting, lets requests in flight
-# finish (up to 10 s) and Herald's shutdown hooks run (webhook claims are released).
+# finish (up to 10 s) and Herald's shutdown hooks run (the latest printer status is saved).
 # `docker stop` waits 10 s by default; give it --time 20 for a margin.
 ENTRYPOINT ["herald"]
 CMD ["serve"]

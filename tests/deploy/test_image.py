@@ -163,8 +163,12 @@ def test_container_keeps_its_data_when_replaced(engine: Engine, herald_image: st
         engine.podman("cp", f"{first.name}:/data/backup.sqlite3", str(backup_copy))
         assert backup_copy.stat().st_size > 0
 
-        # SIGTERM: Herald shuts down cleanly (and saves the status it holds), well before
-        # podman would resort to SIGKILL.
+        # SIGTERM: Herald shuts down cleanly, well before podman would resort to SIGKILL,
+        # and saves the status it holds (pushed just now, likely before a periodic flush).
+        latest = {**STATUS, "job": {**STATUS["job"], "progress": 43.5}}
+        code, _, body = plugin.request("PUT", "/api/v1/printer/status", json_body=latest,
+                                       headers={"Authorization": f"Bearer {key.group(1)}"})
+        assert code == 204, body
         took = first.stop()
         exit_code = engine.podman("inspect", first.name, "--format", "{{.State.ExitCode}}").stdout.strip()
         assert exit_code == "0", first.logs()
@@ -175,7 +179,8 @@ def test_container_keeps_its_data_when_replaced(engine: Engine, herald_image: st
         assert "/setup/" not in second.logs()  # the admin exists: no new setup link
         second.browser.login(ADMIN_EMAIL, ADMIN_PASSWORD)  # the account outlived the container
         [kept] = _printers(second.browser)
-        assert kept["name"] == "Prusa MK4" and kept["status"] == printer["status"]
+        assert kept["name"] == "Prusa MK4" and kept["status"]["job"]["progress"] == 43.5
+        assert kept["status"]["temperatures"] == printer["status"]["temperatures"]
     finally:
         first.remove()
         second.remove()

@@ -10,6 +10,7 @@ HERALD_HOST=127.0.0.1
 HERALD_PORT=8080
 if [ -r /etc/herald/herald.env ]; then
     set -a
+    # shellcheck source=/dev/null
     . /etc/herald/herald.env
     set +a
 fi

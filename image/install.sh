@@ -45,6 +45,7 @@ die() { printf 'install.sh: %s\n' "$*" >&2; exit 1; }
 [ -f "$SRC/pyproject.toml" ] && [ -d "$SRC/appliance" ] \
     || die "$SRC does not look like a Herald checkout (no pyproject.toml and appliance/)"
 if [ -r /etc/os-release ]; then
+    # shellcheck source=/dev/null
     . /etc/os-release
     if [ "${VERSION_CODENAME:-}" != bookworm ]; then
         echo "install.sh: made for Debian 12 (bookworm) and Raspberry Pi OS bookworm;" \

@@ -14,7 +14,7 @@ import urllib.request
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
+class NoRedirect(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *args, **kwargs):
         return None
 
@@ -32,7 +32,7 @@ class Browser:
         self._opener = urllib.request.build_opener(
             urllib.request.ProxyHandler({}),
             urllib.request.HTTPCookieProcessor(self.cookies),
-            _NoRedirect(),
+            NoRedirect(),
         )
 
     def request(self, method: str, path: str, *, form: dict | None = None, json_body=None,

@@ -10,7 +10,7 @@
 # Without either secret the build is a plain build. Nothing in it is specific to an
 # architecture: the same file builds for amd64 and arm64 (docker buildx --platform ...).
 
-# --- build: a virtualenv with Herald and its dependencies -------------------------------
+# --- build: a virtualenv with Herald and its dependencies (pip and setuptools leave it) --
 FROM debian:bookworm-slim AS build
 
 # Versions come from bookworm's own (security-updated) archive: pinning them here would
@@ -41,6 +41,7 @@ RUN --mount=type=secret,id=ca --mount=type=secret,id=pipconf \
     if [ -s /run/secrets/ca ]; then export PIP_CERT=/run/secrets/ca; fi \
  && if [ -s /run/secrets/pipconf ]; then export PIP_CONFIG_FILE=/run/secrets/pipconf; fi \
  && /opt/herald/bin/pip install --no-deps /src \
+ && /opt/herald/bin/pip uninstall -y setuptools \
  && /opt/herald/bin/pip uninstall -y pip
 
 # --- the image: Python's runtime and the virtualenv, no build tools ---------------------

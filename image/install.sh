@@ -2,7 +2,7 @@
 # Install or upgrade Herald on Debian 12 (bookworm) or Raspberry Pi OS (bookworm, arm64),
 # from the checkout (or unpacked release tarball) this script sits in.
 #
-#   sudo image/install.sh                              # Herald on 127.0.0.1:8080
+#   sudo image/install.sh                              # Herald on http://<this machine>:8080
 #   sudo image/install.sh --caddy herald.example.com   # plus Caddy serving HTTPS on 443
 #
 # What it does: installs Debian's python3 and python3-venv (and caddy when asked), creates
@@ -108,12 +108,6 @@ say "Installing $(basename "$wheel") and its dependencies into $PREFIX"
 "$PREFIX/bin/herald" --version
 
 # --- settings, unit, command ---------------------------------------------------------------
-if [ ! -f "$ENV_FILE" ]; then
-    say "Writing $ENV_FILE"
-    install -m 0640 -o root -g "$SERVICE_USER" "$SRC/image/herald.env" "$ENV_FILE"
-else
-    say "Keeping $ENV_FILE as it is"
-fi
 set_env() {  # set_env KEY VALUE: replace KEY's line in the settings file, or add one
     local key=$1 value=$2
     if grep -qE "^#?$key=" "$ENV_FILE"; then
@@ -122,6 +116,19 @@ set_env() {  # set_env KEY VALUE: replace KEY's line in the settings file, or ad
         printf '%s=%s\n' "$key" "$value" >> "$ENV_FILE"
     fi
 }
+if [ ! -f "$ENV_FILE" ]; then
+    say "Writing $ENV_FILE"
+    install -m 0640 -o root -g "$SERVICE_USER" "$SRC/image/herald.env" "$ENV_FILE"
+    if [ -z "$domain" ]; then
+        # No HTTPS proxy: serve the LAN directly, and build links (the setup link in the
+        # log, device linking) from this machine's address. Change both in the file.
+        address=$(hostname -I 2>/dev/null | awk '{print $1}')
+        set_env HERALD_HOST 0.0.0.0
+        set_env HERALD_PUBLIC_URL "http://${address:-$(hostname)}:8080"
+    fi
+else
+    say "Keeping $ENV_FILE as it is"
+fi
 install -m 0644 "$SRC/image/herald.service" "$UNIT_FILE"
 install -m 0755 "$SRC/image/herald-cli.sh" /usr/local/bin/herald
 

@@ -153,9 +153,16 @@ def test_install_script_installs_and_upgrades_in_place(debian_root: Path):
                             capture_output=True, text=True, timeout=60)
     assert verify.returncode == 0 and "herald.service" not in verify.stderr, verify.stderr
 
-    # A person edits the settings file, then starts Herald as the service would.
+    # Without --caddy Herald serves the LAN, and its links name this machine.
+    settings = env_file.read_text().splitlines()
+    assert "HERALD_HOST=0.0.0.0" in settings
+    assert any(re.fullmatch(r"HERALD_PUBLIC_URL=http://\S+:8080", line) for line in settings), settings
+
+    # A person edits the settings file (here: loopback only, a free port), then starts
+    # Herald as the service would.
     port = free_port()
     _set_env(root, "HERALD_PORT", str(port))
+    _set_env(root, "HERALD_HOST", "127.0.0.1")
     browser = Browser(f"http://127.0.0.1:{port}")
     server_log = artifacts_dir() / "install-server.log"
     server_log.write_text("")

@@ -26,8 +26,8 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
 RUN python3 -m venv /opt/herald
 
 # Dependencies first, from pyproject.toml alone, so that a change to Herald's code does
-# not download them again. Every dependency ships wheels for amd64 and arm64, so the
-# build needs no compiler.
+# not download them again. Every dependency has wheels for amd64 and arm64 (a test checks
+# the arm64 ones), so the build needs no compiler.
 COPY pyproject.toml /src/pyproject.toml
 RUN --mount=type=secret,id=ca --mount=type=secret,id=pipconf \
     if [ -s /run/secrets/ca ]; then export PIP_CERT=/run/secrets/ca; fi \

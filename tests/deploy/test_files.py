@@ -6,8 +6,10 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.deploy.conftest import ROOT
@@ -71,3 +73,24 @@ def test_unit_and_install_script_agree():
     assert "ENV_FILE=$CONF_DIR/herald.env" in install and "CONF_DIR=/etc/herald" in install
     env = (IMAGE / "herald.env").read_text()
     assert "HERALD_DATA_DIR=/var/lib/herald" in env.splitlines()
+
+
+@pytest.mark.slow
+def test_every_dependency_has_an_arm64_wheel(tmp_path: Path):
+    """The Dockerfile and install.sh install no compiler, so a Raspberry Pi (linux/aarch64,
+    Debian's CPython 3.11) must get a wheel for every dependency. No arm64 machine is
+    here to build on; pip resolving for that platform is the check we can make."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("\n".join(project["dependencies"]) + "\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:",
+         "--platform", "manylinux_2_36_aarch64", "--platform", "manylinux_2_17_aarch64",
+         "--platform", "manylinux2014_aarch64", "--python-version", "3.11",
+         "--implementation", "cp", "--abi", "cp311", "--dest", str(tmp_path / "wheels"),
+         "-r", str(requirements)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    wheels = [path.name for path in (tmp_path / "wheels").iterdir()]
+    assert any("cryptography" in name and "aarch64" in name for name in wheels), wheels

@@ -47,6 +47,7 @@ RUN --mount=type=secret,id=ca --mount=type=secret,id=pipconf \
 # --- the image: Python's runtime and the virtualenv, no build tools ---------------------
 FROM debian:bookworm-slim
 
+# Unpinned for the same reason as above (DL3008).
 # hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 \

@@ -14,6 +14,7 @@ import os
 import shutil
 import socket
 import uuid
+import warnings
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -32,6 +33,15 @@ pytest_plugins = ["tests.support.browser"]
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # OctoPrint's octoprint.util.net opens and drops an IPv6 socket at import time
+    # (its check_v6); with warnings as errors that ResourceWarning would surface as
+    # an unraisable-exception error in whichever test happens to import it first.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        try:
+            import octoprint.util.net  # noqa: F401
+        except ImportError:
+            pass
     os.environ.setdefault("HERALD_TEST_ARTIFACTS", str(Path(__file__).resolve().parent.parent / "test-artifacts"))
 
 

@@ -10,6 +10,7 @@ except under CI=true, where an unreachable server fails the run.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import shutil
 import socket
@@ -27,6 +28,17 @@ from appliance.settings import Settings
 from tests.support import pg
 
 BACKENDS = ["sqlite", "postgres"]
+
+
+def run_sync(coro):
+    """Run a coroutine to completion from a synchronous fixture.
+
+    In a thread of its own: Playwright's sync API (session-scoped browser
+    fixtures) leaves an event loop running in the main thread, where
+    asyncio.run() refuses to start.
+    """
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 # Browser fixtures (chromium, herald_server, artifacts) for every test module.
 pytest_plugins = ["tests.support.browser"]
@@ -52,7 +64,7 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     directory = tmp_path_factory.mktemp("sqlite-template")
     settings = Settings.build(data_dir=str(directory))
-    asyncio.run(apply_migrations(settings))
+    run_sync(apply_migrations(settings))
     return directory / "herald.sqlite3"
 
 
@@ -61,15 +73,15 @@ def pg_template() -> str:
     """A PostgreSQL database migrated once per session; each test clones it."""
     pg.require_server()
     name = f"herald_tpl_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    asyncio.run(pg.create_database(name))
+    run_sync(pg.create_database(name))
     try:
         from appliance.db import apply_migrations
 
         settings = Settings.build(database_url=pg.url(name))
-        asyncio.run(apply_migrations(settings))
+        run_sync(apply_migrations(settings))
         yield name
     finally:
-        asyncio.run(pg.drop_database(name))
+        run_sync(pg.drop_database(name))
 
 
 @pytest.fixture(params=BACKENDS)
@@ -86,11 +98,11 @@ def database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path):
         return
     template = request.getfixturevalue("pg_template")
     name = f"herald_t_{uuid.uuid4().hex[:12]}"
-    asyncio.run(pg.create_database(name, template=template))
+    run_sync(pg.create_database(name, template=template))
     try:
         yield pg.url(name)
     finally:
-        asyncio.run(pg.drop_database(name))
+        run_sync(pg.drop_database(name))
 
 
 @pytest.fixture

@@ -48,9 +48,15 @@ ADMIN_PASSWORD = "correct horse battery staple"
 # --- the browser ------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium():
-    """One headless Chromium for the session (Debian's, not a Playwright download)."""
+    """One headless Chromium per test module (Debian's, not a Playwright download).
+
+    Module-scoped on purpose: Playwright's sync API keeps an event loop running
+    in the main thread while it is open, and pytest-asyncio cannot run async
+    tests while it does. So a browser test module holds only synchronous tests,
+    and the loop is gone before the next module's async tests run.
+    """
     from playwright.sync_api import sync_playwright
 
     if not Path(CHROMIUM).exists():

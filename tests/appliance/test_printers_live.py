@@ -15,7 +15,7 @@ import uuid
 import aiohttp
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import free_port, run_sync
 from tests.support import pg
 from tests.support.printers import STATUS, bearer, event_body
 from tests.support.server import LiveServer
@@ -186,9 +186,9 @@ async def test_burst_of_aborted_requests_leaves_server_answering_and_data_consis
 def pg_database(request):
     template = request.getfixturevalue("pg_template")
     name = f"herald_live_{uuid.uuid4().hex[:10]}"
-    asyncio.run(pg.create_database(name, template=template))
+    run_sync(pg.create_database(name, template=template))
     yield pg.url(name)
-    asyncio.run(pg.drop_database(name))
+    run_sync(pg.drop_database(name))
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ RETRY_MS = 2000  # how soon a browser reconnects after the stream ends (e.g. a s
 NAV: tuple[tuple[str, str, bool], ...] = (
     ("Printers", "/", False),
     ("Webhooks", "/webhooks", False),
-    ("Alexa", "/alexa/setup", False),
+    ("Alexa", "/alexa/setup", True),  # the setup page is for admins
     ("Apps", "/account/apps", False),
     ("Account", "/account", False),
     ("Admin", "/admin", True),

@@ -33,7 +33,7 @@ NAV: tuple[tuple[str, str, bool], ...] = (
     ("Dashboard", "/", False),
     ("Printers", "/printers", False),
     ("Webhooks", "/webhooks", False),
-    ("Alexa", "/alexa/setup", False),
+    ("Alexa", "/alexa/setup", True),  # the setup page is for admins
     ("Apps", "/account/apps", False),
     ("Account", "/account", False),
     ("Admin", "/admin", True),

@@ -182,9 +182,10 @@ def _register_blueprints(app: Quart) -> None:
         health,
         oauth,
         printers,
+        webhooks,
     )
 
-    for module in (health, accounts, account, admin, api, printers, oauth, alexa, dashboard):
+    for module in (health, accounts, account, admin, api, printers, oauth, alexa, dashboard, webhooks):
         app.register_blueprint(module.blueprint)
         init = getattr(module, "init_app", None)
         if init is not None:

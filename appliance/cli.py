@@ -96,7 +96,11 @@ def cmd_create_admin(settings: Settings, args: argparse.Namespace) -> int:
             return 1
 
     async def job():
-        return await create_user(email, password, is_admin=True, verified=True, clock=Clock())
+        from appliance.models import SetupToken
+
+        user = await create_user(email, password, is_admin=True, verified=True, clock=Clock())
+        await SetupToken.all().delete()  # the first-run setup link is no longer needed
+        return user
 
     try:
         user = asyncio.run(_with_database(settings, job))
@@ -104,6 +108,26 @@ def cmd_create_admin(settings: Settings, args: argparse.Namespace) -> int:
         print(f"Not created: {exc.message}", file=sys.stderr)
         return 1
     print(f"Admin {user.email} created.")
+    return 0
+
+
+# --- purge ---------------------------------------------------------------------------
+
+
+def cmd_purge(settings: Settings, args: argparse.Namespace) -> int:
+    from appliance.app import create_app
+    from appliance.services.maintenance import purge
+
+    herald = create_app(settings, run_migrations=False).extensions["herald"]
+
+    async def job():
+        return await purge(herald, server_running=True)
+
+    result = asyncio.run(_with_database(settings, job))
+    print(f"Removed {len(result.printers_removed)} printer(s) silent for {settings.purge_after_days} days "
+          f"(0 disables), warned about {len(result.printers_warned)}; removed {result.events_removed} "
+          f"event(s) older than {settings.event_retention_days} days, {result.samples_removed} chart "
+          f"sample(s) and {result.link_requests_removed} expired link request(s).")
     return 0
 
 
@@ -152,6 +176,14 @@ def build_parser() -> argparse.ArgumentParser:
     admin.add_argument("--email", help="the admin's email address")
     admin.add_argument("--password", help="the password (prompted for when left out)")
     admin.set_defaults(func=cmd_create_admin)
+
+    purge = sub.add_parser("purge", help="remove long-silent printers and old events now",
+                           description="Do now what Herald's background purge does every hour: "
+                           "remove printers silent for HERALD_PURGE_AFTER_DAYS days (warning their "
+                           "owners from HERALD_PURGE_WARN_DAYS), events older than "
+                           "HERALD_EVENT_RETENTION_DAYS days, old chart samples and expired link "
+                           "requests. Safe to run while Herald serves.")
+    purge.set_defaults(func=cmd_purge)
 
     backup = sub.add_parser("backup", help="copy the SQLite database to FILE while Herald runs",
                             description="Make a consistent copy of the SQLite database with "

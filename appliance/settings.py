@@ -89,6 +89,14 @@ def _pos_float(value: Any) -> float:
     return number
 
 
+def _seconds_list(value: Any) -> list[float]:
+    items = value if isinstance(value, list | tuple) else _list(value)
+    numbers = [float(item) for item in items]
+    if not numbers or any(n <= 0 for n in numbers):
+        raise ValueError("expected one or more positive numbers of seconds")
+    return numbers
+
+
 def _token_minutes(value: Any) -> int:
     number = int(value)
     if number < 6:
@@ -147,6 +155,12 @@ SETTINGS: tuple[Setting, ...] = (
         _pos_int,
     ),
     Setting(
+        "offline_check_interval",
+        15,
+        "Seconds between checks for printers that fell silent (one process checks at a time).",
+        _pos_int,
+    ),
+    Setting(
         "purge_after_days",
         10,
         "Remove printers that have not checked in for this many days (0 disables).",
@@ -199,6 +213,44 @@ SETTINGS: tuple[Setting, ...] = (
         60,
         "Lifetime of OAuth access tokens in minutes (at least 6, as Alexa requires).",
         _token_minutes,
+    ),
+    # --- webhooks
+    Setting(
+        "webhook_allow_private",
+        False,
+        "Let users who are not admins send webhooks to private, loopback, link-local and other "
+        "addresses that are not globally routable (admins' targets may always).",
+        _bool,
+        runtime=True,
+    ),
+    Setting("webhook_concurrency", 16, "Webhook requests sent at once per process.", _pos_int),
+    Setting("webhook_timeout", 15.0, "Seconds a webhook receiver has to answer.", _pos_float),
+    Setting(
+        "webhook_retry_schedule",
+        [5, 300, 1800, 7200, 18000, 36000, 36000],
+        "Seconds to wait before each retry of a failed webhook (comma-separated), "
+        "each varied by 20% either way. After the last, the delivery is marked failed.",
+        _seconds_list,
+    ),
+    Setting(
+        "webhook_lease",
+        60.0,
+        "Seconds a process holds a claimed delivery; a killed process's claims return to "
+        "the queue after this. Herald uses at least twice the timeout plus one second.",
+        _pos_float,
+    ),
+    Setting(
+        "webhook_disable_after_days",
+        5.0,
+        "Disable a webhook target that has failed continuously for this many days.",
+        _pos_float,
+    ),
+    Setting("webhook_retention_days", 30, "Keep webhook deliveries and their attempts this many days.", _pos_int),
+    Setting(
+        "webhook_poll_interval",
+        1.0,
+        "Seconds between looks for due webhook deliveries (new events wake the worker at once).",
+        _pos_float,
     ),
 )
 
@@ -304,7 +356,7 @@ def settings_markdown() -> str:
     """The settings table as Markdown, for docs/settings.md."""
     lines = ["| Environment variable | Default | Meaning |", "| --- | --- | --- |"]
     for s in SETTINGS:
-        default = ", ".join(s.default) if isinstance(s.default, list) else s.default
+        default = ", ".join(map(str, s.default)) if isinstance(s.default, list) else s.default
         default = f"`{default}`" if default not in ("", []) else "(empty)"
         extra = " Can be changed by an admin in the web UI." if s.runtime else ""
         lines.append(f"| `HERALD_{s.name.upper()}` | {default} | {s.help}{extra} |")

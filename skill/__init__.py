@@ -34,7 +34,7 @@ def invoke(envelope: dict[str, Any], source: PrinterStatusSource | None) -> dict
     from ask_sdk_model import RequestEnvelope
 
     serializer = _serializer()
-    request = serializer.deserialize(json.dumps(envelope), RequestEnvelope)
+    request = serializer.deserialize(json.dumps(envelope, separators=(",", ":")), RequestEnvelope)
     response = _skill().invoke(request_envelope=request, context=source)
     return serializer.serialize(response)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 from quart import Blueprint, current_app, g, redirect, render_template, request
-from quart_schema import security_scheme, tag, validate_request
+from quart_schema import hide, security_scheme, tag, validate_request
 
 from appliance.auth import SESSION_COOKIE, load_session, require_bearer_or_session, require_user
 from appliance.errors import APIError
@@ -61,16 +61,21 @@ _NOTICES = {
 
 
 @blueprint.get("/account")
+@hide
 async def account_page():
     user = await require_user()
     notice = None
     for key, text in _NOTICES.items():
         if request.args.get(key) or request.args.get("done") == key:
             notice = text
+    if notice and request.args.get("welcome") and not await mail_configured(_herald()):
+        notice = ("Welcome to Herald. This Herald cannot send mail yet: your confirmation link was "
+                  "written to its log, and its admin can give it to you.")
     return await _page(user, notice=notice)
 
 
 @blueprint.post("/account/verify")
+@hide
 async def resend_verification():
     user = await require_user()
     if user.email_verified_at is not None:
@@ -84,6 +89,7 @@ async def resend_verification():
 
 
 @blueprint.post("/account/email")
+@hide
 async def change_email():
     user = await require_user()
     herald = _herald()
@@ -98,6 +104,7 @@ async def change_email():
 
 
 @blueprint.post("/account/password")
+@hide
 async def change_password():
     user = await require_user()
     session = await load_session()
@@ -111,6 +118,7 @@ async def change_password():
 
 
 @blueprint.post("/account/time-zone")
+@hide
 async def change_time_zone():
     user = await require_user()
     form = await request.form
@@ -122,6 +130,7 @@ async def change_time_zone():
 
 
 @blueprint.post("/account/tokens")
+@hide
 async def create_token_form():
     user = await require_user()
     form = await request.form
@@ -135,6 +144,7 @@ async def create_token_form():
 
 
 @blueprint.post("/account/tokens/<token_id>/revoke")
+@hide
 async def revoke_token_form(token_id: str):
     user = await require_user()
     await tokens.revoke_personal_token(user, token_id, clock=_herald().clock)
@@ -142,6 +152,7 @@ async def revoke_token_form(token_id: str):
 
 
 @blueprint.post("/account/delete")
+@hide
 async def delete_account():
     user = await require_user()
     form = await request.form
@@ -163,12 +174,12 @@ class TokenCreate(BaseModel):
     name: str = Field(min_length=1, max_length=100, description="What the token is for, e.g. a script's name")
 
 
-async def _session_user():
+async def _session_user(*, verified: bool = False):
     """Token management takes the browser session only: a token cannot mint or revoke tokens."""
     if request.headers.get("Authorization"):
         raise APIError(401, "session_required",
                        "Personal access tokens are managed with the browser session, not a Bearer token.")
-    return await require_user()
+    return await require_user(verified=verified)
 
 
 @blueprint.get("/api/v1/me")
@@ -194,7 +205,7 @@ async def list_tokens():
 @validate_request(TokenCreate)
 async def create_token(data: TokenCreate):
     """Create a personal access token; the value is in this answer only. Session + X-CSRF-Token."""
-    user = await _session_user()
+    user = await _session_user(verified=True)
     token, record = await tokens.create_personal_token(user, data.name)
     return {**tokens.token_json(record), "token": token}, 201, {"Cache-Control": "no-store"}
 

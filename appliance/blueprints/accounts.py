@@ -5,6 +5,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from quart import Blueprint, current_app, g, redirect, render_template, request
+from quart_schema import hide
 
 from appliance.app import on_startup
 from appliance.auth import SESSION_COOKIE, current_user, load_session
@@ -88,6 +89,7 @@ async def _login_page(status: int = 200, headers=None, **context):
 
 
 @blueprint.get("/login")
+@hide
 async def login_form():
     if await current_user() is not None:
         return redirect(safe_next(request.args.get("next")))
@@ -97,6 +99,7 @@ async def login_form():
 
 
 @blueprint.post("/login")
+@hide
 async def login():
     form = await request.form
     email = form.get("email", "")
@@ -112,6 +115,7 @@ async def login():
 
 
 @blueprint.post("/logout")
+@hide
 async def logout():
     await load_session()
     await end_session(request.cookies.get(SESSION_COOKIE, ""))
@@ -125,12 +129,14 @@ async def logout():
 
 
 @blueprint.get("/setup/<token>")
+@hide
 async def setup_form(token: str):
     await setup.check_setup_token(token)
     return await render_form("accounts/setup.html", token=token, email="")
 
 
 @blueprint.post("/setup/<token>")
+@hide
 async def setup_submit(token: str):
     form = await request.form
     try:
@@ -158,6 +164,7 @@ async def _signup_page(invite: str = "", email: str = "", exc: APIError | None =
 
 
 @blueprint.get("/signup")
+@hide
 async def signup_form():
     if await current_user() is not None:
         return redirect("/")
@@ -165,12 +172,14 @@ async def signup_form():
 
 
 @blueprint.get("/invite/<token>")
+@hide
 async def invite_form(token: str):
     await invites.find_invite(_herald(), token)
     return await _signup_page(invite=token)
 
 
 @blueprint.post("/signup")
+@hide
 async def signup_submit():
     form = await request.form
     invite = form.get("invite", "")
@@ -189,6 +198,7 @@ async def signup_submit():
 
 
 @blueprint.get("/verify/<token>")
+@hide
 async def verify(token: str):
     try:
         user = await accounts.verify_email(_herald(), token)
@@ -203,11 +213,13 @@ async def verify(token: str):
 
 
 @blueprint.get("/reset")
+@hide
 async def forgot_form():
     return await render_form("accounts/forgot.html", email="", sent=False)
 
 
 @blueprint.post("/reset")
+@hide
 async def forgot_submit():
     form = await request.form
     email = form.get("email", "")
@@ -219,12 +231,14 @@ async def forgot_submit():
 
 
 @blueprint.get("/reset/<token>")
+@hide
 async def reset_form(token: str):
     await accounts.find_email_token(token, (accounts.PURPOSE_RESET,), clock=_herald().clock)
     return await render_form("accounts/reset.html", token=token)
 
 
 @blueprint.post("/reset/<token>")
+@hide
 async def reset_submit(token: str):
     form = await request.form
     try:

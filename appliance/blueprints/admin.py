@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from quart import Blueprint, current_app, redirect, render_template, request
+from quart_schema import hide
 
 from appliance.auth import require_user
 from appliance.errors import APIError
@@ -39,12 +40,14 @@ async def _users_page(me: User, **context):
 
 
 @blueprint.get("")
+@hide
 async def index():
     await _require_admin()
     return redirect("/admin/users")
 
 
 @blueprint.get("/users")
+@hide
 async def users():
     me = await _require_admin()
     notice = {"admin": "Saved.", "deleted": "The user was deleted."}.get(request.args.get("done", ""))
@@ -52,6 +55,7 @@ async def users():
 
 
 @blueprint.post("/users/<user_id>/admin")
+@hide
 async def set_admin(user_id: str):
     me = await _require_admin()
     form = await request.form
@@ -66,6 +70,7 @@ async def set_admin(user_id: str):
 
 
 @blueprint.post("/users/<user_id>/delete")
+@hide
 async def delete_user(user_id: str):
     me = await _require_admin()
     try:
@@ -79,6 +84,7 @@ async def delete_user(user_id: str):
 
 
 @blueprint.post("/users/<user_id>/verification-link")
+@hide
 async def verification_link(user_id: str):
     me = await _require_admin()
     user = await admin.get_user(user_id)
@@ -100,12 +106,14 @@ async def _invites_page(**context):
 
 
 @blueprint.get("/invites")
+@hide
 async def invite_list():
     await _require_admin()
     return await _invites_page(notice="The invite was revoked." if request.args.get("done") else None)
 
 
 @blueprint.post("/invites")
+@hide
 async def invite_create():
     me = await _require_admin()
     form = await request.form
@@ -124,6 +132,7 @@ async def invite_create():
 
 
 @blueprint.post("/invites/<int:invite_id>/revoke")
+@hide
 async def invite_revoke(invite_id: int):
     await _require_admin()
     await invites.revoke_invite(invite_id)
@@ -141,12 +150,14 @@ async def _signup_page(**context):
 
 
 @blueprint.get("/signup")
+@hide
 async def signup_mode():
     await _require_admin()
     return await _signup_page(notice="Saved." if request.args.get("done") else None)
 
 
 @blueprint.post("/signup")
+@hide
 async def signup_mode_save():
     await _require_admin()
     form = await request.form
@@ -170,12 +181,14 @@ async def _mail_page(**context):
 
 
 @blueprint.get("/mail")
+@hide
 async def mail():
     await _require_admin()
     return await _mail_page(notice="Saved." if request.args.get("done") else None)
 
 
 @blueprint.post("/mail")
+@hide
 async def mail_save():
     await _require_admin()
     form = await request.form
@@ -188,6 +201,7 @@ async def mail_save():
 
 
 @blueprint.post("/mail/test")
+@hide
 async def mail_test():
     me = await _require_admin()
     result = await send_mail(_herald(), to=me.email, subject="Herald test mail",
@@ -204,6 +218,7 @@ async def mail_test():
 
 
 @blueprint.get("/system")
+@hide
 async def system():
     await _require_admin()
     return await _render("admin/system.html", section="system", rows=await admin.system_rows(_herald()))

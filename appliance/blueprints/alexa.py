@@ -72,8 +72,7 @@ async def alexa_endpoint():
         return jsonify({"version": "1.0", "response": {}})
     if request_type.startswith("AlexaSkillEvent."):
         return jsonify({"version": "1.0", "response": {}})
-    user = await shielded(alexa_service.answering_user(herald, envelope))
-    source = await alexa_service.load_source(herald, user) if user is not None else None
+    source = await alexa_service.source_for_request(herald, envelope)
     return jsonify(skill.invoke(envelope, source))
 
 

@@ -222,9 +222,14 @@ async def printers_one(printer_id: str):
 
 
 def init_app(app) -> None:
-    from appliance.app import on_shutdown
+    from appliance.app import on_shutdown, on_startup
 
     herald = app.extensions["herald"]
+
+    async def _preload(_app) -> None:
+        await printers.preload_keys(herald)
+
+    on_startup(app, _preload)
     herald.tasks.add("status-flush", lambda: printers.status_flusher(herald))
     herald.tasks.add("printer-cache", lambda: printers.cache_revalidator(herald))
 

@@ -7,6 +7,8 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+import jinja2
+from markupsafe import Markup
 from quart import Blueprint, Quart, current_app, redirect, render_template, request
 
 from appliance.app import on_stopping
@@ -28,7 +30,8 @@ RETRY_MS = 2000  # how soon a browser reconnects after the stream ends (e.g. a s
 
 # Main navigation: shown when the page exists in this build (areas land one by one).
 NAV: tuple[tuple[str, str, bool], ...] = (
-    ("Printers", "/", False),
+    ("Dashboard", "/", False),
+    ("Printers", "/printers", False),
     ("Webhooks", "/webhooks", False),
     ("Alexa", "/alexa/setup", False),
     ("Apps", "/account/apps", False),
@@ -64,10 +67,7 @@ def _nav_links() -> list[dict[str, Any]]:
     for label, target, admin_only in NAV:
         if target not in pages or (admin_only and not is_admin):
             continue
-        if target == "/":
-            current = path == "/" or path.startswith("/printers")
-        else:
-            current = path == target or path.startswith(target + "/")
+        current = path == target or (target != "/" and path.startswith(target + "/"))
         links.append({"label": label, "path": target, "current": current})
     # "Account" must not light up on /account/apps when Apps has its own entry
     if sum(link["current"] for link in links) > 1:
@@ -88,7 +88,7 @@ async def index():
     return await render_template(
         "dashboard/index.html",
         user=user,
-        cards=cards,
+        cards=[(card, card_html(card)) for card in cards],
         server_now=now.isoformat().replace("+00:00", "Z"),
         time_zone=user_zone(user.time_zone).key,
         offline_after=herald.settings.offline_after,
@@ -103,11 +103,22 @@ def _sse(event: str, data: Any) -> str:
     return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
 
 
+def card_html(card: dict[str, Any]) -> Markup:
+    """One card's HTML. A plain (not async) Jinja environment on the app's templates:
+    Quart's async rendering costs several times more per card, and a card needs
+    nothing from the request."""
+    app = current_app
+    env = app.extensions.get("herald_card_env")
+    if env is None:
+        env = jinja2.Environment(loader=app.jinja_loader, autoescape=True,
+                                 auto_reload=app.config["TEMPLATES_AUTO_RELOAD"] or False)
+        app.extensions["herald_card_env"] = env
+    return Markup(env.get_template("dashboard/_card.html").render(card=card))
+
+
 async def _card_message(card: dict[str, Any]) -> dict[str, Any]:
-    template = current_app.jinja_env.get_template("dashboard/_card.html")
-    html = await template.render_async(card=card)
     return {"id": card["id"], "name": card["name"], "state_label": card["state_label"],
-            "online": card["online"], "html": html}
+            "online": card["online"], "html": str(card_html(card))}
 
 
 @blueprint.get("/events/dashboard")
@@ -146,24 +157,26 @@ async def events():
                         now = herald.clock.now()
                         zone = user_zone(user.time_zone)
                         for view in views.values():
-                            card = build_card(view, now=now, zone=zone, **_settings(herald))
+                            card = build_card(view, now=now, zone=zone,
+                                              offline_after=herald.settings.offline_after,
+                                              purge_after_days=herald.settings.purge_after_days)
                             yield _sse("card", {"server_now": _iso(now), **await _card_message(card)})
                     if loop.time() >= next_resync:
                         next_resync = loop.time() + heartbeat
                         if await resolve_session(token, clock=herald.clock) is None:
                             yield _sse("logout", {})
                             return
-                        async for chunk in _resync(user, index):
+                        fresh = await printer_index(user.id)
+                        async for chunk in _resync(user, index, fresh):
                             yield chunk
-                        index = await printer_index(user.id)
+                        index = fresh
                         hub.watch(subscriber, index)
                         yield ": heartbeat\n\n"
         finally:
             hub.unsubscribe(subscriber)
 
-    async def _resync(owner: User, known: dict[str, tuple]) -> AsyncIterator[str]:
+    async def _resync(owner: User, known: dict[str, tuple], fresh: dict[str, tuple]) -> AsyncIterator[str]:
         """Cards that changed without a published status (added, renamed, another process)."""
-        fresh = await printer_index(owner.id)
         removed = [pid for pid in known if pid not in fresh]
         changed = [pid for pid, row in fresh.items() if known.get(pid) != row]
         now = herald.clock.now()
@@ -182,7 +195,7 @@ async def events():
 
 def _settings(herald) -> dict[str, Any]:
     return {"offline_after": herald.settings.offline_after,
-            "purge_after_days": herald.settings.purge_after_days}
+            "purge_after_days": herald.settings.purge_after_days, "herald": herald}
 
 
 def _iso(moment) -> str:

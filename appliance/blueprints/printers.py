@@ -174,3 +174,9 @@ async def printer_remove(printer_id: str):
     user = await require_user()
     await printers.remove_printer(_herald(), user, printer_id)
     return redirect("/printers")
+
+
+def init_app(app) -> None:
+    from appliance.services.maintenance import init_periodic_jobs
+
+    init_periodic_jobs(app)

@@ -16,10 +16,13 @@ from appliance.models.accounts import (
 from appliance.models.oauth import AuthorizationCode, OAuthClient
 from appliance.models.printers import Event, Job, LinkRequest, Printer, StatusSample
 from appliance.models.system import Lease
+from appliance.models.webhooks import Delivery, DeliveryAttempt, WebhookTarget
 
 __all__ = [
     "AccessToken",
     "AuthorizationCode",
+    "Delivery",
+    "DeliveryAttempt",
     "EmailToken",
     "Event",
     "Invite",
@@ -33,4 +36,5 @@ __all__ = [
     "StatusSample",
     "SetupToken",
     "User",
+    "WebhookTarget",
 ]

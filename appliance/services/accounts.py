@@ -1,10 +1,9 @@
 """Account rules: users, passwords, mail tokens (verify, change address, reset), login throttling.
 
-What an unverified user may do: log in, use account settings (resend the
-verification mail, change address, password and time zone, delete the
-account) and read the API with the session. Creating access tokens and linking
-printers wait until the address is verified (``require_user(verified=True)``),
-so an address nobody controls cannot own printers or credentials.
+What an unverified user may do: everything with their own data (log in, link
+and watch printers, account settings) except creating personal access tokens,
+credentials that outlive a browser session. ``require_user(verified=True)``
+applies the same rule to other routes. See docs/accounts.md.
 """
 
 from __future__ import annotations

@@ -131,21 +131,26 @@ class RequestVerifier:
         if cached is not None and self._now() <= cached.not_after:
             self._cache.move_to_end(url)
             return cached
+        # One fetch per URL at a time; the lock is dropped afterwards whatever happened, so
+        # requests naming ever new (failing) URLs cannot grow this dict.
         lock = self._locks.setdefault(url, asyncio.Lock())
-        async with lock:
-            cached = self._cache.get(url)
-            if cached is not None and self._now() <= cached.not_after:
-                return cached
-            try:
-                pem = await self._fetch(url)
-            except Exception as exc:  # any failure to fetch is a failed check, not a 500
-                raise AlexaVerificationError(f"signing certificate could not be fetched: {exc}") from None
-            verified = self._validate_chain(pem)
-            self._cache[url] = verified
-            while len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
-            self._locks.pop(url, None)
-            return verified
+        try:
+            async with lock:
+                cached = self._cache.get(url)
+                if cached is not None and self._now() <= cached.not_after:
+                    return cached
+                try:
+                    pem = await self._fetch(url)
+                except Exception as exc:  # any failure to fetch is a failed check, not a 500
+                    raise AlexaVerificationError(f"signing certificate could not be fetched: {exc}") from None
+                verified = self._validate_chain(pem)
+                self._cache[url] = verified
+                while len(self._cache) > self._cache_size:
+                    self._cache.popitem(last=False)
+                return verified
+        finally:
+            if not lock.locked():
+                self._locks.pop(url, None)
 
     def _validate_chain(self, pem: bytes) -> _VerifiedCert:
         try:

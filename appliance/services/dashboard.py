@@ -150,18 +150,29 @@ def temperatures(raw: Any) -> list[dict[str, str]]:
     return rows
 
 
-def view_from_printer(printer: Printer) -> dict[str, Any]:
-    """A stored printer in the contract's ``<printer>`` shape, plus what only the dashboard needs."""
-    return {
-        "id": printer.id,
-        "name": printer.name,
-        "linked": printer.key_hash is not None,
-        "online": printer.online,
-        "last_seen": _iso(printer.last_seen_at),
-        "status": printer.status,
-        "status_at": _iso(printer.status_updated_at or printer.last_seen_at),
-        "purge_warned_at": _iso(printer.purge_warned_at),
-    }
+def view_from_printer(printer: Printer, herald: Any = None) -> dict[str, Any]:
+    """A stored printer in the contract's ``<printer>`` shape, plus what only the dashboard needs.
+
+    With ``herald``, a status this process accepted but has not flushed yet wins
+    over the stored row (see services.printers).
+    """
+    if herald is not None:
+        from appliance.services.printers import printer_view
+
+        view = dict(printer_view(herald, printer))
+        view["status_at"] = view["last_seen"]
+    else:
+        view = {
+            "id": printer.id,
+            "name": printer.name,
+            "linked": printer.key_hash is not None,
+            "online": printer.online,
+            "last_seen": _iso(printer.last_seen_at),
+            "status": printer.status,
+            "status_at": _iso(printer.status_updated_at or printer.last_seen_at),
+        }
+    view["purge_warned_at"] = _iso(printer.purge_warned_at)
+    return view
 
 
 def build_card(view: dict[str, Any], *, now: datetime, zone: ZoneInfo, offline_after: int,
@@ -254,11 +265,11 @@ def build_card(view: dict[str, Any], *, now: datetime, zone: ZoneInfo, offline_a
 
 
 async def dashboard_cards(user: User, *, now: datetime, offline_after: int,
-                          purge_after_days: int = 0) -> list[dict[str, Any]]:
+                          purge_after_days: int = 0, herald: Any = None) -> list[dict[str, Any]]:
     """One card per printer of ``user``, sorted by name."""
     zone = user_zone(user.time_zone)
     printers = await Printer.filter(owner_id=user.id).order_by("name", "id")
-    return [build_card(view_from_printer(p), now=now, zone=zone, offline_after=offline_after,
+    return [build_card(view_from_printer(p, herald), now=now, zone=zone, offline_after=offline_after,
                        purge_after_days=purge_after_days) for p in printers]
 
 
@@ -271,8 +282,8 @@ async def printer_index(user_id: int) -> dict[str, tuple]:
 
 
 async def cards_for(user: User, printer_ids: list[str], *, now: datetime, offline_after: int,
-                    purge_after_days: int = 0) -> list[dict[str, Any]]:
+                    purge_after_days: int = 0, herald: Any = None) -> list[dict[str, Any]]:
     zone = user_zone(user.time_zone)
     printers = await Printer.filter(owner_id=user.id, id__in=printer_ids)
-    return [build_card(view_from_printer(p), now=now, zone=zone, offline_after=offline_after,
+    return [build_card(view_from_printer(p, herald), now=now, zone=zone, offline_after=offline_after,
                        purge_after_days=purge_after_days) for p in printers]

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from tortoise.functions import Max
+
 from appliance.models import Event, Job
 
 JOBS_KEPT = 50
@@ -49,24 +51,44 @@ async def apply_event_to_jobs(event: Event, conn) -> None:
     await job.save(using_db=conn, update_fields=["ended_at", "duration", "result"])
 
 
-async def apply_last_job(printer_id: str, last_job: dict[str, Any], seen_at: datetime) -> None:
-    """Complete the history from the status's last_job when the events did not reach Herald."""
-    result, file = last_job.get("result"), last_job.get("file")
-    if result is None:
-        return
-    duration = _number(last_job.get("duration"))
-    latest = await Job.filter(printer_id=printer_id).order_by("-id").first()
-    if latest is not None and latest.file == file:
-        if latest.result is None:
-            latest.result = result
-            latest.ended_at = latest.ended_at or seen_at
-            latest.duration = duration if duration is not None else latest.duration
-            await latest.save(update_fields=["result", "ended_at", "duration"])
-        return  # already known (from the events, or from an earlier status)
-    start = seen_at - timedelta(seconds=duration) if duration is not None else None
-    await Job.create(printer_id=printer_id, file=file, started_at=start, ended_at=seen_at,
-                     duration=duration, result=result)
-    await _trim(printer_id, None)
+async def apply_last_jobs(last_jobs: dict[str, tuple[dict[str, Any], datetime]]) -> int:
+    """Complete the history from statuses' last_job where the events did not reach Herald.
+
+    ``last_jobs`` maps printer id to (last_job, seen_at). Batched: one query per
+    500 printers finds each printer's latest job; only a job not known yet is
+    written. Returns the number of jobs added or completed.
+    """
+    wanted = {pid: pair for pid, pair in last_jobs.items() if pair[0].get("result") is not None}
+    ids = list(wanted)
+    changed = 0
+    new_jobs: list[Job] = []
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        latest_ids = await (Job.filter(printer_id__in=chunk).group_by("printer_id")
+                            .annotate(latest=Max("id")).values_list("latest", flat=True))
+        latest = {job.printer_id: job for job in await Job.filter(id__in=list(latest_ids))} if latest_ids else {}
+        for printer_id in chunk:
+            last_job, seen_at = wanted[printer_id]
+            file, result = last_job.get("file"), last_job["result"]
+            duration = _number(last_job.get("duration"))
+            job = latest.get(printer_id)
+            if job is not None and job.file == file:
+                if job.result is None:  # the end event went missing: complete the job
+                    job.result = result
+                    job.ended_at = job.ended_at or seen_at
+                    job.duration = duration if duration is not None else job.duration
+                    await job.save(update_fields=["result", "ended_at", "duration"])
+                    changed += 1
+                continue  # already known, from the events or an earlier status
+            start_at = seen_at - timedelta(seconds=duration) if duration is not None else None
+            new_jobs.append(Job(printer_id=printer_id, file=file, started_at=start_at, ended_at=seen_at,
+                                duration=duration, result=result))
+    if new_jobs:
+        await Job.bulk_create(new_jobs, batch_size=500)
+        changed += len(new_jobs)
+        for printer_id in {job.printer_id for job in new_jobs}:
+            await _trim(printer_id, None)
+    return changed
 
 
 async def _trim(printer_id: str, conn) -> None:

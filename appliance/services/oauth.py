@@ -409,20 +409,6 @@ async def list_grants(user: User, now) -> list[Grant]:
     return list(grants_by_client.values())
 
 
-async def user_for_access_token(token: str, now, *, scope: str = "printers:read") -> User | None:
-    """The user of a live ``hat_`` token with ``scope`` (for Alexa requests), else None."""
-    if not token or not token.startswith(ACCESS_TOKEN_PREFIX):
-        return None
-    row = await AccessToken.get_or_none(token_hash=token_hash(token)).prefetch_related("user")
-    if row is None or row.revoked_at is not None or (row.expires_at and row.expires_at <= now):
-        return None
-    if scope not in row.scope.split():
-        return None
-    if row.last_used_at is None or now - row.last_used_at > timedelta(seconds=60):
-        await AccessToken.filter(id=row.id).update(last_used_at=now)
-    return row.user
-
-
 async def revoke_for_access_token(token: str, now) -> bool:
     """Alexa's SkillDisabled event: end the grant behind the token the request carries."""
     if not token or not token.startswith(ACCESS_TOKEN_PREFIX):

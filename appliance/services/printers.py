@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from pydantic_core import to_json
 from tortoise import Tortoise
 from tortoise.transactions import in_transaction
 
@@ -46,7 +47,7 @@ MAX_PRINTER_NAME = 100
 _BEARER_ERROR = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
 
 
-@dataclass
+@dataclass(slots=True)
 class CachedPrinter:
     """What a status call needs to know about the printer a key opens."""
 
@@ -56,7 +57,7 @@ class CachedPrinter:
     online: bool
 
 
-@dataclass
+@dataclass(slots=True)
 class LiveStatus:
     status: dict[str, Any]
     seen_at: datetime
@@ -73,6 +74,10 @@ class PrinterState:
     unknown_keys: dict[str, float] = field(default_factory=dict)  # key hash -> expiry (monotonic)
     live: dict[str, LiveStatus] = field(default_factory=dict)
     dirty: set[str] = field(default_factory=set)
+    # Printers whose status brought a last_job not yet checked against the job history.
+    last_jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Printers that checked in while recorded offline (or never seen), not yet flushed.
+    coming_online: set[str] = field(default_factory=set)
     last_revalidated: datetime | None = None
     flush_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -131,6 +136,22 @@ async def printer_for_key(herald, token: str) -> CachedPrinter:
                    headers=_BEARER_ERROR)
 
 
+PRELOAD_MAX = 50_000
+
+
+async def preload_keys(herald) -> int:
+    """Fill the key cache at start, so the first check-in of each printer costs no query."""
+    state = printer_state(herald)
+    rows = await (Printer.filter(key_hash__not_isnull=True).order_by("-last_seen_at").limit(PRELOAD_MAX)
+                  .values("id", "owner_id", "name", "online", "key_hash"))
+    for row in rows:
+        if row["id"] not in state.key_of:
+            state.by_key[row["key_hash"]] = CachedPrinter(id=row["id"], owner_id=row["owner_id"],
+                                                          name=row["name"], online=row["online"])
+            state.key_of[row["id"]] = row["key_hash"]
+    return len(rows)
+
+
 async def revalidate_cache(herald) -> int:
     """Forget cached printers whose key, name or online flag changed in any process."""
     state = printer_state(herald)
@@ -147,10 +168,17 @@ async def revalidate_cache(herald) -> int:
 
 
 async def accept_status(herald, printer: CachedPrinter, status: dict[str, Any]) -> dict[str, Any]:
-    """Keep a printer's latest status; returns the printer's view (as GET shows it)."""
+    """Keep a printer's latest status; returns the printer's view (as GET shows it).
+
+    Touches no database: the status, and a return from offline, are written by
+    the next flush.
+    """
     state = printer_state(herald)
     now = herald.clock.now()
     live = state.live.get(printer.id)
+    last_job = status.get("last_job")
+    if last_job and (live is None or live.status.get("last_job") != last_job):
+        state.last_jobs[printer.id] = last_job
     if live is None:
         state.live[printer.id] = LiveStatus(status=status, seen_at=now)
     else:
@@ -158,7 +186,8 @@ async def accept_status(herald, printer: CachedPrinter, status: dict[str, Any]) 
         live.seen_at = now
     state.dirty.add(printer.id)
     if not printer.online:
-        await shielded(_mark_online(herald, printer))
+        state.coming_online.add(printer.id)
+        printer.online = True
     view = build_view(printer_id=printer.id, name=printer.name, linked=True, online=True,
                       last_seen=now, status=status)
     for listener in herald.status_listeners:
@@ -169,23 +198,33 @@ async def accept_status(herald, printer: CachedPrinter, status: dict[str, Any]) 
     return view
 
 
-async def _mark_online(herald, printer: CachedPrinter) -> None:
+async def _returning_printers(printer_ids: list[str]) -> list[dict[str, Any]]:
+    """Of the printers that just checked in, those recorded offline (with when last seen)."""
+    rows: list[dict[str, Any]] = []
+    for start in range(0, len(printer_ids), 500):
+        rows += await Printer.filter(id__in=printer_ids[start:start + 500], online=False,
+                                     key_hash__not_isnull=True).values("id", "last_seen_at")
+    return rows
+
+
+async def _record_online(herald, row: dict[str, Any]) -> None:
+    """Set a printer online; a return from offline (not a first check-in) is an event.
+
+    One transaction per printer, apart from the status flush, so that an event
+    listener that fails cannot hold back the statuses.
+    """
     from appliance.services.events import record_event
 
-    now = herald.clock.now()
     async with in_transaction() as connection:
-        rows = await Printer.filter(id=printer.id).using_db(connection).values("online", "last_seen_at")
-        if not rows:
-            return
-        changed = await Printer.filter(id=printer.id, online=False).using_db(connection).update(
-            online=True, changed_at=now
-        )
-        # A printer's very first check-in is not a return from offline.
-        if changed and rows[0]["last_seen_at"] is not None:
-            await record_event(herald, printer.id, event_type="printer.online", occurred_at=now,
-                               payload={"last_seen": iso_utc(rows[0]["last_seen_at"])},
-                               connection=connection)
-    printer.online = True
+        changed = await Printer.filter(id=row["id"], online=False).using_db(connection).update(online=True)
+        if changed and row["last_seen_at"] is not None:
+            await record_event(herald, row["id"], event_type="printer.online", occurred_at=herald.clock.now(),
+                               payload={"last_seen": iso_utc(row["last_seen_at"])}, connection=connection)
+
+
+def _json(value: Any) -> str | None:
+    # pydantic-core's encoder: several times faster than json.dumps, same JSON.
+    return None if value is None else to_json(value).decode()
 
 
 def _dialect() -> str:
@@ -201,8 +240,7 @@ async def flush_status(herald) -> int:
         ids = list(state.dirty)
         state.dirty.clear()
         fields_map = Printer._meta.fields_map
-        status_field, seen_field = fields_map["status"], fields_map["last_seen_at"]
-        sample_field = StatusSample._meta.fields_map["temperatures"]
+        seen_field = fields_map["last_seen_at"]
         taken_field = StatusSample._meta.fields_map["taken_at"]
         rows: list[list[Any]] = []
         samples: list[list[Any]] = []
@@ -211,23 +249,29 @@ async def flush_status(herald) -> int:
             if live is None:
                 continue
             seen = seen_field.to_db_value(live.seen_at, Printer)
-            rows.append([status_field.to_db_value(live.status, Printer), seen, seen, printer_id])
+            rows.append([_json(live.status), seen, seen, printer_id])
             if live.sampled_at is None or live.seen_at - live.sampled_at >= SAMPLE_EVERY:
                 live.sampled_at = live.seen_at
                 job = live.status.get("job") or {}
                 samples.append([printer_id, taken_field.to_db_value(live.seen_at, StatusSample),
-                                sample_field.to_db_value(live.status.get("temperatures"), StatusSample),
+                                _json(live.status.get("temperatures")),
                                 job.get("progress")])
         if _dialect() == "postgres":
-            update = ("UPDATE printers SET status=$1::jsonb, last_seen_at=$2, status_updated_at=$3 "
-                      "WHERE id=$4")
+            update = ("UPDATE printers SET status=$1::jsonb, last_seen_at=$2, status_updated_at=$3, "
+                      "purge_warned_at=NULL WHERE id=$4")
             insert = ("INSERT INTO status_samples (printer_id, taken_at, temperatures, progress) "
                       "SELECT $1::varchar, $2, $3::jsonb, $4 WHERE EXISTS (SELECT 1 FROM printers WHERE id=$1::varchar)")
         else:
-            update = "UPDATE printers SET status=?, last_seen_at=?, status_updated_at=? WHERE id=?"
+            update = ("UPDATE printers SET status=?, last_seen_at=?, status_updated_at=?, "
+                      "purge_warned_at=NULL WHERE id=?")
             insert = ("INSERT INTO status_samples (printer_id, taken_at, temperatures, progress) "
                       "SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM printers WHERE id=?1)")
+        # Kept in coming_online until recorded, so views say "online" throughout.
+        coming_online = list(state.coming_online)
         try:
+            # Read before the status is written: whether a printer had been seen
+            # decides whether its check-in is a return from offline.
+            returning = await _returning_printers(coming_online) if coming_online else []
             async with in_transaction() as connection:
                 await connection.execute_many(update, rows)
                 if samples:
@@ -235,6 +279,13 @@ async def flush_status(herald) -> int:
         except Exception:
             state.dirty.update(ids)  # try again at the next flush
             raise
+        for row in returning:
+            try:
+                await _record_online(herald, row)
+            except Exception:
+                # Offline detection repairs it later (maintenance._repair_missed_online).
+                log.exception("recording that printer %s is online failed", row["id"])
+        state.coming_online.difference_update(coming_online)
         # Printers removed meanwhile (perhaps by another process) leave the store.
         existing: set[str] = set()
         for start in range(0, len(ids), 500):
@@ -242,15 +293,24 @@ async def flush_status(herald) -> int:
         for printer_id in ids:
             if printer_id not in existing:
                 state.live.pop(printer_id, None)
+                state.last_jobs.pop(printer_id, None)
                 state.forget(printer_id)
+        await _apply_last_jobs(state)
         return len(rows)
+
+
+async def _apply_last_jobs(state: PrinterState) -> None:
+    from appliance.services.history import apply_last_jobs
+
+    pending = {pid: (job, state.live[pid].seen_at) for pid, job in state.last_jobs.items() if pid in state.live}
+    state.last_jobs.clear()
+    await apply_last_jobs(pending)
 
 
 async def status_flusher(herald) -> None:
     """Background task: flush coalesced status every ``status_flush_interval`` seconds."""
-    interval = herald.settings.status_flush_interval
     while True:
-        await asyncio.sleep(interval)
+        await asyncio.sleep(herald.settings.status_flush_interval)
         try:
             await shielded(flush_status(herald))
         except asyncio.CancelledError:
@@ -283,11 +343,12 @@ def build_view(*, printer_id: str, name: str, linked: bool, online: bool,
 
 def printer_view(herald, printer: Printer) -> dict[str, Any]:
     """The contract's ``<printer>`` for a Printer row, with this process's fresher status if any."""
-    live = printer_state(herald).live.get(printer.id)
+    state = printer_state(herald)
+    live = state.live.get(printer.id)
     status, last_seen, online = printer.status, printer.last_seen_at, printer.online
+    online = online or printer.id in state.coming_online
     if live is not None and (last_seen is None or live.seen_at >= last_seen):
         status, last_seen = live.status, live.seen_at
-        online = online or printer.key_hash is not None
     return build_view(printer_id=printer.id, name=printer.name, linked=printer.key_hash is not None,
                       online=online and printer.key_hash is not None, last_seen=last_seen,
                       status=status)
@@ -363,6 +424,7 @@ async def unlink_printer(herald, printer_id: str) -> None:
     await shielded(Printer.filter(id=printer_id).update(
         key_hash=None, online=False, changed_at=herald.clock.now()))
     printer_state(herald).forget(printer_id)
+    printer_state(herald).coming_online.discard(printer_id)
 
 
 async def remove_printer(herald, user: User, printer_id: str) -> None:

@@ -42,14 +42,17 @@ async def ensure_setup_link(herald) -> str | None:
     if await admin_exists():
         await SetupToken.all().delete()
         return None
-    token = await _stored_token(herald)
+    row = await SetupToken.get_or_none(name=_NAME)
+    token = await _stored_token(herald) if row is not None else None
     if token is None:
         token = new_token()
+        if row is not None:
+            # Lost (undecryptable): replace it. Deleting by the old hash spares a
+            # replacement another process made meanwhile; then the primary key admits one.
+            await SetupToken.filter(name=_NAME, token_hash=row.token_hash).delete()
         try:
-            async with in_transaction():
-                await SetupToken.filter(name=_NAME).delete()
-                await SetupToken.create(name=_NAME, token_hash=token_hash(token),
-                                        token_encrypted=herald.secret_box.encrypt(token))
+            await SetupToken.create(name=_NAME, token_hash=token_hash(token),
+                                    token_encrypted=herald.secret_box.encrypt(token))
         except IntegrityError:
             token = await _stored_token(herald)
             if token is None:

@@ -114,14 +114,17 @@ class HeraldPlugin(
             self._logger.exception("Herald could not handle the %s event", event)
 
     def _handle_event(self, event, payload):
+        # Mapping and queueing happen under one lock: OctoPrint calls plugins from several
+        # threads (progress reports each get their own), and the outbox order is the order
+        # Herald sees.
         with self._lock:
             mapped = self._mapper.on_event(event, payload)
             for event_type, event_payload in mapped:
                 self._remember_job(event_type, event_payload)
             if event == "PrintFailed" and not mapped:
                 self._remember_job("print.cancelled", payload)  # fills the duration in
-        for event_type, event_payload in mapped:
-            self._enqueue(event_type, event_payload)
+            for event_type, event_payload in mapped:
+                self._enqueue(event_type, event_payload)
         if (mapped or event in STATUS_EVENTS) and self._publisher is not None:
             self._publisher.request_status()
 
@@ -131,8 +134,8 @@ class HeraldPlugin(
         try:
             with self._lock:
                 events = self._mapper.on_progress(storage, path, progress)
-            for event_type, payload in events:
-                self._enqueue(event_type, payload)
+                for event_type, payload in events:
+                    self._enqueue(event_type, payload)
             if events and self._publisher is not None:
                 self._publisher.request_status()  # progress is news: an unchanged status is skipped
         except Exception:
@@ -145,8 +148,8 @@ class HeraldPlugin(
             if "paused for user" in line or line.startswith("ok"):
                 with self._lock:
                     events = self._mapper.on_received_line(line)
-                for event_type, payload in events:
-                    self._enqueue(event_type, payload)
+                    for event_type, payload in events:
+                        self._enqueue(event_type, payload)
         except Exception:
             self._logger.exception("Herald could not inspect a firmware line")
         return line
@@ -156,8 +159,8 @@ class HeraldPlugin(
             if gcode == "M600":
                 with self._lock:
                     events = self._mapper.on_sent_command(gcode)
-                for event_type, payload in events:
-                    self._enqueue(event_type, payload)
+                    for event_type, payload in events:
+                        self._enqueue(event_type, payload)
         except Exception:
             self._logger.exception("Herald could not inspect a sent command")
 
@@ -317,8 +320,9 @@ class HeraldPlugin(
         payload = json_safe(payload)
         if not self._settings.get_boolean(["publish_file_names"]):
             payload, printer_data = hide_file_names(payload, printer_data)
-        publisher.enqueue_event(event_type, payload, printer_data,
-                                snapshot=bool(self._settings.get_boolean(["attach_snapshot"])))
+        # Progress comes 99 times a print: pictures go with the events people look at.
+        snapshot = event_type != "print.progress" and bool(self._settings.get_boolean(["attach_snapshot"]))
+        publisher.enqueue_event(event_type, payload, printer_data, snapshot=snapshot)
 
     def _remember_job(self, event_type, payload):
         results = {"print.done": "completed", "print.failed": "failed", "print.cancelled": "cancelled"}

@@ -25,8 +25,12 @@ class HeraldError(Exception):
 
     @property
     def permanent(self) -> bool:
-        """Sending the same request again cannot succeed (bad request, too large, ...)."""
-        return self.status is not None and 400 <= self.status < 500 and self.status not in (401, 408, 425, 429)
+        """Herald judged this very request bad (malformed, too large): resending cannot help.
+
+        Other answers (404 from a wrong address, 426 "update the plugin", 429, 5xx) are about
+        the setup or the moment, so the request is kept and retried.
+        """
+        return self.status in (400, 413, 415, 422)
 
 
 def version_tuple(version: str) -> tuple[int, ...]:

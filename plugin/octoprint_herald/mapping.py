@@ -137,7 +137,6 @@ def now_iso() -> str:
 # The OctoPrint events that become Herald events one-to-one.
 SIMPLE_EVENTS = {
     "PrintStarted": "print.started",
-    "PrintDone": "print.done",
     "PrintPaused": "print.paused",
     "PrintResumed": "print.resumed",
     "Error": "printer.error",
@@ -149,7 +148,7 @@ STATUS_EVENTS = {
     "PrintCancelled", "PrintPaused", "PrintResumed", "Error", "FileSelected", "FileDeselected",
 }
 
-_PAUSED_FOR_USER = re.compile(r"busy:\s*paused for user", re.IGNORECASE)
+_PAUSED_FOR_USER = re.compile(r"busy:?\s*paused for user", re.IGNORECASE)
 
 
 class EventMapper:
@@ -164,6 +163,7 @@ class EventMapper:
     def __init__(self) -> None:
         self._cancel_sent = False
         self._last_progress = 0
+        self._job_over = False
         self._waiting_for_user = False
 
     # -- OctoPrint events -------------------------------------------------------------
@@ -172,12 +172,22 @@ class EventMapper:
         if event == "PrintStarted":
             self._cancel_sent = False
             self._last_progress = 0
+            self._job_over = False
             self._waiting_for_user = False
+        if event == "PrintDone":
+            # OctoPrint reports progress from its own threads, which may run after PrintDone:
+            # a finished print has passed every percent, so send the missing ones first.
+            path = payload.get("path") or payload.get("name") or ""
+            events = self.on_progress(payload.get("origin") or "local", path, 99)
+            self._job_over = True
+            return [*events, ("print.done", payload)]
         if event in SIMPLE_EVENTS:
             return [(SIMPLE_EVENTS[event], payload)]
         if event == "PrintCancelled":
+            self._job_over = True
             return self._cancelled(payload)
         if event == "PrintFailed":
+            self._job_over = True
             if payload.get("reason") == "cancelled" or self._cancel_sent:
                 return self._cancelled(payload)
             return [("print.failed", payload)]
@@ -193,6 +203,8 @@ class EventMapper:
     def on_progress(self, storage: str, path: str, progress: int) -> list[tuple[str, dict]]:
         """One event per whole percent from 1 to 99, filling any percent OctoPrint skipped."""
         progress = int(progress)
+        if self._job_over:
+            return []  # a late report from the job that just ended
         if progress <= 0:
             self._last_progress = 0
             return []

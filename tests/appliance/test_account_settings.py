@@ -7,6 +7,7 @@ import uuid
 
 from appliance.models import (
     AccessToken,
+    AuthorizationCode,
     EmailToken,
     Event,
     Job,
@@ -155,6 +156,9 @@ async def test_delete_account_removes_everything_that_belongs_to_it(app, client,
         await LinkRequest.create(device_code_hash=uuid.uuid4().hex, user_code=uuid.uuid4().hex[:8],
                                  printer_name="x", expires_at=clock.now(), approved_by=owner, printer=printer)
         await AccessToken.create(token_hash=uuid.uuid4().hex, user=owner, name="t")
+        await AccessToken.create(token_hash=uuid.uuid4().hex, user=owner, client_id="alexa", name="Alexa")
+        await AuthorizationCode.create(code_hash=uuid.uuid4().hex, client_id="alexa", user=owner,
+                                       expires_at=clock.now())
         await issue_email_token(owner, "reset", clock=clock)
     csrf = await login(client)
     response = await client.post("/account/delete", form={"current_password": "wrong password!!", "csrf_token": csrf})
@@ -163,8 +167,8 @@ async def test_delete_account_removes_everything_that_belongs_to_it(app, client,
     response = await client.post("/account/delete", form={"current_password": PASSWORD, "csrf_token": csrf})
     assert response.status_code == 302 and response.headers["Location"] == "/login?done=deleted"
     assert not await User.filter(id=ada.id).exists()
-    for model in (Printer, Event, Job, LinkRequest, AccessToken, EmailToken, LoginSession):
-        expected = 0 if model is LoginSession else 1  # Bob's rows stay, Ada's are gone
+    for model in (Printer, Event, Job, LinkRequest, AccessToken, AuthorizationCode, EmailToken, LoginSession):
+        expected = {LoginSession: 0, AccessToken: 2}.get(model, 1)  # Bob's rows stay, Ada's are gone
         assert await model.all().count() == expected, model.__name__
     assert (await Printer.get()).owner_id == bob.id
     assert (await client.get("/account")).status_code == 302
@@ -183,3 +187,25 @@ async def test_account_page_links_to_connected_apps(app, client):
     await login(client)
     page = await (await client.get("/account")).get_data(as_text=True)
     assert 'href="/account/apps"' in page
+
+
+async def test_openapi_describes_the_token_api_but_not_the_pages(client):
+    paths = (await (await client.get("/api/v1/openapi.json")).get_json())["paths"]
+    assert {"/api/v1/me", "/api/v1/tokens", "/api/v1/tokens/{token_id}"} <= set(paths)
+    assert "post" in paths["/api/v1/tokens"] and "delete" in paths["/api/v1/tokens/{token_id}"]
+    mine = {"/account", "/account/tokens", "/account/delete", "/admin/users", "/admin/mail", "/signup",
+            "/setup/{token}", "/login", "/reset", "/verify/{token}"}
+    assert not mine & set(paths)
+
+
+async def test_malformed_token_requests_get_a_clear_4xx(app, client):
+    await make_user()
+    csrf = await login(client)
+    response = await client.post("/api/v1/tokens", data=b"{not json",
+                                 headers={"X-CSRF-Token": csrf, "Content-Type": "application/json"})
+    assert response.status_code == 400
+    response = await client.post("/api/v1/tokens", json={"name": ""}, headers={"X-CSRF-Token": csrf})
+    assert response.status_code == 422 and "name" in (await response.get_json())["message"]
+    response = await client.delete("/api/v1/tokens/abc", headers={"X-CSRF-Token": csrf})
+    assert response.status_code == 404
+    assert not await AccessToken.exists()

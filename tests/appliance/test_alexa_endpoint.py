@@ -61,7 +61,7 @@ async def _owner_with_printer():
     admin = await make_user("owner@example.com", admin=True)
     admin.time_zone = "America/New_York"
     await admin.save()
-    await Printer.create(id=str(uuid.uuid4()), owner=admin, name="Prusa", key_hash="x" * 64,
+    await Printer.create(id=str(uuid.uuid4()), owner=admin, name="Prusa", key_hash="x" * 64, online=True,
                          last_seen_at=NOW - timedelta(seconds=60), status={
                              "state": "Printing", "state_id": "printing",
                              "job": {"file": "benchy.gcode", "progress": 50, "print_time_left": 660}})
@@ -226,3 +226,14 @@ async def test_an_answer_needs_a_linked_account_unless_single_owner(settings, cl
         body = body_of(envelope(intent="ListPrintersIntent", access_token="hat_not-a-real-token"))
         response = await test_app.test_client().post("/alexa", data=body, headers=signed_headers(body, pki.good))
         assert (await response.get_json())["response"]["card"]["type"] == "LinkAccount"
+
+
+async def test_failed_fetches_leave_nothing_behind(client, app, pki, fetcher):
+    verifier = app.app.extensions["herald_alexa"]
+    for number in range(5):
+        url = f"https://s3.amazonaws.com/echo.api/missing-{number}.pem"
+        body = body_of(envelope(intent="ListPrintersIntent"))
+        response = await _post(client, body, signed_headers(body, pki.good, url=url))
+        assert response.status_code == 400
+        assert "could not be fetched" in (await response.get_json())["message"]
+    assert verifier._locks == {} and len(verifier._cache) == 0

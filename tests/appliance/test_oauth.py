@@ -99,7 +99,7 @@ async def token_request(app, form: dict[str, str], headers: dict[str, str] | Non
 
 
 async def add_printer(user, name: str, state_id: str = "operational"):
-    return await Printer.create(id=str(uuid.uuid4()), owner=user, name=name, key_hash=secrets.token_hex(32),
+    return await Printer.create(id=str(uuid.uuid4()), owner=user, name=name, key_hash=secrets.token_hex(32), online=True,
                                 last_seen_at=NOW - timedelta(seconds=30),
                                 status={"state": state_id.title(), "state_id": state_id})
 
@@ -167,7 +167,7 @@ async def test_full_account_linking_flow(app, client, alexa_client, pki, clock):
     assert (await ask_alexa(app, pki, new["access_token"]))["response"]["card"]["type"] == "LinkAccount"
 
 
-async def test_client_credentials_in_the_body(app, client, alexa_client):
+async def test_client_credentials_in_the_body(app, client, alexa_client, pki):
     client_id, secret = alexa_client
     await make_user("ada@example.com")
     await login(client, "ada@example.com")
@@ -181,6 +181,9 @@ async def test_client_credentials_in_the_body(app, client, alexa_client):
     refreshed = await token_request(app, {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"],
                                           "client_id": client_id, "client_secret": secret})
     assert refreshed.status_code == 200
+    # a linked account without printers is told how to add one
+    answer = await ask_alexa(app, pki, (await refreshed.get_json())["access_token"])
+    assert speech(answer) == "You have no printers in Herald yet. Add one on your Herald web page."
 
 
 async def test_a_wrong_secret_or_verifier_fails(app, client, alexa_client):

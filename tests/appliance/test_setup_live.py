@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
+import sqlite3
+import subprocess
+import sys
 import time
 
 import aiohttp
@@ -32,9 +36,16 @@ async def _csrf(http, url: str) -> str:
 
 
 async def test_setup_link_in_the_real_servers_log_creates_the_admin(tmp_path):
+    first = LiveServer(data_dir=tmp_path / "data", port=free_port(), log_path=tmp_path / "first.log").start()
+    try:
+        printed_first = _wait_for_link(first)
+    finally:
+        assert first.stop() == 0, first.log()
+    # Printed again, the same, at every start until used.
     server = LiveServer(data_dir=tmp_path / "data", port=free_port()).start()
     try:
         token = _wait_for_link(server)
+        assert token == printed_first
         assert f"{server.url}/setup/{token}" in server.log()
         async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as stranger:
             csrf = await _csrf(stranger, server.url + "/login")
@@ -59,9 +70,29 @@ async def test_setup_link_in_the_real_servers_log_creates_the_admin(tmp_path):
         assert server.stop() == 0, server.log()
     # After a restart with an admin, no link is printed.
     log_before = server.log()
-    server = LiveServer(data_dir=tmp_path / "data", port=free_port(), log_path=tmp_path / "second.log").start()
+    server = LiveServer(data_dir=tmp_path / "data", port=free_port(), log_path=tmp_path / "third.log").start()
     try:
         assert "/setup/" not in server.log()
     finally:
         assert server.stop() == 0, server.log()
     assert log_before.count("/setup/") == 1
+
+
+def test_create_admin_command_ends_the_setup_link(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HERALD_")}
+    env["HERALD_DATA_DIR"] = str(tmp_path / "data")
+    server = LiveServer(data_dir=tmp_path / "data", port=free_port()).start()
+    try:
+        assert _wait_for_link(server)
+    finally:
+        assert server.stop() == 0, server.log()
+    done = subprocess.run([sys.executable, "-m", "appliance", "create-admin", "--email", "root@example.com",
+                           "--password", PASSWORD], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "Admin root@example.com created." in done.stdout
+    rows = sqlite3.connect(tmp_path / "data" / "herald.sqlite3").execute(
+        "SELECT COUNT(*) FROM setup_tokens").fetchone()
+    assert rows == (0,)
+    done = subprocess.run([sys.executable, "-m", "appliance", "create-admin", "--email", "two@example.com",
+                           "--password", "short"], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "12 characters" in done.stderr

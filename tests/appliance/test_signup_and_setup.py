@@ -92,7 +92,7 @@ async def test_signup_open_creates_unverified_user_and_logs_link_without_smtp(ap
     user = await User.get(email="bea@example.com")
     assert user.email_verified_at is None and not user.is_admin
     page = await (await client.get("/account?welcome=1")).get_data(as_text=True)
-    assert "not confirmed" in page
+    assert "not confirmed" in page and "written to its log" in page
     (token,) = links_in(maillog.text, "verify")
     record = await EmailToken.get(user=user)
     assert token not in record.token_hash and record.purpose == "verify"

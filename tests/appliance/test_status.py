@@ -41,9 +41,7 @@ async def test_status_round_trip(client, herald, clock):
     listing = await (await client.get("/api/v1/printers")).get_json()
     assert listing == {"printers": [view]}
 
-    # Coalesced: nothing is written per request, everything at the flush.
-    assert (await Printer.get(id=printer.id)).status is None
-    assert await flush_status(herald) == 1
+    await flush_status(herald)
     stored = await Printer.get(id=printer.id)
     assert stored.status["job"]["file"] == "benchy.gcode" and stored.last_seen_at == clock.now()
 
@@ -54,6 +52,26 @@ async def test_status_round_trip(client, herald, clock):
     view = await (await client.get(f"/api/v1/printers/{printer.id}")).get_json()
     assert view["status"]["state_id"] == "operational" and view["status"]["temperatures"] is None
     assert view["last_seen"] == "2026-11-22T12:00:30Z"
+
+
+async def test_status_writes_are_coalesced(settings, clock):
+    from appliance.app import create_app
+
+    app = create_app(settings.replace(status_flush_interval=3600), clock=clock)
+    async with app.test_app() as test_app:
+        herald = test_app.app.extensions["herald"]
+        client = test_app.test_client()
+        user = await make_user()
+        printers = [await make_printer(herald, user, f"P{i}") for i in range(3)]
+        for _round in range(5):
+            for _printer, key in printers:
+                assert (await put_status(client, key, STATUS)).status_code == 204
+        # Nothing is written per request ...
+        assert await Printer.filter(status__isnull=False).count() == 0
+        # ... and one flush writes each printer's latest status once.
+        assert await flush_status(herald) == 3
+        assert await flush_status(herald) == 0
+        assert await Printer.filter(status__isnull=False).count() == 3
 
 
 async def test_status_survives_restart_via_shutdown_flush(settings, clock):
@@ -158,6 +176,57 @@ async def test_online_transition_records_events(client, herald, clock):
 
     printer_state(herald).forget(printer.id)
     await put_status(client, key, STATUS)
+    await login(client)
+    view = await (await client.get(f"/api/v1/printers/{printer.id}")).get_json()
+    assert view["online"] is True  # at once, though the database learns it at the flush
+    await flush_status(herald)
     events = await Event.filter(printer_id=printer.id)
     assert [e.type for e in events] == ["printer.online"]
     assert (await Printer.get(id=printer.id)).online is True
+
+
+async def test_key_cache_preloaded_at_start_and_revalidated(client, herald, clock):
+    from appliance.services.printers import (
+        preload_keys,
+        printer_for_key,
+        printer_state,
+        revalidate_cache,
+    )
+
+    user = await make_user()
+    printer, key = await make_printer(herald, user)
+    state = printer_state(herald)
+    state.by_key.clear()
+    state.key_of.clear()
+    assert await preload_keys(herald) == 1
+    assert state.key_of[printer.id] == token_hash(key)
+    # Another process rotates the key: here the row changes behind the cache's back.
+    await Printer.filter(id=printer.id).update(key_hash=token_hash("hpk_other"), changed_at=clock.now())
+    assert (await printer_for_key(herald, key)).id == printer.id  # still cached ...
+    assert await revalidate_cache(herald) >= 1
+    with pytest.raises(Exception) as caught:
+        await printer_for_key(herald, key)  # ... until the revalidation forgets it
+    assert getattr(caught.value, "status", None) == 401
+
+
+async def test_failing_event_listener_does_not_hold_back_status(client, herald, clock):
+    from appliance.models import Event
+    from appliance.services.printers import printer_state
+
+    user = await make_user()
+    printer, key = await make_printer(herald, user)
+    await put_status(client, key, STATUS)
+    await flush_status(herald)
+    await Printer.filter(id=printer.id).update(online=False, changed_at=clock.now())
+    printer_state(herald).forget(printer.id)
+
+    async def broken(event, printer_row, connection):
+        raise RuntimeError("webhook queue is broken")
+
+    herald.event_listeners.append(broken)
+    clock.advance(10)
+    await put_status(client, key, {"state": "Operational", "state_id": "operational"})
+    await flush_status(herald)
+    stored = await Printer.get(id=printer.id)
+    assert stored.status["state_id"] == "operational"  # the status got through
+    assert await Event.filter(printer_id=printer.id).count() == 0  # the event rolled back

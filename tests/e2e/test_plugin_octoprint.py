@@ -41,8 +41,11 @@ def wait_for(predicate, timeout: float, what: str, interval: float = 0.25):
     raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
 
 
-def gcode(moves: int, *, length: float = 30.0, feed: int = 6000) -> str:
-    """A short print: heaters set without waiting (M104/M140), then ``moves`` G1 moves."""
+def gcode(moves: int, *, length: float = 30.0, feed: int = 600) -> str:
+    """A short print: heaters set without waiting (M104/M140), then ``moves`` G1 moves.
+
+    The Virtual Printer takes a tenth of a move's real duration: 30 mm at F600 is 0.3 s.
+    """
     lines = ["; Herald end-to-end test", "G21", "G90", "M82", "M104 S210", "M140 S60", "G28",
              "G92 E0", "G1 Z0.2 F600"]
     for i in range(moves):
@@ -81,6 +84,16 @@ class HeraldOwner:
         response = self.session.post(self.base_url + "/link/decide", timeout=10,
                                      data={"user_code": user_code, "decision": "approve", "csrf_token": token})
         assert response.status_code == 200, response.text
+
+    def rotate_key(self, printer_id: str) -> str:
+        """The web UI's "new key" button: the old key stops working; the new one is shown once."""
+        token = self._csrf(f"/printers/{printer_id}")
+        response = self.session.post(f"{self.base_url}/printers/{printer_id}/rotate", timeout=10,
+                                     data={"csrf_token": token})
+        assert response.status_code == 200, response.text
+        match = re.search(r"hpk_[A-Za-z0-9_\-]+", response.text)
+        assert match, "no printer key on the page"
+        return match.group(0)
 
     def printer(self, printer_id: str) -> dict:
         response = self.session.get(f"{self.base_url}/api/v1/printers/{printer_id}", timeout=10)
@@ -186,12 +199,14 @@ def test_link_print_and_publish(herald: LiveServer, octoprint: OctoPrintServer):
     wait_for(finished, 120, "Herald to show the finished print", interval=0.3)
     printing = [s for s in during if s["job"]["progress"] is not None and 0 < s["job"]["progress"] < 100]
     assert printing, f"no Printing status with progress was seen: {during}"
-    sample = printing[-1]
+    sample = printing[len(printing) // 2]  # mid-print: heaters on (the file ends with M104 S0)
     assert sample["state"] == "Printing"
     assert sample["job"]["file"] == "e2e.gcode"
+    assert sample["job"]["print_time"] is not None
     assert isinstance(sample["temperatures"]["tool0"]["actual"], float)
     assert sample["temperatures"]["tool0"]["target"] == 210.0
     assert sample["temperatures"]["bed"]["target"] == 60.0
+    assert len({s["job"]["progress"] for s in printing}) >= 2, "progress did not advance in Herald"
 
     final = owner.printer(printer_id)
     assert final["online"] is True and final["linked"] is True
@@ -204,6 +219,36 @@ def test_link_print_and_publish(herald: LiveServer, octoprint: OctoPrintServer):
     assert len({e["id"] for e in events}) == len(events)
     assert one_print(events) == ["print.started", "print.progress*", "print.done"]
     assert events[0]["payload"]["name"] == "e2e.gcode"
+
+    # A filament change: M600, then the firmware repeats "busy: paused for user" every
+    # second until the prompt is answered (M876). One occurrence, one event.
+    octoprint.api("POST", "/api/printer/command", json={"commands": ["M600"]})
+    time.sleep(3.5)
+    octoprint.api("POST", "/api/printer/command", json={"commands": ["M876 S0"]})
+    wait_for(lambda: len(events_in_herald(herald, printer_id)) > len(events), 30, "the user action event")
+    time.sleep(2)  # a repeated event, were one sent, would have arrived by now
+    later = events_in_herald(herald, printer_id)[len(events):]
+    serial_log = (octoprint.basedir / "logs" / "serial.log").read_text(errors="replace")
+    assert serial_log.count("paused for user") >= 2, "the firmware did not repeat its busy line"
+    assert [e["type"] for e in later] == ["printer.user_action_needed"]
+    assert later[0]["payload"]["reason"] == "filament_change"
+
+    # The owner makes a new key in Herald: the old one gets 401, publishing stops and the
+    # settings page asks to relink; pasting the new key (the manual path) resumes it.
+    new_key = owner.rotate_key(printer_id)
+    state = wait_for(lambda: (s := plugin_state(octoprint))["needs_relink"] and s, 30, "the plugin to see the 401")
+    assert "link the printer again" in state["last_error"] and state["publishing"] is False
+    refused = octoprint.api("POST", "/api/plugin/herald", json={"command": "test"})
+    assert refused.status_code == 400 and "link the printer again" in refused.json()["error"]
+    time.sleep(1.1)  # last_seen has one-second steps at worst
+    seen_before = owner.printer(printer_id)["last_seen"]
+    verified = octoprint.api("POST", "/api/plugin/herald", json={"command": "verify", "printer_key": new_key})
+    assert verified.status_code == 200, verified.text
+    assert verified.json()["name"] == "E2E Prusa"
+    wait_for(lambda: owner.printer(printer_id)["last_seen"] > seen_before, 30,
+             "Herald to hear from the printer with the pasted key")
+    state = plugin_state(octoprint)
+    assert state["needs_relink"] is False and state["last_error"] is None and state["publishing"] is True
 
 
 def test_herald_down_mid_print_then_a_cancel(herald: LiveServer, octoprint: OctoPrintServer):
@@ -283,10 +328,12 @@ def test_settings_page_in_chromium_links_the_printer(herald: LiveServer, octopri
             with context.expect_page() as opened:
                 page.click("#herald_link_button")
             approval = opened.value
+            # The tab opens blank (so no popup blocker stops it) and then goes to Herald.
+            approval.wait_for_url(re.compile(re.escape(herald.url) + r"/link\b.*"))
             approval.wait_for_load_state()
-            assert approval.url.startswith(herald.url + "/link")
             code = page.text_content("#herald_user_code")
             assert code and code.replace("-", "") in approval.content().replace("-", "")
+            page.screenshot(path=str(artifacts / "plugin-settings-code.png"))
             approval.click("button[name=decision][value=approve]")
             approval.wait_for_load_state()
 
@@ -302,3 +349,22 @@ def test_settings_page_in_chromium_links_the_printer(herald: LiveServer, octopri
     printer = owner.printer(state["printer_id"])
     assert printer["name"] == "E2E Prusa"
     assert printer["status"]["state_id"] == "operational"
+
+
+def test_queued_events_survive_an_octoprint_restart(herald: LiveServer, octoprint: OctoPrintServer):
+    owner = HeraldOwner(herald.url).login()
+    printer_id = link(octoprint, owner)
+    wait_for(lambda: plugin_state(octoprint)["last_success"], 30, "a first publish")
+    herald.stop()
+    try:
+        octoprint.api("POST", "/api/printer/command", json={"commands": ["M600"]})
+        time.sleep(1.5)
+        octoprint.api("POST", "/api/printer/command", json={"commands": ["M876 S0"]})
+        wait_for(lambda: plugin_state(octoprint)["queued_events"] == 1, 30, "the event to wait in the outbox")
+        octoprint.stop()
+        octoprint.start()  # same basedir: same settings, key and outbox
+    finally:
+        herald.start()
+    wait_for(lambda: plugin_state(octoprint)["queued_events"] == 0, 60, "the outbox to drain after the restart")
+    assert plugin_state(octoprint)["linked"] is True
+    assert [e["type"] for e in events_in_herald(herald, printer_id)] == ["printer.user_action_needed"]

@@ -6,9 +6,11 @@ import copy
 import logging
 
 import pytest
-from octoprint_herald import HeraldPlugin
 
 from tests.plugin.receiver import Receiver
+from tests.support.octoprint import import_octoprint_quietly
+
+import_octoprint_quietly()  # before any test module imports octoprint_herald
 
 
 class StubSettings:
@@ -101,6 +103,8 @@ def make_plugin(tmp_path, printer):
     """Builds the plugin as OctoPrint would (injected attributes), without OctoPrint running."""
     made = []
 
+
+    from octoprint_herald import HeraldPlugin
 
     def make(**settings):
         plugin = HeraldPlugin()

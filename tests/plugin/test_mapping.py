@@ -105,6 +105,8 @@ def test_a_cancel_is_one_print_cancelled_whatever_order_octoprint_fires_in():
 def test_simple_events_keep_octoprints_payload_and_others_are_ignored():
     mapper = EventMapper()
     payload = {"name": "a.gcode", "path": "a.gcode", "origin": "local", "time": 5.5}
+    assert mapper.on_event("PrintStarted", payload) == [("print.started", payload)]
+    mapper.on_progress("local", "a.gcode", 99)
     assert mapper.on_event("PrintDone", payload) == [("print.done", payload)]
     assert mapper.on_event("PrintPaused", payload) == [("print.paused", payload)]
     assert mapper.on_event("PrintResumed", payload) == [("print.resumed", payload)]
@@ -138,6 +140,8 @@ def test_paused_for_user_is_reported_once_per_pause():
     assert mapper.on_received_line("echo:busy: paused for user") == []
     mapper.on_received_line("ok")  # the user resumed: the firmware acknowledges again
     assert len(mapper.on_received_line("echo:busy: paused for user")) == 1
+    mapper.on_received_line("ok")
+    assert len(mapper.on_received_line("echo:busy paused for user")) == 1  # some firmwares drop the colon
 
 
 def test_a_filament_change_and_its_busy_lines_are_one_occurrence():
@@ -165,3 +169,20 @@ def test_occurred_at_carries_a_utc_offset():
     parsed = datetime.datetime.fromisoformat(now_iso())
     assert parsed.utcoffset() is not None
     assert abs((datetime.datetime.now(datetime.UTC) - parsed).total_seconds()) < 5
+
+
+def test_done_sends_the_percents_octoprint_had_not_reported_yet_and_late_reports_are_dropped():
+    mapper = EventMapper()
+    mapper.on_event("PrintStarted", {})
+    mapper.on_progress("local", "a.gcode", 95)
+    sent = mapper.on_event("PrintDone", {"name": "a.gcode", "path": "a.gcode", "origin": "local"})
+    assert [(t, p.get("progress")) for t, p in sent] == [
+        ("print.progress", 96), ("print.progress", 97), ("print.progress", 98), ("print.progress", 99),
+        ("print.done", None)]
+    # OctoPrint's thread for the 100 % report may run after PrintDone: nothing more is sent.
+    assert mapper.on_progress("local", "a.gcode", 100) == []
+    # After a cancel, late reports are dropped too.
+    mapper.on_event("PrintStarted", {})
+    mapper.on_progress("local", "a.gcode", 10)
+    mapper.on_event("PrintCancelled", {})
+    assert mapper.on_progress("local", "a.gcode", 11) == []

@@ -76,6 +76,36 @@ def test_events_are_queued_with_the_snapshot_of_that_moment(make_plugin, printer
         assert json.load(handle)["last_job"]["result"] == "cancelled"
 
 
+def test_progress_reported_from_many_threads_is_queued_in_order(make_plugin):
+    import threading
+
+    plugin = make_plugin(herald_url="http://127.0.0.1:9", printer_key="hpk_k")
+    plugin.on_after_startup()
+    plugin.on_event("PrintStarted", {"name": "a.gcode", "path": "a.gcode", "origin": "local"})
+    # OctoPrint hands each progress report to plugins in a thread of its own.
+    threads = [threading.Thread(target=plugin.on_print_progress, args=("local", "a.gcode", p))
+               for p in range(0, 101, 3)]
+    for thread in threads:
+        thread.start()
+    plugin.on_event("PrintDone", {"name": "a.gcode", "path": "a.gcode", "origin": "local", "time": 9})
+    for thread in threads:
+        thread.join()
+    events = outbox_events(plugin)
+    assert [e["type"] for e in events] == ["print.started"] + ["print.progress"] * 99 + ["print.done"]
+    assert [e["payload"]["progress"] for e in events[1:-1]] == list(range(1, 100))
+
+
+def test_snapshots_go_with_print_events_not_with_progress(make_plugin):
+    plugin = make_plugin(herald_url="http://127.0.0.1:9", printer_key="hpk_k", attach_snapshot=True)
+    plugin.on_after_startup()
+    plugin.on_event("PrintStarted", {"name": "a.gcode", "path": "a.gcode", "origin": "local"})
+    plugin.on_print_progress("local", "a.gcode", 1)
+    outbox = plugin._publisher.outbox
+    records = [outbox.read(name) for name in outbox.names()]
+    assert [(r["event"]["type"], r["snapshot"]) for r in records] == [
+        ("print.started", True), ("print.progress", False)]
+
+
 def test_hidden_file_names_never_leave_the_plugin(make_plugin, printer):
     plugin = make_plugin(herald_url="http://127.0.0.1:9", printer_key="hpk_k", publish_file_names=False)
     plugin.on_after_startup()

@@ -214,6 +214,24 @@ def test_an_event_herald_refuses_for_good_is_set_aside_and_the_rest_flow(receive
     assert publisher.needs_relink is False and publisher.attempts == 0
 
 
+def test_a_wrong_address_or_an_old_plugin_keeps_events_for_later(receiver, make_publisher, clock):
+    publisher = make_publisher(receiver.url)
+    publisher.enqueue_event("print.started", {}, {})
+    errors = []
+    for status in (404, 426, 429):
+        receiver.fail_with = status
+        publisher.step()
+        errors.append(publisher.state()["last_error"])
+        clock.now += 1000
+    assert len(publisher.outbox) == 1 and os.listdir(publisher.outbox.rejected_folder) == []
+    assert "is the address right" in errors[0]
+    assert errors[1] == "told to fail"  # Herald's own words on a 426 ("update the plugin")
+    assert "slow down" in errors[2]
+    receiver.fail_with = None
+    publisher.step()
+    assert [e["type"] for e in receiver.events()] == ["print.started"]
+
+
 def test_a_snapshot_is_attached_as_multipart_when_asked(receiver, make_publisher):
     publisher = make_publisher(receiver.url, snapshot_url=lambda: receiver.url + "/webcam/snapshot")
     event_id = publisher.enqueue_event("print.done", {"name": "a.gcode"}, {}, snapshot=True)

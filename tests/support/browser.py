@@ -11,7 +11,8 @@ Use in a test module (the fixtures are registered for the whole suite by tests/c
 
 Every page records console errors and CSP violations in ``page.herald_errors``;
 ``assert_clean(page)`` fails the test when there are any.
-Browser tests are plain (sync) test functions: Playwright's sync API runs its own loop.
+Browser tests are plain (sync) test functions in modules of their own (no async tests
+beside them): Playwright's sync API runs its own loop while the module's browser is open.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import re
 import sqlite3
 import subprocess
 import sys
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -52,10 +54,9 @@ ADMIN_PASSWORD = "correct horse battery staple"
 def chromium():
     """One headless Chromium per test module (Debian's, not a Playwright download).
 
-    Module-scoped on purpose: Playwright's sync API keeps an event loop running
-    in the main thread while it is open, and pytest-asyncio cannot run async
-    tests while it does. So a browser test module holds only synchronous tests,
-    and the loop is gone before the next module's async tests run.
+    Module scope, not session: Playwright's sync API keeps its event loop marked as
+    running in this thread while it is open, and the async tests of the next module
+    need the thread to themselves. So keep browser tests in modules of their own.
     """
     from playwright.sync_api import sync_playwright
 
@@ -84,7 +85,9 @@ def new_page(browser, server: LiveServer | None = None, *, viewport: dict | None
     page.herald_errors = []
     page.on("console", lambda message: message.type == "error" and page.herald_errors.append(message.text))
     page.on("pageerror", lambda error: page.herald_errors.append(str(error)))
-    page.on("requestfailed", lambda req: page.herald_errors.append(f"{req.url}: {req.failure}"))
+    # ERR_ABORTED: the page was left while loading (the event stream, a favicon): not a fault
+    page.on("requestfailed", lambda req: req.failure != "net::ERR_ABORTED"
+            and page.herald_errors.append(f"{req.url}: {req.failure}"))
     page.on("response", lambda response: response.status >= 400
             and page.herald_errors.append(f"{response.url}: HTTP {response.status}"))
     return page
@@ -183,13 +186,13 @@ class SeededServer(LiveServer):
             )
         return printer_id, key
 
-    def store_status(self, printer_id: str, status: dict, seen: datetime | None = None) -> None:
-        """Store a status as the printers area's writer does; open dashboards pick it up at
-        their next heartbeat (set short by the fixture)."""
-        seen = _db_time(seen or datetime.now(UTC))
-        with self._db() as db:
-            db.execute("UPDATE printers SET status = ?, last_seen_at = ?, status_updated_at = ?, online = 1"
-                       " WHERE id = ?", (json.dumps(status), seen, seen, printer_id))
+    def push_status(self, printer_key: str, status: dict) -> None:
+        """What the plugin does: ``PUT /api/v1/printer/status`` with the printer's key."""
+        request = urllib.request.Request(
+            self.url + "/api/v1/printer/status", method="PUT", data=json.dumps(status).encode(),
+            headers={"Authorization": f"Bearer {printer_key}", "Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 204, response.status
 
 
 def _db_time(moment: datetime | None) -> str | None:
@@ -197,12 +200,17 @@ def _db_time(moment: datetime | None) -> str | None:
 
 
 @pytest.fixture
-def herald_server(tmp_path: Path) -> Iterator[SeededServer]:
-    """The real ``herald serve`` (SQLite, 1 s heartbeat) with an admin; stopped after the test."""
+def herald_server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[SeededServer]:
+    """The real ``herald serve`` (SQLite, 1 s heartbeat) with an admin; stopped after the test.
+
+    ``@pytest.mark.herald_env(HERALD_X="...")`` sets more environment for the server.
+    """
     from tests.conftest import free_port
 
-    server = SeededServer(data_dir=tmp_path / "data", port=free_port(),
-                          env={"HERALD_LIVE_HEARTBEAT": "1", "HERALD_SIGNUP_MODE": "closed"})
+    env = {"HERALD_LIVE_HEARTBEAT": "1", "HERALD_SIGNUP_MODE": "closed"}
+    for marker in request.node.iter_markers("herald_env"):
+        env.update(marker.kwargs)
+    server = SeededServer(data_dir=tmp_path / "data", port=free_port(), env=env)
     server.data_dir.mkdir(parents=True)
     server.create_admin()
     server.start()

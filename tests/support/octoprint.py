@@ -82,6 +82,9 @@ def base_config(plugin_settings: dict | None = None) -> dict:
             "baudrate": 0,
             "autoconnect": True,
             "additionalPorts": [],
+            # Lets the tests answer a firmware prompt (M600) while the firmware is busy.
+            "emergencyCommands": ["M112", "M108", "M410", "M876"],
+            "log": True,  # logs/serial.log: what the firmware said, for assertions and post-mortems
         },
         "plugins": {
             "_disabled": list(DISABLED_PLUGINS),

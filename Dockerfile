@@ -77,7 +77,8 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
 
 # Exec form: herald is PID 1 and gets SIGTERM itself. `herald serve` applies the database
 # migrations, then serves; on SIGTERM hypercorn stops accepting, lets requests in flight
-# finish (up to 10 s) and Herald's shutdown hooks run (the latest printer status is saved).
+# finish (up to 10 s) and Herald's shutdown hooks run: the latest printer status is saved
+# and claimed webhook deliveries go back to the queue.
 # `docker stop` waits 10 s by default; give it --time 20 for a margin.
 ENTRYPOINT ["herald"]
 CMD ["serve"]

@@ -123,6 +123,7 @@ if [ ! -f "$ENV_FILE" ]; then
         # No HTTPS proxy: serve the LAN directly, and build links (the setup link in the
         # log, device linking) from this machine's address. Change both in the file.
         address=$(hostname -I 2>/dev/null | awk '{print $1}')
+        case "$address" in *:*) address="[$address]" ;; esac  # IPv6
         set_env HERALD_HOST 0.0.0.0
         set_env HERALD_PUBLIC_URL "http://${address:-$(hostname)}:8080"
     fi

@@ -101,11 +101,13 @@ def _printers(browser: Browser) -> list[dict]:
 
 
 @pytest.mark.slow
-def test_container_keeps_its_data_when_replaced(engine: Engine, herald_image: str, volume: str):
+def test_container_keeps_its_data_when_replaced(engine: Engine, herald_image: str, volume: str,
+                                                 tmp_path):
     first = Container(engine, herald_image, volume)
     second = Container(engine, herald_image, volume)
     second.port = first.port  # the same published address, as a user's docker run line would
     second.browser = Browser(first.browser.base_url)
+    restored = Container(engine, herald_image, f"{volume}-restored")
     try:
         first.start()
         health = engine.podman("healthcheck", "run", first.name, check=False)
@@ -144,12 +146,15 @@ def test_container_keeps_its_data_when_replaced(engine: Engine, herald_image: st
         [printer] = _printers(first.browser)
         assert printer["status"]["job"]["file"] == "benchy.gcode"
 
-        # The documented backup: a consistent copy while Herald runs, then out of the volume.
+        # The documented backup: a consistent copy while Herald runs, then out of the
+        # volume, with the key that encrypts Herald's stored secrets.
         first.exec("herald", "backup", "/data/backup.sqlite3")
-        backup_copy = artifacts_dir() / "container-backup.sqlite3"
-        backup_copy.unlink(missing_ok=True)
-        engine.podman("cp", f"{first.name}:/data/backup.sqlite3", str(backup_copy))
-        assert backup_copy.stat().st_size > 0
+        backup_dir = tmp_path / "backup"
+        backup_dir.mkdir(mode=0o755)
+        engine.podman("cp", f"{first.name}:/data/backup.sqlite3", str(backup_dir / "herald-backup.sqlite3"))
+        engine.podman("cp", f"{first.name}:/data/secret.key", str(backup_dir / "herald-secret.key"))
+        for item in backup_dir.iterdir():
+            item.chmod(0o644)  # readable by the container's user for the restore below
 
         # SIGTERM: Herald shuts down cleanly, well before podman would resort to SIGKILL,
         # and saves the status it holds (pushed just now, likely before a periodic flush).
@@ -169,8 +174,23 @@ def test_container_keeps_its_data_when_replaced(engine: Engine, herald_image: st
         [kept] = _printers(second.browser)
         assert kept["name"] == "Prusa MK4" and kept["status"]["job"]["progress"] == 43.5
         assert kept["status"]["temperatures"] == printer["status"]["temperatures"]
-    finally:
-        first.remove()
+        second.stop()
         second.remove()
-        (artifacts_dir() / "container-logs.txt").write_text(
-            f"--- {first.name}\n{first.saved_logs}\n--- {second.name}\n{second.saved_logs}")
+
+        # The documented restore: the backup and the key into a new volume, a new container.
+        engine.podman("volume", "create", restored.volume)
+        engine.podman("run", "--rm", "--network", "none", "-v", f"{restored.volume}:/data",
+                      "-v", f"{backup_dir}:/backup:ro", "--user", "10001:10001", "--entrypoint", "sh",
+                      herald_image, "-c",
+                      "cp /backup/herald-backup.sqlite3 /data/herald.sqlite3 && "
+                      "cp /backup/herald-secret.key /data/secret.key && chmod 600 /data/secret.key")
+        restored.start()
+        restored.browser.login(ADMIN_EMAIL, ADMIN_PASSWORD)
+        [back] = _printers(restored.browser)
+        assert back["name"] == "Prusa MK4"
+    finally:
+        for container in (first, second, restored):
+            container.remove()
+        engine.podman("volume", "rm", "-f", restored.volume, check=False)
+        (artifacts_dir() / "container-logs.txt").write_text("".join(
+            f"--- {c.name}\n{c.saved_logs}\n" for c in (first, second, restored)))

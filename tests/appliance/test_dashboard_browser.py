@@ -151,7 +151,7 @@ def test_new_user_sees_how_to_link_and_login_page_is_accessible(chromium, herald
 
 
 PAGES = ["/", "/printers", "/printers/{id}", "/printers/new", "/printers/{id}/remove", "/link", "/account",
-         "/account/apps", "/alexa/setup",
+         "/account/apps", "/alexa/setup", "/webhooks", "/webhooks/new",
          "/admin/users", "/admin/invites", "/admin/signup", "/admin/mail", "/admin/system"]
 
 

@@ -3,6 +3,7 @@
 //   <button data-copy="#key">Copy</button>   copies the text of #key
 //   <form data-confirm="Remove Prusa?">       asks before submitting
 //   <time datetime="ISO" data-ago>            kept as "x minutes ago"
+//   .card / .table-wrap that scrolls sideways  made keyboard-focusable
 "use strict";
 
 window.Herald = (function () {
@@ -92,11 +93,32 @@ window.Herald = (function () {
     if (question && !window.confirm(question)) event.preventDefault();
   });
 
+  // A card or table wrapper that scrolls sideways (a wide table on a phone) must be
+  // reachable by keyboard to be scrolled: make it focusable while it scrolls.
+  function keyboardScrollable() {
+    document.querySelectorAll(".card, .table-wrap").forEach(function (el) {
+      const scrolls = el.scrollWidth > el.clientWidth + 1;
+      if (scrolls && !el.hasAttribute("tabindex")) {
+        el.setAttribute("tabindex", "0");
+        el.setAttribute("data-scroll-focus", "");
+      } else if (!scrolls && el.hasAttribute("data-scroll-focus")) {
+        el.removeAttribute("tabindex");
+        el.removeAttribute("data-scroll-focus");
+      }
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     const root = document.querySelector("[data-server-now]");
     if (root) setServerNow(root.getAttribute("data-server-now"));
     refreshTimes();
     setInterval(refreshTimes, 15000);
+    keyboardScrollable();
+    let resizeTimer = null;
+    window.addEventListener("resize", function () {
+      clearTimeout(resizeTimer);
+      resizeTimer = setTimeout(keyboardScrollable, 200);
+    });
   });
 
   return { now: now, setServerNow: setServerNow, timeAgo: timeAgo, duration: duration, refreshTimes: refreshTimes };

@@ -9,6 +9,7 @@ from typing import Any
 
 from quart import Quart, g, request
 from quart_schema import QuartSchema
+from quart_schema.openapi import OpenAPIProvider
 
 from appliance import __version__
 from appliance.auth import ANON_CSRF_COOKIE, LoginRequired, check_csrf, csrf_token, login_redirect
@@ -49,6 +50,18 @@ class Herald:
     rate_limiter: RateLimiter | None = None
 
 
+# What programs call (the plugin, Alexa, apps, users' scripts); web pages stay out of
+# the OpenAPI document, which describes the machine interface.
+_MACHINE_PATHS = frozenset({"/healthz", "/alexa", "/oauth/authorize", "/oauth/token", "/oauth/revoke"})
+
+
+class _MachineAPIProvider(OpenAPIProvider):
+    def generate_rules(self):
+        for rule in super().generate_rules():
+            if rule.rule.startswith("/api/") or rule.rule in _MACHINE_PATHS:
+                yield rule
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -83,6 +96,7 @@ def create_app(
             "printerKey": {"type": "http", "scheme": "bearer", "bearer_format": "hpk_ printer key"},
             "accessToken": {"type": "http", "scheme": "bearer", "bearer_format": "hat_ access token"},
         },
+        openapi_provider_class=_MachineAPIProvider,
     )
     register_error_handlers(app)
 

@@ -99,3 +99,16 @@ async def test_real_server_serves_health_and_login(tmp_path):
         assert (tmp_path / "data" / "secret.key").stat().st_mode & 0o077 == 0
     finally:
         assert server.stop() == 0, server.log()
+
+
+async def test_openapi_describes_the_machine_interface_only(client):
+    response = await client.get("/api/v1/openapi.json")
+    assert response.status_code == 200
+    paths = set((await response.get_json())["paths"])
+    for expected in ("/api/v1/link", "/api/v1/link/token", "/api/v1/printer/status", "/api/v1/printer/events",
+                     "/api/v1/printers", "/api/v1/printers/{printer_id}", "/api/v1/webhooks", "/oauth/token",
+                     "/alexa", "/healthz"):
+        assert expected in paths, expected
+    pages = {p for p in paths if not p.startswith("/api/")} - {"/alexa", "/healthz", "/oauth/authorize",
+                                                                "/oauth/token", "/oauth/revoke"}
+    assert not pages, f"web pages in the OpenAPI document: {sorted(pages)}"

@@ -20,7 +20,7 @@ _FIELDS = {
     "email": {"email": "new_email", "current_password": "email_password"},
     "password": {"current_password": "current_password", "password": "new_password"},
     "time_zone": {"time_zone": "time_zone"},
-    "token": {"name": "token_name"},
+    "token": {"name": "token_name", "scopes": "token_scopes"},
     "delete": {"current_password": "delete_password"},
 }
 
@@ -45,6 +45,7 @@ async def _page(user, *, form: str = "", exc: APIError | None = None, status: in
         pending_email=await accounts.pending_email(user, clock=herald.clock),
         mail_configured=await mail_configured(herald),
         time_zones=accounts.time_zone_names(),
+        token_scopes=tokens.SCOPES,
         **context,
     )
     return html, status, (exc.headers if exc else {})
@@ -134,10 +135,14 @@ async def change_time_zone():
 async def create_token_form():
     user = await require_user()
     form = await request.form
+    # The page's form says it offers scope checkboxes, so ticking none is an error there,
+    # not the default; a form without them gets the default.
+    scopes = form.getlist("scopes") if form.get("scope_choice") else None
     try:
-        token, record = await tokens.create_personal_token(user, form.get("name", ""))
+        token, record = await tokens.create_personal_token(user, form.get("name", ""), scopes)
     except APIError as exc:
-        return await _page(user, form="token", exc=exc, token_name=form.get("name", ""))
+        return await _page(user, form="token", exc=exc, token_name=form.get("name", ""),
+                           chosen_scopes=scopes if scopes is not None else list(tokens.DEFAULT_SCOPES))
     # Shown on this response only: the page is not cached and the value is never stored.
     html, status, headers = await _page(user, new_token=token, new_token_name=record.name, status=201)
     return html, status, {**headers, "Cache-Control": "no-store"}
@@ -172,6 +177,9 @@ async def delete_account():
 
 class TokenCreate(BaseModel):
     name: str = Field(min_length=1, max_length=100, description="What the token is for, e.g. a script's name")
+    scopes: list[str] | None = Field(
+        default=None, description="What the token may do: any of " + ", ".join(tokens.SCOPES)
+        + f" (default: {', '.join(tokens.DEFAULT_SCOPES)})")
 
 
 async def _session_user(*, verified: bool = False):
@@ -206,7 +214,7 @@ async def list_tokens():
 async def create_token(data: TokenCreate):
     """Create a personal access token; the value is in this answer only. Session + X-CSRF-Token."""
     user = await _session_user(verified=True)
-    token, record = await tokens.create_personal_token(user, data.name)
+    token, record = await tokens.create_personal_token(user, data.name, data.scopes)
     return {**tokens.token_json(record), "token": token}, 201, {"Cache-Control": "no-store"}
 
 

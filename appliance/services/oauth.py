@@ -38,8 +38,12 @@ from appliance.secrets import (
     new_token,
     token_hash,
 )
+from appliance.services.tokens import SCOPES as TOKEN_SCOPES
 
-SCOPES = {"printers:read": "See your printers and their status"}
+# What a third-party app (Alexa included) may be registered for: a subset of all token
+# scopes. Personal tokens may also carry "webhooks"; apps may not.
+OAUTH_SCOPES = ("printers:read",)
+SCOPES = {name: TOKEN_SCOPES[name] for name in OAUTH_SCOPES}
 CODE_LIFETIME = timedelta(minutes=5)
 REFRESH_LIFETIME = timedelta(days=365)
 ALEXA_REDIRECT_HOSTS = (
@@ -94,7 +98,7 @@ class Client(ClientMixin):
 
 def _client_from_row(row: OAuthClient, secret_box) -> Client:
     return Client(row.client_id, row.name, secret_box.decrypt(row.secret_encrypted),
-                  list(row.redirect_uris or []), row.scopes.split())
+                  list(row.redirect_uris or []), [s for s in row.scopes.split() if s in SCOPES])
 
 
 def check_redirect_uri_text(uri: str) -> str:

@@ -8,15 +8,37 @@ from appliance.errors import APIError
 from appliance.models import AccessToken, User
 from appliance.secrets import ACCESS_TOKEN_PREFIX, new_token, token_hash
 
-PERSONAL_SCOPE = "printers:read"
+# Every scope a hat_ token can carry, with what it allows: the one list personal tokens
+# choose from (the OAuth server offers third-party apps only its own subset, see oauth.SCOPES).
+SCOPES = {
+    "printers:read": "See your printers and their status",
+    "webhooks": "Manage your webhooks: targets, test sends and deliveries",
+}
+DEFAULT_SCOPES = ("printers:read",)
 MAX_PERSONAL_TOKENS = 50
+
+
+def check_scopes(scopes: list[str] | tuple[str, ...] | None) -> list[str]:
+    """The chosen scopes, de-duplicated in the order of SCOPES; None means the default."""
+    if scopes is None:
+        scopes = DEFAULT_SCOPES
+    if isinstance(scopes, str) or not all(isinstance(s, str) for s in scopes):
+        raise APIError(400, "invalid_scope", "scopes must be a list of scope names, e.g. "
+                       f'["{DEFAULT_SCOPES[0]}"].', extra={"field": "scopes"})
+    unknown = [s for s in scopes if s not in SCOPES]
+    if unknown:
+        raise APIError(400, "invalid_scope", f"Unknown scope {unknown[0]!r}; choose from "
+                       f"{', '.join(SCOPES)}.", extra={"field": "scopes"})
+    if not scopes:
+        raise APIError(400, "invalid_scope", "Choose at least one scope.", extra={"field": "scopes"})
+    return [s for s in SCOPES if s in scopes]
 
 
 def token_json(record: AccessToken) -> dict:
     def iso(value):
         return value.isoformat().replace("+00:00", "Z") if value else None
 
-    return {"id": record.id, "name": record.name, "scope": record.scope,
+    return {"id": record.id, "name": record.name, "scope": record.scope, "scopes": record.scope.split(),
             "created_at": iso(record.created_at), "last_used_at": iso(record.last_used_at)}
 
 
@@ -24,12 +46,15 @@ async def personal_tokens(user: User) -> list[AccessToken]:
     return await AccessToken.filter(user_id=user.id, client_id="", revoked_at=None).order_by("-created_at")
 
 
-async def create_personal_token(user: User, name: str) -> tuple[str, AccessToken]:
-    """A new token (the value is returned here once; only its hash is stored)."""
+async def create_personal_token(user: User, name: str,
+                                scopes: list[str] | None = None) -> tuple[str, AccessToken]:
+    """A new token with ``scopes`` (default printers:read); the value is returned here once,
+    only its hash is stored."""
     name = (name or "").strip()
     if not name or len(name) > 100:
         raise APIError(400, "invalid_name", "Give the token a name of 1 to 100 characters, "
                        "e.g. the script that will use it.", extra={"field": "name"})
+    chosen = check_scopes(scopes)
     if user.email_verified_at is None:
         raise APIError(403, "email_unverified", "Confirm your email address before creating access tokens.")
     if await AccessToken.filter(user_id=user.id, client_id="", revoked_at=None).count() >= MAX_PERSONAL_TOKENS:
@@ -37,7 +62,7 @@ async def create_personal_token(user: User, name: str) -> tuple[str, AccessToken
                        f"You have {MAX_PERSONAL_TOKENS} tokens; revoke one you no longer use first.")
     token = new_token(ACCESS_TOKEN_PREFIX)
     record = await shielded(AccessToken.create(token_hash=token_hash(token), user_id=user.id, name=name,
-                                               scope=PERSONAL_SCOPE, client_id=""))
+                                               scope=" ".join(chosen), client_id=""))
     return token, record
 
 

@@ -136,6 +136,85 @@ async def test_token_json_api_with_session_and_csrf_header(app, client):
     assert (await app.test_client().get("/api/v1/tokens")).status_code == 401
 
 
+async def test_token_scopes_chosen_in_json_api_open_the_webhooks_api(app, client):
+    await make_user()
+    csrf = await login(client)
+    response = await client.post("/api/v1/tokens", json={"name": "hooks", "scopes": ["webhooks"]},
+                                 headers={"X-CSRF-Token": csrf})
+    assert response.status_code == 201
+    hooks = await response.get_json()
+    assert hooks["scope"] == "webhooks" and hooks["scopes"] == ["webhooks"]
+    response = await client.post("/api/v1/tokens", json={"name": "status"}, headers={"X-CSRF-Token": csrf})
+    status_only = (await response.get_json())["token"]
+    listed = {t["name"]: t["scopes"] for t in (await (await client.get("/api/v1/tokens")).get_json())["tokens"]}
+    assert listed == {"hooks": ["webhooks"], "status": ["printers:read"]}
+
+    # A script with the webhooks token: no session, no CSRF header.
+    script = app.test_client()
+    auth = {"Authorization": f"Bearer {hooks['token']}"}
+    response = await script.post("/api/v1/webhooks", headers=auth,
+                                 json={"name": "from cron", "url": "https://example.com/hook"})
+    assert response.status_code == 201, await response.get_data(as_text=True)
+    response = await script.get("/api/v1/webhooks", headers=auth)
+    assert response.status_code == 200
+    assert [t["name"] for t in (await response.get_json())["targets"]] == ["from cron"]
+    # It has only the scope it was given.
+    response = await script.get("/api/v1/printers", headers=auth)
+    assert response.status_code == 403 and (await response.get_json())["error"] == "insufficient_scope"
+
+    # The default printers:read token is refused by the webhooks API.
+    narrow = {"Authorization": f"Bearer {status_only}"}
+    for response in (await script.get("/api/v1/webhooks", headers=narrow),
+                     await script.post("/api/v1/webhooks", headers=narrow,
+                                       json={"name": "x", "url": "https://example.com/x"})):
+        assert response.status_code == 403
+        assert (await response.get_json())["error"] == "insufficient_scope"
+        assert 'scope="webhooks"' in response.headers["WWW-Authenticate"]
+
+
+async def test_bad_token_scopes_answer_400_naming_them(app, client):
+    await make_user()
+    csrf = await login(client)
+    for scopes, words in ((["printers:read", "admin"], "admin"), ([], "at least one"),
+                          (["printers:write"], "printers:write")):
+        response = await client.post("/api/v1/tokens", json={"name": "x", "scopes": scopes},
+                                     headers={"X-CSRF-Token": csrf})
+        assert response.status_code == 400, scopes
+        body = await response.get_json()
+        assert body["error"] == "invalid_scope" and words in body["message"]
+    response = await client.post("/api/v1/tokens", json={"name": "x", "scopes": "webhooks"},
+                                 headers={"X-CSRF-Token": csrf})
+    assert response.status_code in (400, 422)
+    response = await client.post("/account/tokens", form={"name": "x", "scope_choice": "1", "scopes": "root",
+                                                          "csrf_token": csrf})
+    assert response.status_code == 400
+    assert "Unknown scope &#39;root&#39;" in await response.get_data(as_text=True)
+    response = await client.post("/account/tokens", form={"name": "x", "scope_choice": "1", "csrf_token": csrf})
+    assert response.status_code == 400
+    assert "Choose at least one scope" in await response.get_data(as_text=True)
+    assert await AccessToken.filter(name="x").count() == 0
+
+
+async def test_account_page_offers_and_shows_token_scopes(app, client):
+    await make_user()
+    csrf = await login(client)
+    page = await (await client.get("/account")).get_data(as_text=True)
+    assert 'name="scopes" value="printers:read" checked' in page
+    assert 'name="scopes" value="webhooks">' in page  # offered, not ticked by default
+    form = [("csrf_token", csrf), ("name", "both"), ("scope_choice", "1"),
+            ("scopes", "printers:read"), ("scopes", "webhooks")]
+    response = await client.post("/account/tokens", data="&".join(f"{k}={v}" for k, v in form),
+                                 headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert response.status_code == 201
+    assert (await AccessToken.get(name="both")).scope == "printers:read webhooks"
+    await client.post("/account/tokens", form={"name": "hooks only", "scope_choice": "1", "scopes": "webhooks",
+                                               "csrf_token": csrf})
+    page = await (await client.get("/account")).get_data(as_text=True)
+    rows = {row.split("\n")[0]: row.split("</td>")[0] for row in page.split("<tr>\n      <td>")[1:]}
+    assert rows["both"].endswith('<div class="token-scopes"><code>printers:read</code> <code>webhooks</code></div>')
+    assert rows["hooks only"].endswith('<div class="token-scopes"><code>webhooks</code></div>')
+
+
 async def test_unverified_user_cannot_create_tokens(app, client):
     await make_user(verified=False)
     csrf = await login(client)

@@ -329,3 +329,33 @@ async def test_connected_apps_lists_and_revokes_grants(app, client, alexa_client
     after = await (await client.get(response.headers["Location"])).get_data(as_text=True)
     assert "Alexa no longer has access." in after and "<h2>Alexa</h2>" not in after
     assert (await ask_alexa(app, pki, tokens["access_token"]))["response"]["card"]["type"] == "LinkAccount"
+
+
+async def test_apps_cannot_get_the_webhooks_scope_personal_tokens_can(app, client, alexa_client):
+    """The webhooks scope is for personal tokens only: the client registry keeps apps to theirs."""
+    from appliance.errors import APIError
+    from appliance.services import oauth as oauth_service
+
+    client_id, _secret = alexa_client
+    herald = app.app.extensions["herald"]
+    row = await alexa_service.alexa_client(herald)
+    assert row.scopes == "printers:read"
+    with pytest.raises(APIError) as raised:
+        await oauth_service.create_client(herald, name="Scripts", redirect_uris=["https://app.example/cb"],
+                                          scopes=["webhooks"])
+    assert raised.value.status == 400 and "webhooks" in raised.value.message
+    # Even a client row edited to list it is not granted more than the registry allows.
+    row.scopes = "printers:read webhooks"
+    client_view = oauth_service._client_from_row(row, herald.secret_box)
+    assert client_view.get_allowed_scope("printers:read webhooks") == "printers:read"
+
+    await make_user("ada@example.com")
+    await login(client, "ada@example.com")
+    _verifier, challenge = pkce()
+    params = {"response_type": "code", "client_id": client_id, "redirect_uri": REDIRECT, "state": "st4te",
+              "scope": "printers:read webhooks", "code_challenge": challenge, "code_challenge_method": "S256"}
+    response = await client.get("/oauth/authorize?" + urlencode(params))
+    body = await response.get_data(as_text=True)
+    assert "Allow Alexa" not in body
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith(REDIRECT + "?error=invalid_scope")

@@ -28,6 +28,7 @@ from tests.support.browser import (
     assert_clean,
     log_in,
     new_page,
+    seeded_server,
     shoot,
 )
 from tests.support.printers_data import idle_status, paused_status, printing_status
@@ -51,21 +52,12 @@ def smtp():
 @pytest.fixture
 def journey_server(tmp_path: Path, smtp: SMTPServer):
     """``herald serve`` with open signup, mail to the aiosmtpd server and private webhook targets allowed."""
-    from tests.conftest import free_port
 
     env = {"HERALD_LIVE_HEARTBEAT": "60", "HERALD_SIGNUP_MODE": "open",
            "HERALD_SMTP_HOST": "127.0.0.1", "HERALD_SMTP_PORT": str(smtp.port), "HERALD_SMTP_TLS": "none",
            "HERALD_MAIL_FROM": "herald@herald.test", "HERALD_WEBHOOK_ALLOW_PRIVATE": "true",
            "HERALD_WEBHOOK_RETRY_SCHEDULE": "1,1"}
-    server = SeededServer(data_dir=tmp_path / "data", port=free_port(), env=env)
-    server.data_dir.mkdir(parents=True)
-    server.create_admin()
-    server.start()
-    try:
-        yield server
-    finally:
-        code = server.stop()
-        assert code in (0, None), server.log()
+    yield from seeded_server(tmp_path, env)
 
 
 class ThreadedReceiver:

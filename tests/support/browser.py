@@ -205,11 +205,17 @@ def herald_server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Se
 
     ``@pytest.mark.herald_env(HERALD_X="...")`` sets more environment for the server.
     """
-    from tests.conftest import free_port
 
     env = {"HERALD_LIVE_HEARTBEAT": "1", "HERALD_SIGNUP_MODE": "closed"}
     for marker in request.node.iter_markers("herald_env"):
         env.update(marker.kwargs)
+    yield from seeded_server(tmp_path, env)
+
+
+def seeded_server(tmp_path: Path, env: dict[str, str]) -> Iterator[SeededServer]:
+    """Start ``herald serve`` with an admin and ``env``; yield it; stop it and check it exited cleanly."""
+    from tests.conftest import free_port
+
     server = SeededServer(data_dir=tmp_path / "data", port=free_port(), env=env)
     server.data_dir.mkdir(parents=True)
     server.create_admin()

@@ -327,7 +327,10 @@ class OAuthServer(AuthorizationServer):
         return request  # already a QuartOAuth2Request (see read_request)
 
     def create_json_request(self, request):
-        raise NotImplementedError("Herald's OAuth endpoints take form bodies")
+        # authlib calls this only for JSON-body endpoints (e.g. dynamic client
+        # registration), which Herald does not offer; answer as a client error.
+        raise APIError(415, "unsupported_media_type",
+                       "Herald's OAuth endpoints take application/x-www-form-urlencoded bodies.")
 
     def handle_response(self, status: int, body: Any, headers: Any):
         return status, body, list(headers or [])

@@ -1,12 +1,12 @@
 """Herald's Alexa skill: handlers, phrasing per locale, interaction models, manifest template.
 
 Pure: it reads printers from a ``PrinterStatusSource`` and knows nothing of HTTP
-or the database. ``invoke_json`` takes and returns the request/response JSON.
+or the database. ``invoke`` takes the parsed request envelope and returns the
+response as a dict, ready to encode as JSON.
 """
 
 from __future__ import annotations
 
-import json
 from functools import cache
 from typing import Any
 
@@ -24,9 +24,9 @@ def _skill():
 
 @cache
 def _serializer():
-    from ask_sdk_core.serialize import DefaultSerializer
+    from skill.serialize import FastSerializer
 
-    return DefaultSerializer()
+    return FastSerializer()
 
 
 def invoke(envelope: dict[str, Any], source: PrinterStatusSource | None) -> dict[str, Any]:
@@ -34,7 +34,7 @@ def invoke(envelope: dict[str, Any], source: PrinterStatusSource | None) -> dict
     from ask_sdk_model import RequestEnvelope
 
     serializer = _serializer()
-    request = serializer.deserialize(json.dumps(envelope, separators=(",", ":")), RequestEnvelope)
+    request = serializer.deserialize_parsed(envelope, RequestEnvelope)
     response = _skill().invoke(request_envelope=request, context=source)
     return serializer.serialize(response)
 

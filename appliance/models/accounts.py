@@ -33,6 +33,7 @@ class LoginSession(Model):
 
     class Meta:
         table = "login_sessions"
+        indexes = (("user_id",),)
 
 
 class EmailToken(Model):
@@ -49,6 +50,7 @@ class EmailToken(Model):
 
     class Meta:
         table = "email_tokens"
+        indexes = (("user_id",),)
 
 
 class Invite(Model):
@@ -69,6 +71,7 @@ class Invite(Model):
 
     class Meta:
         table = "invites"
+        indexes = (("created_by_id",), ("used_by_id",))
 
 
 class AccessToken(Model):
@@ -93,6 +96,7 @@ class AccessToken(Model):
 
     class Meta:
         table = "access_tokens"
+        indexes = (("user_id", "client_id"),)
 
 
 class RuntimeSetting(Model):

@@ -29,6 +29,7 @@ class OAuthClient(Model):
 
     class Meta:
         table = "oauth_clients"
+        indexes = (("owner_id",),)
 
 
 class AuthorizationCode(Model):
@@ -49,3 +50,4 @@ class AuthorizationCode(Model):
 
     class Meta:
         table = "oauth_authorization_codes"
+        indexes = (("user_id",),)

@@ -25,6 +25,7 @@ class Printer(Model):
 
     class Meta:
         table = "printers"
+        indexes = (("owner_id", "name"),)
 
 
 class LinkRequest(Model):
@@ -49,6 +50,7 @@ class LinkRequest(Model):
 
     class Meta:
         table = "link_requests"
+        indexes = (("printer_id",), ("approved_by_id",))
 
 
 class Event(Model):
@@ -67,6 +69,7 @@ class Event(Model):
 
     class Meta:
         table = "events"
+        indexes = (("received_at",),)
         unique_together = (("printer", "event_id"),)
 
 
@@ -83,6 +86,7 @@ class Job(Model):
 
     class Meta:
         table = "jobs"
+        indexes = (("printer_id", "id"),)
 
 
 class StatusSample(Model):
@@ -96,3 +100,4 @@ class StatusSample(Model):
 
     class Meta:
         table = "status_samples"
+        indexes = (("printer_id", "taken_at"),)

@@ -43,6 +43,7 @@ class WebhookTarget(Model):
 
     class Meta:
         table = "webhook_targets"
+        indexes = (("owner_id",),)
 
 
 class Delivery(Model):
@@ -76,7 +77,7 @@ class Delivery(Model):
 
     class Meta:
         table = "webhook_deliveries"
-        indexes = (("status", "next_attempt_at"), ("target_id", "status"))
+        indexes = (("status", "next_attempt_at"), ("target_id", "status"), ("event_id",))
 
 
 class DeliveryAttempt(Model):
@@ -92,3 +93,4 @@ class DeliveryAttempt(Model):
 
     class Meta:
         table = "webhook_attempts"
+        indexes = (("delivery_id",),)

@@ -78,7 +78,9 @@ class AccessToken(Model):
     """A ``hat_`` bearer token: a personal token, or one issued by the OAuth server.
 
     ``client_id`` is empty for personal tokens. ``refresh_token_hash`` is set for
-    OAuth grants that may be refreshed.
+    OAuth grants that may be refreshed. ``grant_id`` is shared by every token
+    descended from one authorization (each refresh rotates into a new row), so
+    that a stolen refresh token's reuse ends exactly that chain.
     """
 
     id = fields.IntField(primary_key=True)
@@ -93,10 +95,11 @@ class AccessToken(Model):
     refresh_expires_at = fields.DatetimeField(null=True)
     last_used_at = fields.DatetimeField(null=True)
     revoked_at = fields.DatetimeField(null=True)
+    grant_id = fields.CharField(max_length=36, null=True)
 
     class Meta:
         table = "access_tokens"
-        indexes = (("user_id", "client_id"),)
+        indexes = (("user_id", "client_id"), ("grant_id",))
 
 
 class RuntimeSetting(Model):

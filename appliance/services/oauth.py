@@ -13,7 +13,9 @@ conditional UPDATE, so each works exactly once even under concurrent requests.
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
+import uuid
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,7 +29,6 @@ from authlib.oauth2.rfc6749.errors import InvalidRequestError
 from authlib.oauth2.rfc6750 import BearerTokenGenerator
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7636 import CodeChallenge
-from tortoise.transactions import in_transaction
 
 from appliance.errors import APIError
 from appliance.models import AccessToken, AuthorizationCode, OAuthClient, User
@@ -44,8 +45,16 @@ from appliance.services.tokens import SCOPES as TOKEN_SCOPES
 # scopes. Personal tokens may also carry "webhooks"; apps may not.
 OAUTH_SCOPES = ("printers:read",)
 SCOPES = {name: TOKEN_SCOPES[name] for name in OAUTH_SCOPES}
+log = logging.getLogger(__name__)
+
 CODE_LIFETIME = timedelta(minutes=5)
 REFRESH_LIFETIME = timedelta(days=365)
+# A refresh token presented again after it was rotated means that two parties hold
+# it -- one of them a thief (OAuth 2.0 Security BCP, RFC 9700 section 4.14.2): the whole
+# grant is revoked. Within this grace a second use is only refused, because a
+# client that sent the same refresh twice at once (a retry racing the first
+# answer) would otherwise lose the tokens it just received.
+REFRESH_REUSE_GRACE = timedelta(seconds=60)
 ALEXA_REDIRECT_HOSTS = (
     "https://pitangui.amazon.com/api/skill/link/",
     "https://layla.amazon.com/api/skill/link/",
@@ -274,7 +283,8 @@ class _Revocation(RevocationEndpoint):
         return self.server.db(_find_token(token_string))
 
     def revoke_token(self, token: _Token, request) -> None:
-        self.server.db(revoke_grant(token.row.user_id, token.row.client_id, self.server.now()))
+        # RFC 7009: revoking either token of an authorization ends the tokens issued under it.
+        self.server.db(revoke_chain(token.row, self.server.now()))
 
 
 class OAuthServer(AuthorizationServer):
@@ -316,7 +326,10 @@ class OAuthServer(AuthorizationServer):
     def save_token(self, token: dict[str, Any], request) -> None:
         now = self.now()
         client: Client = request.client
-        self.db(AccessToken.create(
+        # A refresh continues the chain of the token it rotates; a code starts one.
+        previous = getattr(request, "refresh_token", None)
+        grant_id = getattr(getattr(previous, "row", None), "grant_id", None) or str(uuid.uuid4())
+        self.db(AccessToken.create(grant_id=grant_id,
             token_hash=token_hash(token["access_token"]), user=request.user, name=client.name,
             scope=token.get("scope", ""), client_id=client.client_id,
             refresh_token_hash=token_hash(token["refresh_token"]) if token.get("refresh_token") else None,
@@ -356,7 +369,14 @@ async def _claim_refresh_token(refresh_token: str, client_id: str, now) -> _Toke
     if not refresh_token.startswith(REFRESH_TOKEN_PREFIX):
         return None
     row = await AccessToken.get_or_none(refresh_token_hash=token_hash(refresh_token), client_id=client_id)
-    if row is None or row.revoked_at is not None:
+    if row is None:
+        return None
+    if row.revoked_at is not None:
+        if now - row.revoked_at > REFRESH_REUSE_GRACE:
+            ended = await revoke_chain(row, now)
+            if ended:
+                log.warning("a rotated refresh token of client %s was used again: revoked the grant of user %s "
+                            "(%d live tokens)", client_id, row.user_id, ended)
         return None
     if row.refresh_expires_at is not None and row.refresh_expires_at <= now:
         return None
@@ -374,6 +394,14 @@ async def _find_token(token: str) -> _Token | None:
     if row is None or not row.client_id:
         return None
     return _Token(row, await User.get(id=row.user_id))
+
+
+async def revoke_chain(row: AccessToken, now) -> int:
+    """End the live tokens descended from the same authorization as ``row`` (tokens
+    issued before grants were recorded: every token of that user for that client)."""
+    if row.grant_id is None:
+        return await revoke_grant(row.user_id, row.client_id, now)
+    return await AccessToken.filter(grant_id=row.grant_id, revoked_at=None).update(revoked_at=now)
 
 
 async def revoke_grant(user_id: int, client_id: str, now) -> int:
@@ -417,12 +445,12 @@ async def list_grants(user: User, now) -> list[Grant]:
 
 
 async def revoke_for_access_token(token: str, now) -> bool:
-    """Alexa's SkillDisabled event: end the grant behind the token the request carries."""
+    """Alexa's SkillDisabled event: end the authorization behind the token the request
+    carries (another Amazon account linked to the same Herald user keeps its own)."""
     if not token or not token.startswith(ACCESS_TOKEN_PREFIX):
         return False
     row = await AccessToken.get_or_none(token_hash=token_hash(token))
     if row is None or not row.client_id:
         return False
-    async with in_transaction():
-        await revoke_grant(row.user_id, row.client_id, now)
+    await revoke_chain(row, now)
     return True

@@ -359,3 +359,67 @@ async def test_apps_cannot_get_the_webhooks_scope_personal_tokens_can(app, clien
     assert "Allow Alexa" not in body
     assert response.status_code == 302
     assert response.headers["Location"].startswith(REDIRECT + "?error=invalid_scope")
+
+
+async def _refresh(app, client_id, secret, refresh_token):
+    return await token_request(app, {"grant_type": "refresh_token", "refresh_token": refresh_token},
+                               basic(client_id, secret))
+
+
+async def test_a_rotated_refresh_token_used_again_ends_its_chain_only(app, client, alexa_client, pki, clock):
+    """Reuse after rotation means two parties hold it: the chain it belongs to ends
+    (the thief's and the client's tokens alike); another link of the same user stays."""
+    client_id, secret = alexa_client
+    ada = await make_user("ada@example.com")
+    await add_printer(ada, "Prusa")
+    await login(client, "ada@example.com")
+    first = await _linked_tokens(app, client, client_id, secret)
+    other = await _linked_tokens(app, client, client_id, secret)  # e.g. a second Amazon account
+    rotated = await (await _refresh(app, client_id, secret, first["refresh_token"])).get_json()
+    assert "refresh_token" in rotated
+
+    clock.advance(61)  # past the grace for a client's own racing retry
+    reuse = await _refresh(app, client_id, secret, first["refresh_token"])
+    assert reuse.status_code == 400 and (await reuse.get_json())["error"] == "invalid_grant"
+    # the chain is over: the tokens the rotation handed out no longer work ...
+    assert (await ask_alexa(app, pki, rotated["access_token"]))["response"]["card"]["type"] == "LinkAccount"
+    assert (await _refresh(app, client_id, secret, rotated["refresh_token"])).status_code == 400
+    # ... while the other link of the same user goes on
+    assert speech(await ask_alexa(app, pki, other["access_token"])) == "You have one printer: Prusa."
+    assert (await _refresh(app, client_id, secret, other["refresh_token"])).status_code == 200
+
+
+async def test_a_second_use_within_the_grace_is_refused_without_ending_the_chain(app, client, alexa_client, pki,
+                                                                                 clock):
+    client_id, secret = alexa_client
+    ada = await make_user("ada@example.com")
+    await add_printer(ada, "Prusa")
+    await login(client, "ada@example.com")
+    first = await _linked_tokens(app, client, client_id, secret)
+    rotated = await (await _refresh(app, client_id, secret, first["refresh_token"])).get_json()
+    clock.advance(30)
+    assert (await _refresh(app, client_id, secret, first["refresh_token"])).status_code == 400
+    assert speech(await ask_alexa(app, pki, rotated["access_token"])) == "You have one printer: Prusa."
+    again = await _refresh(app, client_id, secret, rotated["refresh_token"])
+    assert again.status_code == 200
+    # every token of the chain carries the same grant id; the other link has its own
+    rows = await AccessToken.filter(client_id=client_id).order_by("id")
+    assert len({row.grant_id for row in rows}) == 1 and rows[0].grant_id
+
+
+async def test_revoking_or_disabling_ends_only_that_link(app, client, alexa_client, pki):
+    client_id, secret = alexa_client
+    ada = await make_user("ada@example.com")
+    await add_printer(ada, "Prusa")
+    await login(client, "ada@example.com")
+    first = await _linked_tokens(app, client, client_id, secret)
+    second = await _linked_tokens(app, client, client_id, secret)
+    third = await _linked_tokens(app, client, client_id, secret)
+    response = await app.test_client().post("/oauth/revoke", form={"token": first["refresh_token"]},
+                                            headers=basic(client_id, secret))
+    assert response.status_code == 200
+    body = body_of(envelope(request_type="AlexaSkillEvent.SkillDisabled", access_token=second["access_token"]))
+    assert (await app.test_client().post("/alexa", data=body, headers=signed_headers(body, pki.good))).status_code == 200
+    for gone in (first, second):
+        assert (await ask_alexa(app, pki, gone["access_token"]))["response"]["card"]["type"] == "LinkAccount"
+    assert speech(await ask_alexa(app, pki, third["access_token"])) == "You have one printer: Prusa."

@@ -60,9 +60,10 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
     from hypercorn.asyncio import serve
 
-    from appliance.app import begin_stopping, create_app
+    from appliance.app import begin_stopping, create_app, tune_gc_for_serving
 
     app = create_app(settings, run_migrations=False)
+    tune_gc_for_serving(app)
     shutdown = asyncio.Event()
 
     async def main() -> None:

@@ -112,8 +112,7 @@ async def read_dicts(sql: str, *params: Any) -> list[dict[str, Any]]:
     if sql.lstrip()[:6].upper() != "SELECT":
         raise ValueError("read_dicts runs SELECT statements only")
     connection = Tortoise.get_connection("default")
-    dialect = connection.capabilities.dialect
-    if dialect == "sqlite":
+    if connection.capabilities.dialect == "sqlite":
         filename = getattr(connection, "filename", ":memory:")
         if filename and filename != ":memory:" and not filename.startswith("file::memory:"):
             try:
@@ -122,7 +121,15 @@ async def read_dicts(sql: str, *params: Any) -> list[dict[str, Any]]:
                 return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
             except sqlite3.OperationalError as exc:
                 log.debug("fast read fell back to the shared connection: %s", exc)
-    elif dialect == "postgres":
+    return await query_dicts(sql, *params)
+
+
+async def query_dicts(sql: str, *params: Any) -> list[dict[str, Any]]:
+    """Run one SQL statement (``?`` placeholders, on either database) through Tortoise's
+    connection and return its rows as dicts: for bulk statements where building the
+    query through the ORM costs more than running it."""
+    connection = Tortoise.get_connection("default")
+    if connection.capabilities.dialect == "postgres":
         parts = sql.split("?")
         sql = parts[0] + "".join(f"${n}{part}" for n, part in enumerate(parts[1:], start=1))
     return await connection.execute_query_dict(sql, list(params))

@@ -25,9 +25,9 @@ from pydantic_core import to_json
 from tortoise import Tortoise
 from tortoise.transactions import in_transaction
 
-from appliance.db import shielded
+from appliance.db import query_dicts, shielded
 from appliance.errors import APIError
-from appliance.models import Printer, StatusSample, User
+from appliance.models import Printer, User
 from appliance.secrets import PRINTER_KEY_PREFIX, new_token, token_hash
 
 log = logging.getLogger(__name__)
@@ -239,23 +239,21 @@ async def flush_status(herald) -> int:
             return 0
         ids = list(state.dirty)
         state.dirty.clear()
-        fields_map = Printer._meta.fields_map
-        seen_field = fields_map["last_seen_at"]
-        taken_field = StatusSample._meta.fields_map["taken_at"]
+        # Parameters are passed as the drivers take them (aware datetimes: sqlite3's
+        # adapter, registered by Tortoise, and asyncpg both convert them the way the
+        # models' fields do); going through each field's to_db_value cost ~3 µs a row.
         rows: list[list[Any]] = []
         samples: list[list[Any]] = []
         for printer_id in ids:
             live = state.live.get(printer_id)
             if live is None:
                 continue
-            seen = seen_field.to_db_value(live.seen_at, Printer)
+            seen = live.seen_at
             rows.append([_json(live.status), seen, seen, printer_id])
-            if live.sampled_at is None or live.seen_at - live.sampled_at >= SAMPLE_EVERY:
-                live.sampled_at = live.seen_at
+            if live.sampled_at is None or seen - live.sampled_at >= SAMPLE_EVERY:
+                live.sampled_at = seen
                 job = live.status.get("job") or {}
-                samples.append([printer_id, taken_field.to_db_value(live.seen_at, StatusSample),
-                                _json(live.status.get("temperatures")),
-                                job.get("progress")])
+                samples.append([printer_id, seen, _json(live.status.get("temperatures")), job.get("progress")])
         if _dialect() == "postgres":
             update = ("UPDATE printers SET status=$1::jsonb, last_seen_at=$2, status_updated_at=$3, "
                       "purge_warned_at=NULL WHERE id=$4")
@@ -287,9 +285,7 @@ async def flush_status(herald) -> int:
                 log.exception("recording that printer %s is online failed", row["id"])
         state.coming_online.difference_update(coming_online)
         # Printers removed meanwhile (perhaps by another process) leave the store.
-        existing: set[str] = set()
-        for start in range(0, len(ids), 500):
-            existing.update(await Printer.filter(id__in=ids[start:start + 500]).values_list("id", flat=True))
+        existing = await _existing_printers(ids)
         for printer_id in ids:
             if printer_id not in existing:
                 state.live.pop(printer_id, None)
@@ -297,6 +293,17 @@ async def flush_status(herald) -> int:
                 state.forget(printer_id)
         await _apply_last_jobs(state)
         return len(rows)
+
+
+async def _existing_printers(ids: list[str]) -> set[str]:
+    """Which of these printers still exist. Plain SQL: the ORM spent ~5 µs per id
+    building the IN (...) list, as much as writing the status."""
+    existing: set[str] = set()
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        sql = f"SELECT id FROM printers WHERE id IN ({', '.join('?' * len(chunk))})"
+        existing.update(row["id"] for row in await query_dicts(sql, *chunk))
+    return existing
 
 
 async def _apply_last_jobs(state: PrinterState) -> None:

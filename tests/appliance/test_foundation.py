@@ -112,3 +112,27 @@ async def test_openapi_describes_the_machine_interface_only(client):
     pages = {p for p in paths if not p.startswith("/api/")} - {"/alexa", "/healthz", "/oauth/authorize",
                                                                 "/oauth/token", "/oauth/revoke"}
     assert not pages, f"web pages in the OpenAPI document: {sorted(pages)}"
+
+
+async def test_a_serving_process_freezes_its_start_up_heap_and_collects_less_often(settings, clock):
+    import gc
+
+    from tortoise.backends.base.executor import EXECUTOR_CACHE
+
+    from appliance.app import GC_YOUNG_THRESHOLD, create_app, tune_gc_for_serving
+
+    EXECUTOR_CACHE.clear()  # an app built here, not by the fixture: the statement cache is per backend
+    before = gc.get_threshold()
+    app = create_app(settings, clock=clock)
+    tune_gc_for_serving(app)
+    try:
+        async with app.test_app():
+            assert gc.get_threshold() == (GC_YOUNG_THRESHOLD, *before[1:])
+            assert gc.get_freeze_count() > 10_000  # the libraries' objects, out of the collector's sight
+            cycle: list = []
+            cycle.append(cycle)
+            del cycle
+            assert gc.collect() >= 1  # garbage made afterwards is still collected
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)

@@ -114,9 +114,16 @@ PURPOSE_RESET = "reset"  # set a new password
 # limit answers the same whether the account exists) and per client address.
 MAIL_PER_ACCOUNT = Limit(3, 15 * 60)
 MAIL_PER_ADDRESS = Limit(10, 60 * 60)
-# Failed logins: once over either limit, further tries wait for Retry-After.
-LOGIN_FAILS_PER_ACCOUNT = Limit(5, 15 * 60)
+# Failed logins; once over any of these, further tries wait for Retry-After (see login()).
+# Per account *and* client address: five wrong passwords lock only that address out of that
+# account, so an attacker who knows an email address cannot lock its owner out.
+LOGIN_FAILS_PER_ACCOUNT_AND_ADDRESS = Limit(5, 15 * 60)
+# Per client address across accounts: credential stuffing from one address.
 LOGIN_FAILS_PER_ADDRESS = Limit(20, 15 * 60)
+# Per account across all addresses: a backstop against guessing one password from many
+# addresses. Reaching it takes at least 20 addresses (5 each) within 15 minutes, and
+# it does lock the owner out too, until the window passes or the password is reset.
+LOGIN_FAILS_PER_ACCOUNT = Limit(100, 15 * 60)
 
 _LINK_PATHS = {PURPOSE_VERIFY: "/verify", PURPOSE_EMAIL: "/verify", PURPOSE_RESET: "/reset"}
 
@@ -259,7 +266,7 @@ async def reset_password(herald, token: str, new_password: str) -> User:
             await LoginSession.filter(user_id=record.user_id).delete()
 
     await shielded(write())
-    herald.rate_limiter.reset(f"login:acct:{record.user.email}")
+    lift_login_limits(herald, record.user.email)
     return record.user
 
 
@@ -358,17 +365,35 @@ async def delete_user(user: User) -> None:
 # --- logging in, throttled -------------------------------------------------------------
 
 
-async def login(herald, email: str, password: str, *, address: str) -> User | None:
-    """Check the credentials, slowing repeated failures per account and per client address.
+def _login_keys(email: str, address: str) -> list[tuple[str, Limit]]:
+    """The limiter keys (and limits) a login attempt for ``email`` from ``address`` counts against."""
+    # The address comes last and holds no "\x1f", so whatever email is typed from one
+    # address, the key names that address: nobody can count failures against another's.
+    keys = [(f"login:pair:{email}\x1f{address}", LOGIN_FAILS_PER_ACCOUNT_AND_ADDRESS),
+            (f"login:acct:{email}", LOGIN_FAILS_PER_ACCOUNT)]
+    if address:
+        keys.append((f"login:addr:{address}", LOGIN_FAILS_PER_ADDRESS))
+    return keys
 
-    Raises a 429 APIError (with Retry-After) while either has failed too often;
-    while throttled, the password is not even checked.
+
+def lift_login_limits(herald, email: str) -> None:
+    """Forget the failed logins counted against the account ``email``, from every address."""
+    email = normalise_email(email)
+    herald.rate_limiter.reset(f"login:acct:{email}")
+    herald.rate_limiter.reset_prefix(f"login:pair:{email}\x1f")
+
+
+async def login(herald, email: str, password: str, *, address: str) -> User | None:
+    """Check the credentials, slowing repeated failures.
+
+    Failures count per (account, client address), per client address and, as a much
+    higher backstop, per account (see the LOGIN_FAILS_* limits). Raises a 429
+    APIError (with Retry-After) while any of them is used up; while throttled, the
+    password is not even checked.
     """
     email = normalise_email(email)[:254]
     limiter = herald.rate_limiter
-    keys = [(f"login:acct:{email}", LOGIN_FAILS_PER_ACCOUNT)]
-    if address:
-        keys.append((f"login:addr:{address}", LOGIN_FAILS_PER_ADDRESS))
+    keys = _login_keys(email, address)
     wait = max(limiter.retry_after(key, limit) for key, limit in keys)
     if wait > 0:
         seconds = max(1, math.ceil(wait))
@@ -380,6 +405,11 @@ async def login(herald, email: str, password: str, *, address: str) -> User | No
         for key, _limit in keys:
             limiter.record(key)
         log.info("Failed login from %s", address or "unknown address")
+        backstop, limit = keys[1]
+        if limiter.retry_after(backstop, limit) > 0:
+            log.warning("Failed logins for %r from many addresses reached %d in %d minutes: logins to it "
+                        "wait until the window passes or its password is reset", email, limit.count,
+                        limit.per // 60)
         return None
-    limiter.reset(keys[0][0])
+    limiter.reset(keys[0][0])  # this address's failures on this account, not the backstop
     return user

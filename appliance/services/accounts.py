@@ -130,7 +130,12 @@ _LINK_PATHS = {PURPOSE_VERIFY: "/verify", PURPOSE_EMAIL: "/verify", PURPOSE_RESE
 
 def _invalid_token() -> APIError:
     return APIError(400, "invalid_token",
-                    "This link is not valid: it may have expired (links last 24 hours) or been used already.")
+                    "This link is not valid: it may have been replaced by a newer one, have expired "
+                    f"(links last {TOKEN_HOURS} hours) or been used already.")
+
+
+def _used_token() -> APIError:
+    return APIError(400, "invalid_token", "This link was used already; each link works once.")
 
 
 async def issue_email_token(user: User, purpose: str, *, clock: Clock, email: str | None = None) -> str:
@@ -154,21 +159,27 @@ def token_link(herald, purpose: str, token: str) -> str:
 
 
 async def find_email_token(token: str, purposes: tuple[str, ...], *, clock: Clock) -> EmailToken:
-    """The valid (unused, unexpired) token record, or a 400 naming the problem."""
+    """The valid (unused, unexpired) token record, or a 400 naming the problem.
+
+    Only checks: nothing is written, so a GET may call it as often as mail scanners like.
+    """
     if not token or len(token) > 100:
         raise _invalid_token()
     record = await EmailToken.get_or_none(token_hash=token_hash(token)).prefetch_related("user")
-    if record is None or record.purpose not in purposes or record.used_at is not None:
+    if record is None or record.purpose not in purposes:
         raise _invalid_token()
+    if record.used_at is not None:
+        raise _used_token()
     if record.expires_at <= clock.now():
-        raise _invalid_token()
+        raise APIError(400, "invalid_token",
+                       f"This link has expired: links last {TOKEN_HOURS} hours. Ask for a new one.")
     return record
 
 
 async def _use(record: EmailToken, now) -> None:
     """Mark the token used, inside the caller's transaction; refuse a token used meanwhile."""
     if not await EmailToken.filter(id=record.id, used_at=None).update(used_at=now):
-        raise _invalid_token()
+        raise _used_token()
 
 
 def _mail_limits(herald, key: str, address: str) -> None:
@@ -187,7 +198,8 @@ async def send_verification(herald, user: User, *, address: str, limited: bool =
     link = token_link(herald, PURPOSE_VERIFY, token)
     return await send_mail(
         herald, to=user.email, subject="Confirm your email address for Herald",
-        text=f"Open this link to confirm your email address for Herald:\n\n{link}\n\n"
+        text=f"Open this link and press \"Confirm address\" to confirm your email address for Herald:\n\n"
+             f"{link}\n\n"
              f"The link works once and expires in {TOKEN_HOURS} hours. "
              "If you did not sign up for Herald, ignore this mail.\n",
     )
@@ -201,13 +213,27 @@ async def admin_verification_link(herald, user: User) -> str:
     return token_link(herald, PURPOSE_VERIFY, token)
 
 
+async def check_verification_link(herald, token: str) -> EmailToken:
+    """The verification (or address-change) token, if it would confirm its address now.
+
+    Changes nothing: the link's page (GET) shows this and asks for a click, and only
+    ``verify_email`` (POST) uses the token, so a mail scanner that fetches every link
+    in a mail cannot use it up before the user clicks. ``record.email`` is the address.
+    """
+    record = await find_email_token(token, (PURPOSE_VERIFY, PURPOSE_EMAIL), clock=herald.clock)
+    if record.purpose == PURPOSE_VERIFY and record.email != record.user.email:
+        raise _invalid_token()  # the account's address changed since the link was sent
+    if record.purpose == PURPOSE_EMAIL and await User.filter(email=record.email).exclude(
+            id=record.user_id).exists():
+        raise APIError(409, "email_taken", "Another account uses this email address now.")
+    return record
+
+
 async def verify_email(herald, token: str) -> User:
     """Use a verification (or address-change) link; returns the verified user."""
-    record = await find_email_token(token, (PURPOSE_VERIFY, PURPOSE_EMAIL), clock=herald.clock)
+    record = await check_verification_link(herald, token)
     user = record.user
     now = herald.clock.now()
-    if record.purpose == PURPOSE_VERIFY and record.email != user.email:
-        raise _invalid_token()  # the account's address changed since the link was sent
 
     async def write() -> None:
         async with in_transaction():
@@ -310,7 +336,8 @@ async def request_email_change(herald, user: User, password: str, new_email: str
     token = await issue_email_token(user, PURPOSE_EMAIL, clock=herald.clock, email=new_email)
     await send_mail(
         herald, to=new_email, subject="Confirm your new email address for Herald",
-        text=f"Open this link to make {new_email} the address of your Herald account:\n\n"
+        text=f"Open this link and press \"Confirm address\" to make {new_email} the address of your "
+             "Herald account:\n\n"
              f"{token_link(herald, PURPOSE_EMAIL, token)}\n\n"
              f"The link works once and expires in {TOKEN_HOURS} hours.\n",
     )

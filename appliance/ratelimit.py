@@ -58,6 +58,11 @@ class RateLimiter:
     def reset(self, key: str) -> None:
         self._hits.pop(key, None)
 
+    def reset_prefix(self, prefix: str) -> None:
+        """Forget every key starting with ``prefix`` (all of one account's login limits, say)."""
+        for key in [key for key in self._hits if key.startswith(prefix)]:
+            del self._hits[key]
+
     def _evict(self) -> None:
         # Drop the keys whose newest hit is oldest; keeps memory bounded under a flood of keys.
         by_age = sorted(self._hits.items(), key=lambda item: item[1][-1] if item[1] else 0.0)

@@ -197,19 +197,40 @@ async def signup_submit():
 # --- email verification and password reset ----------------------------------------------
 
 
+# A mailed link only shows what it would do: mail scanners and link previewers fetch every
+# link in a mail, so the token is used only by the button's POST (which carries the CSRF token).
+_NO_STORE = {"Cache-Control": "no-store"}
+
+
+async def _link_not_valid(exc: APIError):
+    html = await render_template("accounts/message.html", title="Link not valid", message=exc.message,
+                                 error=True, link="/account", link_text="Account settings")
+    return html, exc.status, {**exc.headers, **_NO_STORE}
+
+
 @blueprint.get("/verify/<token>")
+@hide
+async def verify_form(token: str):
+    try:
+        record = await accounts.check_verification_link(_herald(), token)
+    except APIError as exc:
+        return await _link_not_valid(exc)
+    html = await render_template("accounts/verify.html", token=token, email=record.email,
+                                 new_address=record.purpose == accounts.PURPOSE_EMAIL)
+    return html, 200, _NO_STORE
+
+
+@blueprint.post("/verify/<token>")
 @hide
 async def verify(token: str):
     try:
         user = await accounts.verify_email(_herald(), token)
     except APIError as exc:
-        html = await render_template("accounts/message.html", title="Link not valid", message=exc.message,
-                                     error=True, link="/account", link_text="Account settings")
-        return html, exc.status
+        return await _link_not_valid(exc)
     html = await render_template("accounts/message.html", title="Address confirmed",
                                  message=f"{user.email} is confirmed. Thank you.", error=False,
                                  link="/", link_text="Go to Herald")
-    return html
+    return html, 200, _NO_STORE
 
 
 @blueprint.get("/reset")

@@ -114,16 +114,28 @@ PURPOSE_RESET = "reset"  # set a new password
 # limit answers the same whether the account exists) and per client address.
 MAIL_PER_ACCOUNT = Limit(3, 15 * 60)
 MAIL_PER_ADDRESS = Limit(10, 60 * 60)
-# Failed logins: once over either limit, further tries wait for Retry-After.
-LOGIN_FAILS_PER_ACCOUNT = Limit(5, 15 * 60)
+# Failed logins; once over any of these, further tries wait for Retry-After (see login()).
+# Per account *and* client address: five wrong passwords lock only that address out of that
+# account, so an attacker who knows an email address cannot lock its owner out.
+LOGIN_FAILS_PER_ACCOUNT_AND_ADDRESS = Limit(5, 15 * 60)
+# Per client address across accounts: credential stuffing from one address.
 LOGIN_FAILS_PER_ADDRESS = Limit(20, 15 * 60)
+# Per account across all addresses: a backstop against guessing one password from many
+# addresses. Reaching it takes at least 20 addresses (5 each) within 15 minutes, and
+# it does lock the owner out too, until the window passes or the password is reset.
+LOGIN_FAILS_PER_ACCOUNT = Limit(100, 15 * 60)
 
 _LINK_PATHS = {PURPOSE_VERIFY: "/verify", PURPOSE_EMAIL: "/verify", PURPOSE_RESET: "/reset"}
 
 
 def _invalid_token() -> APIError:
     return APIError(400, "invalid_token",
-                    "This link is not valid: it may have expired (links last 24 hours) or been used already.")
+                    "This link is not valid: it may have been replaced by a newer one, have expired "
+                    f"(links last {TOKEN_HOURS} hours) or been used already.")
+
+
+def _used_token() -> APIError:
+    return APIError(400, "invalid_token", "This link was used already; each link works once.")
 
 
 async def issue_email_token(user: User, purpose: str, *, clock: Clock, email: str | None = None) -> str:
@@ -147,21 +159,27 @@ def token_link(herald, purpose: str, token: str) -> str:
 
 
 async def find_email_token(token: str, purposes: tuple[str, ...], *, clock: Clock) -> EmailToken:
-    """The valid (unused, unexpired) token record, or a 400 naming the problem."""
+    """The valid (unused, unexpired) token record, or a 400 naming the problem.
+
+    Only checks: nothing is written, so a GET may call it as often as mail scanners like.
+    """
     if not token or len(token) > 100:
         raise _invalid_token()
     record = await EmailToken.get_or_none(token_hash=token_hash(token)).prefetch_related("user")
-    if record is None or record.purpose not in purposes or record.used_at is not None:
+    if record is None or record.purpose not in purposes:
         raise _invalid_token()
+    if record.used_at is not None:
+        raise _used_token()
     if record.expires_at <= clock.now():
-        raise _invalid_token()
+        raise APIError(400, "invalid_token",
+                       f"This link has expired: links last {TOKEN_HOURS} hours. Ask for a new one.")
     return record
 
 
 async def _use(record: EmailToken, now) -> None:
     """Mark the token used, inside the caller's transaction; refuse a token used meanwhile."""
     if not await EmailToken.filter(id=record.id, used_at=None).update(used_at=now):
-        raise _invalid_token()
+        raise _used_token()
 
 
 def _mail_limits(herald, key: str, address: str) -> None:
@@ -180,7 +198,8 @@ async def send_verification(herald, user: User, *, address: str, limited: bool =
     link = token_link(herald, PURPOSE_VERIFY, token)
     return await send_mail(
         herald, to=user.email, subject="Confirm your email address for Herald",
-        text=f"Open this link to confirm your email address for Herald:\n\n{link}\n\n"
+        text=f"Open this link and press \"Confirm address\" to confirm your email address for Herald:\n\n"
+             f"{link}\n\n"
              f"The link works once and expires in {TOKEN_HOURS} hours. "
              "If you did not sign up for Herald, ignore this mail.\n",
     )
@@ -194,13 +213,27 @@ async def admin_verification_link(herald, user: User) -> str:
     return token_link(herald, PURPOSE_VERIFY, token)
 
 
+async def check_verification_link(herald, token: str) -> EmailToken:
+    """The verification (or address-change) token, if it would confirm its address now.
+
+    Changes nothing: the link's page (GET) shows this and asks for a click, and only
+    ``verify_email`` (POST) uses the token, so a mail scanner that fetches every link
+    in a mail cannot use it up before the user clicks. ``record.email`` is the address.
+    """
+    record = await find_email_token(token, (PURPOSE_VERIFY, PURPOSE_EMAIL), clock=herald.clock)
+    if record.purpose == PURPOSE_VERIFY and record.email != record.user.email:
+        raise _invalid_token()  # the account's address changed since the link was sent
+    if record.purpose == PURPOSE_EMAIL and await User.filter(email=record.email).exclude(
+            id=record.user_id).exists():
+        raise APIError(409, "email_taken", "Another account uses this email address now.")
+    return record
+
+
 async def verify_email(herald, token: str) -> User:
     """Use a verification (or address-change) link; returns the verified user."""
-    record = await find_email_token(token, (PURPOSE_VERIFY, PURPOSE_EMAIL), clock=herald.clock)
+    record = await check_verification_link(herald, token)
     user = record.user
     now = herald.clock.now()
-    if record.purpose == PURPOSE_VERIFY and record.email != user.email:
-        raise _invalid_token()  # the account's address changed since the link was sent
 
     async def write() -> None:
         async with in_transaction():
@@ -259,7 +292,7 @@ async def reset_password(herald, token: str, new_password: str) -> User:
             await LoginSession.filter(user_id=record.user_id).delete()
 
     await shielded(write())
-    herald.rate_limiter.reset(f"login:acct:{record.user.email}")
+    lift_login_limits(herald, record.user.email)
     return record.user
 
 
@@ -303,7 +336,8 @@ async def request_email_change(herald, user: User, password: str, new_email: str
     token = await issue_email_token(user, PURPOSE_EMAIL, clock=herald.clock, email=new_email)
     await send_mail(
         herald, to=new_email, subject="Confirm your new email address for Herald",
-        text=f"Open this link to make {new_email} the address of your Herald account:\n\n"
+        text=f"Open this link and press \"Confirm address\" to make {new_email} the address of your "
+             "Herald account:\n\n"
              f"{token_link(herald, PURPOSE_EMAIL, token)}\n\n"
              f"The link works once and expires in {TOKEN_HOURS} hours.\n",
     )
@@ -358,17 +392,35 @@ async def delete_user(user: User) -> None:
 # --- logging in, throttled -------------------------------------------------------------
 
 
-async def login(herald, email: str, password: str, *, address: str) -> User | None:
-    """Check the credentials, slowing repeated failures per account and per client address.
+def _login_keys(email: str, address: str) -> list[tuple[str, Limit]]:
+    """The limiter keys (and limits) a login attempt for ``email`` from ``address`` counts against."""
+    # The address comes last and holds no "\x1f", so whatever email is typed from one
+    # address, the key names that address: nobody can count failures against another's.
+    keys = [(f"login:pair:{email}\x1f{address}", LOGIN_FAILS_PER_ACCOUNT_AND_ADDRESS),
+            (f"login:acct:{email}", LOGIN_FAILS_PER_ACCOUNT)]
+    if address:
+        keys.append((f"login:addr:{address}", LOGIN_FAILS_PER_ADDRESS))
+    return keys
 
-    Raises a 429 APIError (with Retry-After) while either has failed too often;
-    while throttled, the password is not even checked.
+
+def lift_login_limits(herald, email: str) -> None:
+    """Forget the failed logins counted against the account ``email``, from every address."""
+    email = normalise_email(email)
+    herald.rate_limiter.reset(f"login:acct:{email}")
+    herald.rate_limiter.reset_prefix(f"login:pair:{email}\x1f")
+
+
+async def login(herald, email: str, password: str, *, address: str) -> User | None:
+    """Check the credentials, slowing repeated failures.
+
+    Failures count per (account, client address), per client address and, as a much
+    higher backstop, per account (see the LOGIN_FAILS_* limits). Raises a 429
+    APIError (with Retry-After) while any of them is used up; while throttled, the
+    password is not even checked.
     """
     email = normalise_email(email)[:254]
     limiter = herald.rate_limiter
-    keys = [(f"login:acct:{email}", LOGIN_FAILS_PER_ACCOUNT)]
-    if address:
-        keys.append((f"login:addr:{address}", LOGIN_FAILS_PER_ADDRESS))
+    keys = _login_keys(email, address)
     wait = max(limiter.retry_after(key, limit) for key, limit in keys)
     if wait > 0:
         seconds = max(1, math.ceil(wait))
@@ -380,6 +432,11 @@ async def login(herald, email: str, password: str, *, address: str) -> User | No
         for key, _limit in keys:
             limiter.record(key)
         log.info("Failed login from %s", address or "unknown address")
+        backstop, limit = keys[1]
+        if limiter.retry_after(backstop, limit) > 0:
+            log.warning("Failed logins for %r from many addresses reached %d in %d minutes: logins to it "
+                        "wait until the window passes or its password is reset", email, limit.count,
+                        limit.per // 60)
         return None
-    limiter.reset(keys[0][0])
+    limiter.reset(keys[0][0])  # this address's failures on this account, not the backstop
     return user

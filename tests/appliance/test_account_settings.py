@@ -17,7 +17,7 @@ from appliance.models import (
     User,
 )
 from appliance.services.accounts import issue_email_token
-from tests.support.accounts import links_in
+from tests.support.accounts import links_in, post_form
 from tests.support.users import PASSWORD, login, make_user
 
 NEW_PASSWORD = "a long enough new passphrase"
@@ -55,7 +55,12 @@ async def test_change_email_needs_confirmation_of_the_new_address(app, client, c
     assert user.email == "ada@example.com"  # unchanged until confirmed
     assert "ada@new.example" in await (await client.get("/account")).get_data(as_text=True)
     (token,) = links_in(caplog.text, "verify")
-    assert (await client.get(f"/verify/{token}")).status_code == 200
+    page = await (await client.get(f"/verify/{token}")).get_data(as_text=True)
+    assert "Confirm ada@new.example" in page and "keeps its current address" in page
+    await user.refresh_from_db()
+    assert user.email == "ada@example.com"  # opening the link is not confirming it
+    response = await post_form(client, f"/verify/{token}", {}, page=f"/verify/{token}")
+    assert response.status_code == 200
     await user.refresh_from_db()
     assert user.email == "ada@new.example" and user.email_verified_at is not None
 

@@ -20,30 +20,94 @@ async def _try_login(client, email: str, password: str, headers=None, peer: str 
                              headers=headers, **extra)
 
 
-async def test_failed_logins_are_throttled_per_account_with_retry_after(app, client, clock):
+async def test_failed_logins_lock_only_that_address_out_of_that_account(app, client, clock):
     await make_user()
+    await make_user("bob@example.com")
+    attacker, owner = "192.0.2.10", "198.51.100.20"
     for _ in range(5):
-        assert (await _try_login(client, "ada@example.com", "wrong password!!")).status_code == 400
-    response = await _try_login(client, "ada@example.com", PASSWORD)  # even the right password waits
+        response = await _try_login(client, "ada@example.com", "wrong password!!", peer=attacker)
+        assert response.status_code == 400
+    response = await _try_login(client, "ada@example.com", PASSWORD, peer=attacker)  # even the right one waits
     assert response.status_code == 429
     retry = int(response.headers["Retry-After"])
     assert 0 < retry <= 900
-    assert "try again" in await response.get_data(as_text=True)
-    # Another account from the same address is not locked yet.
-    await make_user("bob@example.com")
-    assert (await _try_login(client, "bob@example.com", PASSWORD)).status_code == 302
+    assert f"try again in {retry} s or reset your password" in await response.get_data(as_text=True)
+    # The owner, from another address, is not locked out by someone else's failures.
+    owner_client = app.test_client()
+    assert (await _try_login(owner_client, "ada@example.com", PASSWORD, peer=owner)).status_code == 302
+    # Nor is another account from the locked address.
+    assert (await _try_login(app.test_client(), "bob@example.com", PASSWORD, peer=attacker)).status_code == 302
     clock.advance(retry)
-    other = app.test_client()
-    assert (await _try_login(other, "ada@example.com", PASSWORD)).status_code == 302
+    assert (await _try_login(app.test_client(), "ada@example.com", PASSWORD, peer=attacker)).status_code == 302
+
+
+async def test_a_successful_login_clears_only_its_own_address_failures(app, client):
+    await make_user()
+    for _ in range(4):
+        assert (await _try_login(client, "ada@example.com", "wrong password!!", peer="192.0.2.1")).status_code == 400
+    assert (await _try_login(app.test_client(), "ada@example.com", PASSWORD, peer="192.0.2.1")).status_code == 302
+    for _ in range(4):  # four more from that address: the count started again at the success
+        assert (await _try_login(client, "ada@example.com", "wrong password!!", peer="192.0.2.1")).status_code == 400
+    assert (await _try_login(app.test_client(), "ada@example.com", PASSWORD, peer="192.0.2.1")).status_code == 302
+
+
+async def test_failed_logins_from_many_addresses_hit_the_per_account_backstop(app, client, clock, caplog):
+    caplog.set_level(logging.INFO)
+    await make_user()
+    # 99 failures from 20 addresses (under 5 per address, 20 per address): not yet locked.
+    for n in range(99):
+        response = await _try_login(client, "ada@example.com", "wrong password!!", peer=f"203.0.113.{n // 5}")
+        assert response.status_code == 400, n
+    assert (await _try_login(app.test_client(), "ada@example.com", PASSWORD, peer="198.51.100.1")).status_code == 302
+    assert "from many addresses" not in caplog.text
+    # The 100th locks the account from every address, the owner's included, and says so in the log.
+    response = await _try_login(client, "ada@example.com", "wrong password!!", peer="203.0.113.19")
+    assert response.status_code == 400
+    assert "'ada@example.com' from many addresses reached 100 in 15 minutes" in caplog.text
+    response = await _try_login(app.test_client(), "ada@example.com", PASSWORD, peer="198.51.100.2")
+    assert response.status_code == 429
+    retry = int(response.headers["Retry-After"])
+    assert 0 < retry <= 900 and "try again in" in await response.get_data(as_text=True)
+    # Other accounts are not affected.
+    await make_user("bob@example.com")
+    assert (await _try_login(app.test_client(), "bob@example.com", PASSWORD, peer="198.51.100.2")).status_code == 302
+    clock.advance(retry)
+    assert (await _try_login(app.test_client(), "ada@example.com", PASSWORD, peer="198.51.100.2")).status_code == 302
+
+
+async def test_password_reset_lifts_the_accounts_login_limits(app, client, caplog):
+    caplog.set_level(logging.INFO)
+    await make_user()
+    await make_user("bob@example.com")
+    # Locked from one address (5 failures), and from all by the backstop (100 from 20 addresses).
+    for n in range(100):
+        await _try_login(client, "ada@example.com", "wrong password!!", peer=f"203.0.113.{n // 5}")
+    for peer in ("203.0.113.0", "198.51.100.7"):
+        assert (await _try_login(client, "ada@example.com", PASSWORD, peer=peer)).status_code == 429
+    # Bob's failures from one of those addresses are his own and stay counted.
+    for _ in range(5):
+        await _try_login(client, "bob@example.com", "wrong password!!", peer="198.51.100.9")
+    await post_form(client, "/reset", {"email": "ada@example.com"}, page="/reset")
+    (token,) = links_in(caplog.text, "reset")
+    response = await post_form(client, f"/reset/{token}", {"password": NEW_PASSWORD}, page=f"/reset/{token}")
+    assert response.status_code == 302
+    # Both lifted: the address that failed five times and any other address get in at once.
+    assert (await _try_login(app.test_client(), "ada@example.com", NEW_PASSWORD, peer="203.0.113.0")).status_code == 302
+    assert (await _try_login(app.test_client(), "ada@example.com", NEW_PASSWORD, peer="198.51.100.7")).status_code == 302
+    assert (await _try_login(app.test_client(), "bob@example.com", PASSWORD, peer="198.51.100.9")).status_code == 429
 
 
 async def test_failed_logins_are_throttled_per_client_address(app, client):
     await make_user()
     for i in range(20):
-        response = await _try_login(client, f"nobody{i}@example.com", "wrong password!!")
+        response = await _try_login(client, f"nobody{i}@example.com", "wrong password!!", peer="192.0.2.5")
         assert response.status_code == 400
-    response = await _try_login(client, "ada@example.com", PASSWORD)
+    response = await _try_login(client, "ada@example.com", PASSWORD, peer="192.0.2.5")
     assert response.status_code == 429 and int(response.headers["Retry-After"]) > 0
+    assert "Too many failed logins" in await response.get_data(as_text=True)
+    # Credential stuffing from one address does not lock the accounts it named for others.
+    response = await _try_login(app.test_client(), "ada@example.com", PASSWORD, peer="192.0.2.6")
+    assert response.status_code == 302
 
 
 async def test_forwarded_for_is_believed_only_from_trusted_proxies(app, client, herald):
@@ -115,14 +179,17 @@ async def test_password_reset_by_mail_ends_every_session(app, client, herald):
     (token,) = links_in(mail_body(message), "reset")
     record = await EmailToken.get(purpose="reset")
     assert record.user_id == user.id and token not in record.token_hash
-    assert (await client.get(f"/reset/{token}")).status_code == 200
+    for _ in range(3):  # opening the link (a mail scanner, a preview, the user) does not use it
+        assert (await client.get(f"/reset/{token}")).status_code == 200
+    assert (await EmailToken.get(purpose="reset")).used_at is None
     response = await post_form(client, f"/reset/{token}", {"password": "too short"}, page=f"/reset/{token}")
     assert response.status_code == 400
     response = await post_form(client, f"/reset/{token}", {"password": NEW_PASSWORD}, page=f"/reset/{token}")
     assert response.status_code == 302 and response.headers["Location"] == "/login?done=reset"
     assert not await LoginSession.filter(user_id=user.id).exists()
     assert (await other_device.get("/account")).status_code == 302  # logged out
-    assert (await client.get(f"/reset/{token}")).status_code == 400  # single use
+    response = await client.get(f"/reset/{token}")  # single use
+    assert response.status_code == 400 and "used already" in await response.get_data(as_text=True)
     assert (await _try_login(client, "ada@example.com", PASSWORD)).status_code == 400
     assert (await _try_login(client, "ada@example.com", NEW_PASSWORD)).status_code == 302
 

@@ -7,9 +7,10 @@ import logging
 import pytest
 
 from appliance.models import EmailToken, Invite, SetupToken, User
+from appliance.services.accounts import PURPOSE_EMAIL, admin_verification_link, issue_email_token
 from appliance.services.runtime_settings import set_runtime
 from appliance.services.setup import ensure_setup_link
-from tests.support.accounts import links_in, mail_body, post_form
+from tests.support.accounts import csrf_of, links_in, mail_body, post_form
 from tests.support.smtp import SMTPServer
 from tests.support.users import PASSWORD, login, make_user
 
@@ -98,13 +99,24 @@ async def test_signup_open_creates_unverified_user_and_logs_link_without_smtp(ap
     assert token not in record.token_hash and record.purpose == "verify"
     assert (record.expires_at - clock.now()).total_seconds() == pytest.approx(24 * 3600, abs=5)
 
+    # The link shows what it would confirm; the button confirms it.
     response = await client.get(f"/verify/{token}")
     assert response.status_code == 200
+    page = await response.get_data(as_text=True)
+    assert "Confirm bea@example.com" in page and f'action="/verify/{token}"' in page
+    await user.refresh_from_db()
+    assert user.email_verified_at is None
+    response = await post_form(client, f"/verify/{token}", {}, page=f"/verify/{token}")
+    assert response.status_code == 200
+    assert "Address confirmed" in await response.get_data(as_text=True)
     await user.refresh_from_db()
     assert user.email_verified_at is not None
-    # Single use.
-    response = await client.get(f"/verify/{token}")
-    assert response.status_code == 400
+    # Single use, on either method.
+    for method in ("GET", "POST"):
+        response = await post_form(client, f"/verify/{token}", {}) if method == "POST" else \
+            await client.get(f"/verify/{token}")
+        assert response.status_code == 400, method
+        assert "used already" in await response.get_data(as_text=True)
 
 
 async def test_signup_validates_fields_next_to_them(app, client, herald):
@@ -192,7 +204,10 @@ async def test_verification_mail_through_a_real_smtp_server(app, client, herald)
         messages = await smtp.wait_for(2)
         (newer,) = links_in(mail_body(messages[1]), "verify")
     assert (await client.get(f"/verify/{token}")).status_code == 400
+    assert (await post_form(client, f"/verify/{token}", {})).status_code == 400
     assert (await client.get(f"/verify/{newer}")).status_code == 200
+    assert (await User.get(email="bea@example.com")).email_verified_at is None
+    assert (await post_form(client, f"/verify/{newer}", {}, page=f"/verify/{newer}")).status_code == 200
     assert (await User.get(email="bea@example.com")).email_verified_at is not None
 
 
@@ -200,10 +215,64 @@ async def test_verification_link_expires_after_24_hours(app, client, herald, clo
     await set_runtime(herald, "signup_mode", "open")
     await post_form(client, "/signup", {"email": "bea@example.com", "password": PASSWORD}, page="/signup")
     (token,) = links_in(maillog.text, "verify")
+    csrf = await csrf_of(client, f"/verify/{token}")  # the page as it was before the link expired
     clock.advance(24 * 3600 + 1)
     response = await client.get(f"/verify/{token}")
     assert response.status_code == 400
     assert "expired" in await response.get_data(as_text=True)
+    response = await client.post(f"/verify/{token}", form={"csrf_token": csrf})
+    assert response.status_code == 400
+    assert "expired" in await response.get_data(as_text=True)
+    assert (await User.get(email="bea@example.com")).email_verified_at is None
+
+
+async def test_opening_a_verification_link_does_not_use_it(app, client, herald, maillog):
+    """Mail scanners and link previews fetch every link in a mail; only the user's click confirms."""
+    user = await make_user("bea@example.com", verified=False)
+    link = await admin_verification_link(herald, user)
+    (token,) = links_in(link, "verify")
+    scanner = app.test_client()
+    for _ in range(3):
+        response = await scanner.get(f"/verify/{token}")
+        assert response.status_code == 200
+        assert response.headers["Cache-Control"] == "no-store"
+    assert (await scanner.head(f"/verify/{token}")).status_code == 200
+    assert (await EmailToken.get(user=user)).used_at is None
+    # A POST needs the form's CSRF token: without it, or with another one, nothing happens.
+    response = await scanner.post(f"/verify/{token}", form={})
+    assert response.status_code == 403
+    response = await scanner.post(f"/verify/{token}", form={"csrf_token": "forged"})
+    assert response.status_code == 403
+    await user.refresh_from_db()
+    assert user.email_verified_at is None and (await EmailToken.get(user=user)).used_at is None
+    # The user's click, in another browser, still works.
+    response = await post_form(client, f"/verify/{token}", {}, page=f"/verify/{token}")
+    assert response.status_code == 200
+    assert "bea@example.com is confirmed" in await response.get_data(as_text=True)
+    await user.refresh_from_db()
+    assert user.email_verified_at is not None
+
+
+async def test_unknown_and_outdated_verification_links_get_a_clear_4xx(app, client, herald):
+    user = await make_user("bea@example.com", verified=False)
+    for token in ("not-a-token", "x" * 200):
+        response = await client.get(f"/verify/{token}")
+        assert response.status_code == 400 and "Link not valid" in await response.get_data(as_text=True)
+        assert (await post_form(client, f"/verify/{token}", {})).status_code == 400
+    # A link for an address the account no longer has confirms nothing.
+    (token,) = links_in(await admin_verification_link(herald, user), "verify")
+    await User.filter(id=user.id).update(email="bea@new.example")
+    assert (await client.get(f"/verify/{token}")).status_code == 400
+    assert (await post_form(client, f"/verify/{token}", {})).status_code == 400
+    await user.refresh_from_db()
+    assert user.email_verified_at is None
+    # An address-change link whose address another account took meanwhile: 409 on both methods.
+    token = await issue_email_token(user, PURPOSE_EMAIL, clock=herald.clock, email="bea@other.example")
+    await make_user("bea@other.example")
+    response = await client.get(f"/verify/{token}")
+    assert response.status_code == 409 and "Another account uses" in await response.get_data(as_text=True)
+    assert (await post_form(client, f"/verify/{token}", {})).status_code == 409
+    assert (await User.get(id=user.id)).email == "bea@new.example"
 
 
 async def test_admin_gets_a_verification_link_for_an_unverified_user(app, client, herald):
@@ -217,6 +286,7 @@ async def test_admin_gets_a_verification_link_for_an_unverified_user(app, client
     (token,) = links_in(await response.get_data(as_text=True), "verify")
     bea = app.test_client()
     assert (await bea.get(f"/verify/{token}")).status_code == 200
+    assert (await post_form(bea, f"/verify/{token}", {}, page=f"/verify/{token}")).status_code == 200
     await user.refresh_from_db()
     assert user.email_verified_at is not None
     response = await post_form(client, f"/admin/users/{user.id}/verification-link", {}, page="/admin/users")

@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from appliance.services.webhooks import EVENT_TYPES
+
 STATE_IDS = (
     "offline", "connecting", "operational", "printing", "pausing", "paused",
     "resuming", "cancelling", "finishing", "error",
@@ -21,6 +23,9 @@ StateId = Literal[
     "resuming", "cancelling", "finishing", "error",
 ]
 JobResult = Literal["completed", "failed", "cancelled"]
+
+# The event types of the contract's table, which the read API may filter by.
+EventType = Literal[EVENT_TYPES]  # type: ignore[valid-type]
 
 # Herald records these itself; a plugin may not post them.
 HERALD_EVENT_TYPES = ("printer.offline", "printer.online")
@@ -132,3 +137,38 @@ class PrinterView(BaseModel):
 
 class PrinterList(BaseModel):
     printers: list[PrinterView]
+
+
+# --- reading events ------------------------------------------------------------------
+
+
+class EventQuery(BaseModel):
+    """The query string of GET /api/v1/printers/<id>/events (documented, parsed by hand)."""
+
+    limit: int = Field(default=50, ge=1, le=200, description="Events per page, 1 to 200.")
+    before: str | None = Field(default=None, description=(
+        "The `next` cursor of the previous page: the events that arrived before it. Opaque."))
+    type: list[EventType] | None = Field(default=None, description=(
+        "Only these event types; repeat the parameter (`type=print.done&type=print.failed`) "
+        "or separate them with commas."))
+
+
+class EventView(BaseModel):
+    id: str = Field(description="The event's id as the plugin sent it (Herald's own events get a UUID).")
+    type: str
+    occurred_at: str = Field(description="When it happened on the printer, ISO 8601 UTC.")
+    received_at: str = Field(description="When Herald received it, ISO 8601 UTC.")
+    payload: dict[str, Any] | None = Field(description="The OctoPrint event's own payload.")
+    snapshot: bool = Field(description="Whether a webcam snapshot came with it (kept only until delivered).")
+
+
+class EventList(BaseModel):
+    events: list[EventView] = Field(description="Newest (last received) first.")
+    next: str | None = Field(description="Pass as `before` for the following page; null on the last page.")
+
+
+class APIErrorBody(BaseModel):
+    """What every 4xx of the JSON API carries (``appliance.errors.APIError``)."""
+
+    error: str = Field(description="A stable machine code, e.g. invalid_request or not_found.")
+    message: str = Field(description="What went wrong, for people; a bad parameter's name comes first.")

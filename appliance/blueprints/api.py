@@ -1,4 +1,4 @@
-"""The JSON API under /api/v1 for printers: linking, the plugin's calls, reading status.
+"""The JSON API under /api/v1 for printers: linking, the plugin's calls, reading status and events.
 
 Routes parse and call a service. Bodies are validated by the pydantic models in
 ``appliance.api_schemas`` (documented in the OpenAPI document by quart-schema):
@@ -12,11 +12,14 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from quart import Blueprint, current_app, request
-from quart_schema import document_request, document_response, security_scheme
+from quart_schema import document_querystring, document_request, document_response, security_scheme
 
 from appliance import __version__
 from appliance.api_schemas import (
+    APIErrorBody,
     EventAccepted,
+    EventList,
+    EventQuery,
     LinkGranted,
     LinkPoll,
     LinkStart,
@@ -34,7 +37,14 @@ from appliance.errors import APIError
 from appliance.netaddr import client_address
 from appliance.ratelimit import Limit
 from appliance.services import linking, printers
-from appliance.services.events import check_snapshot, post_event
+from appliance.services.events import (
+    MAX_PAGE,
+    check_snapshot,
+    decode_cursor,
+    event_page,
+    post_event,
+)
+from appliance.services.webhooks import EVENT_TYPES
 
 blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -219,6 +229,48 @@ async def printers_one(printer_id: str):
     user = await require_bearer_or_session("printers:read")
     printer = await printers.owned_printer(user, printer_id)
     return printers.printer_view(_herald(), printer)
+
+
+def _bad_parameter(name: str, problem: str) -> APIError:
+    return APIError(400, "invalid_request", f"{name}: {problem}",
+                    extra={"details": [{"field": name, "problem": problem}]})
+
+
+def _event_query() -> tuple[int, int | None, list[str]]:
+    """limit, before (a sequence) and the event types of the query string; 400 naming a bad one."""
+    args = request.args
+    limit = 50
+    if "limit" in args:
+        text = args["limit"].strip()
+        limit = int(text) if text.isascii() and text.isdigit() and len(text) <= 6 else 0
+        if not 1 <= limit <= MAX_PAGE:
+            raise _bad_parameter("limit", f"must be a whole number from 1 to {MAX_PAGE}, not {text[:20]!r}")
+    before = decode_cursor(args["before"]) if "before" in args else None
+    types: list[str] = []
+    for value in args.getlist("type"):
+        for name in value.split(","):
+            name = name.strip()
+            if name not in EVENT_TYPES:
+                shown = repr(name[:40]) if name else "an empty name"
+                raise _bad_parameter("type", f"unknown event type {shown}; known types: {', '.join(EVENT_TYPES)}")
+            if name not in types:
+                types.append(name)
+    return limit, before, types
+
+
+@blueprint.get("/printers/<printer_id>/events")
+@security_scheme(_READ)
+@document_querystring(EventQuery)
+@document_response(EventList, 200)
+@document_response(APIErrorBody, 400)
+@document_response(APIErrorBody, 404)
+async def printers_events(printer_id: str):
+    """A printer's events, newest first, a page at a time (follow `next` with `before`)."""
+    user = await require_bearer_or_session("printers:read")
+    printer = await printers.owned_printer(user, printer_id)
+    limit, before, types = _event_query()
+    page = await event_page(printer.id, limit=limit, before=before, types=types)
+    return {"events": page.events, "next": page.next}
 
 
 def init_app(app) -> None:

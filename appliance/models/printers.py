@@ -69,7 +69,8 @@ class Event(Model):
 
     class Meta:
         table = "events"
-        indexes = (("received_at",),)
+        # (printer_id, sequence): a printer's events newest first, a page at a time (the read API).
+        indexes = (("received_at",), ("printer_id", "sequence"))
         unique_together = (("printer", "event_id"),)
 
 

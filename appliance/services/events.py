@@ -10,8 +10,11 @@ back together with the event.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -23,6 +26,7 @@ from tortoise.transactions import in_transaction
 from appliance.db import shielded
 from appliance.errors import APIError
 from appliance.models import Event, Printer
+from appliance.services.printers import iso_utc
 
 log = logging.getLogger(__name__)
 
@@ -134,3 +138,73 @@ async def post_event(herald, printer_id: str, body: Any, snapshot: bytes | None)
         herald, printer_id, event_type=body.type, occurred_at=body.occurred_at, event_id=body.id,
         payload=body.payload, printer_data=body.printer_data, snapshot=snapshot,
     ))
+
+
+# --- reading: GET /api/v1/printers/<id>/events --------------------------------------------
+
+MAX_PAGE = 200
+_CURSOR_PREFIX = "seq:"
+# What a reader sees of an event: no row id, no printer data, no snapshot path.
+_VIEW_FIELDS = ("event_id", "type", "sequence", "occurred_at", "received_at", "payload", "snapshot_path")
+
+
+@dataclass(frozen=True)
+class EventPage:
+    events: list[dict[str, Any]]
+    next: str | None  # the cursor for the following (older) page, or None at the end
+
+
+def encode_cursor(sequence: int) -> str:
+    return base64.urlsafe_b64encode(f"{_CURSOR_PREFIX}{sequence}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    """The sequence a ``next`` cursor stands for: 400 naming ``before`` for anything else."""
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+        if not text.startswith(_CURSOR_PREFIX):
+            raise ValueError(text)
+        digits = text.removeprefix(_CURSOR_PREFIX)
+        if not (digits.isascii() and digits.isdigit()) or len(digits) > 18:
+            raise ValueError(text)
+        return int(digits)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise APIError(400, "invalid_request", "before: not a cursor from this API; pass the 'next' "
+                       "value of the previous page unchanged.",
+                       extra={"details": [{"field": "before", "problem": "not a cursor"}]}) from None
+
+
+def event_view(event: Event) -> dict[str, Any]:
+    """The read API's ``<event>``: the plugin's id, never a row id or a file path."""
+    return {
+        "id": event.event_id,
+        "type": event.type,
+        "occurred_at": iso_utc(event.occurred_at),
+        "received_at": iso_utc(event.received_at),
+        "payload": event.payload,
+        "snapshot": bool(event.snapshot_path),
+    }
+
+
+def event_page_query(printer_id: str, *, limit: int, before: int | None, types: Sequence[str]):
+    """The SELECT of one page (and one row more, to tell whether another page follows).
+
+    The (printer_id, sequence) index serves both the filter and the order, so a
+    page deep in the history costs what the first one does (keyset, not OFFSET).
+    """
+    query = Event.filter(printer_id=printer_id)
+    if before is not None:
+        query = query.filter(sequence__lt=before)
+    if types:
+        query = query.filter(type__in=list(types))
+    return query.order_by("-sequence").limit(limit + 1).only(*_VIEW_FIELDS)
+
+
+async def event_page(printer_id: str, *, limit: int = 50, before: int | None = None,
+                     types: Sequence[str] = ()) -> EventPage:
+    """A printer's events, newest (last received) first, keyset-paged on the per-printer sequence."""
+    rows = await event_page_query(printer_id, limit=limit, before=before, types=types)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return EventPage(events=[event_view(row) for row in rows],
+                     next=encode_cursor(rows[-1].sequence) if more else None)

@@ -10,6 +10,7 @@ from tests.support.users import login, make_user
 # Every route with a printer id, with the form it is sent (None: no body).
 CASES = {
     ("GET", "/api/v1/printers/<printer_id>"): None,
+    ("GET", "/api/v1/printers/<printer_id>/events"): None,
     ("GET", "/printers/<printer_id>"): None,
     ("POST", "/printers/<printer_id>/rename"): {"name": "Mine now"},
     ("POST", "/printers/<printer_id>/rotate"): {},

@@ -2,15 +2,14 @@
 
 The printer is linked through the device flow (the owner approves over HTTP, or in
 Chromium from the plugin's settings page), prints small G-code files, and Herald's
-``GET /api/v1/printers/<id>`` and stored events are checked as a user would see them.
+``GET /api/v1/printers/<id>`` and ``GET /api/v1/printers/<id>/events`` (read with a personal
+access token, as a user's script would) are checked as a user would see them.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import sqlite3
 import subprocess
 import sys
 import time
@@ -100,6 +99,38 @@ class HeraldOwner:
         assert response.status_code == 200, response.text
         return response.json()
 
+    def script(self) -> EventReader:
+        """A personal access token (read-only), made with the session as the account page does."""
+        csrf = self._csrf("/account")
+        response = self.session.post(self.base_url + "/api/v1/tokens", timeout=10,
+                                     json={"name": "e2e events script", "scopes": ["printers:read"]},
+                                     headers={"X-CSRF-Token": csrf})
+        assert response.status_code == 201, response.text
+        return EventReader(self.base_url, response.json()["token"])
+
+
+class EventReader:
+    """A user's script reading a printer's events with its personal token, page by page."""
+
+    def __init__(self, base_url: str, token: str) -> None:
+        self.base_url = base_url
+        self.headers = {"Authorization": f"Bearer {token}"}
+
+    def events(self, printer_id: str) -> list[dict]:
+        """Every event Herald holds for the printer, in arrival order (the API gives newest first)."""
+        newest_first: list[dict] = []
+        before = None
+        while True:
+            response = requests.get(f"{self.base_url}/api/v1/printers/{printer_id}/events", timeout=10,
+                                    params={"before": before} if before else {}, headers=self.headers)
+            assert response.status_code == 200, response.text
+            page = response.json()
+            assert len(page["events"]) <= 50  # the default page size
+            newest_first += page["events"]
+            before = page["next"]
+            if before is None:
+                return newest_first[::-1]
+
 
 @pytest.fixture
 def herald(tmp_path: Path):
@@ -149,14 +180,6 @@ def link(octoprint: OctoPrintServer, owner: HeraldOwner) -> str:
     return state["printer_id"]
 
 
-def events_in_herald(herald: LiveServer, printer_id: str) -> list[dict]:
-    """The events Herald stored for the printer, in arrival order."""
-    with sqlite3.connect(herald.data_dir / "herald.sqlite3", timeout=10) as db:
-        rows = db.execute("SELECT event_id, type, payload FROM events WHERE printer_id = ? ORDER BY sequence",
-                          (printer_id,)).fetchall()
-    return [{"id": r[0], "type": r[1], "payload": json.loads(r[2]) if r[2] else None} for r in rows]
-
-
 def one_print(events: list[dict]) -> list[str]:
     """Event types with progress folded to ``print.progress*`` after checking it is 1..99 in order."""
     progress = [e["payload"]["progress"] for e in events if e["type"] == "print.progress"]
@@ -182,6 +205,7 @@ def wait_job_done(octoprint: OctoPrintServer, timeout: float) -> None:
 
 def test_link_print_and_publish(herald: LiveServer, octoprint: OctoPrintServer):
     owner = HeraldOwner(herald.url).login()
+    script = owner.script()
     printer_id = link(octoprint, owner)
     seen = wait_for(lambda: owner.printer(printer_id)["status"], 30, "a first status")
     assert seen["state_id"] == "operational"
@@ -215,7 +239,7 @@ def test_link_print_and_publish(herald: LiveServer, octoprint: OctoPrintServer):
     assert final["status"]["last_job"]["duration"] >= 1
 
     wait_for(lambda: plugin_state(octoprint)["queued_events"] == 0, 30, "the outbox to drain")
-    events = events_in_herald(herald, printer_id)
+    events = script.events(printer_id)
     assert len({e["id"] for e in events}) == len(events)
     assert one_print(events) == ["print.started", "print.progress*", "print.done"]
     assert events[0]["payload"]["name"] == "e2e.gcode"
@@ -225,9 +249,9 @@ def test_link_print_and_publish(herald: LiveServer, octoprint: OctoPrintServer):
     octoprint.api("POST", "/api/printer/command", json={"commands": ["M600"]})
     time.sleep(3.5)
     octoprint.api("POST", "/api/printer/command", json={"commands": ["M876 S0"]})
-    wait_for(lambda: len(events_in_herald(herald, printer_id)) > len(events), 30, "the user action event")
+    wait_for(lambda: len(script.events(printer_id)) > len(events), 30, "the user action event")
     time.sleep(2)  # a repeated event, were one sent, would have arrived by now
-    later = events_in_herald(herald, printer_id)[len(events):]
+    later = script.events(printer_id)[len(events):]
     serial_log = (octoprint.basedir / "logs" / "serial.log").read_text(errors="replace")
     assert serial_log.count("paused for user") >= 2, "the firmware did not repeat its busy line"
     assert [e["type"] for e in later] == ["printer.user_action_needed"]
@@ -253,6 +277,7 @@ def test_link_print_and_publish(herald: LiveServer, octoprint: OctoPrintServer):
 
 def test_herald_down_mid_print_then_a_cancel(herald: LiveServer, octoprint: OctoPrintServer):
     owner = HeraldOwner(herald.url).login()
+    script = owner.script()
     printer_id = link(octoprint, owner)
 
     octoprint.upload_and_print("outage.gcode", gcode(60))
@@ -270,7 +295,7 @@ def test_herald_down_mid_print_then_a_cancel(herald: LiveServer, octoprint: Octo
     wait_for(lambda: plugin_state(octoprint)["queued_events"] == 0, 90, "the outbox to drain after the outage")
     wait_for(lambda: (status_of(owner, printer_id).get("last_job") or {}).get("result") == "completed",
              60, "Herald to show the completed print")
-    events = events_in_herald(herald, printer_id)
+    events = script.events(printer_id)
     assert one_print(events) == ["print.started", "print.progress*", "print.done"]
     assert len({e["id"] for e in events}) == len(events)
     assert plugin_state(octoprint)["last_error"] is None
@@ -285,7 +310,7 @@ def test_herald_down_mid_print_then_a_cancel(herald: LiveServer, octoprint: Octo
              60, "Herald to show the cancelled print")
     wait_for(lambda: plugin_state(octoprint)["queued_events"] == 0, 30, "the outbox to drain")
     time.sleep(2)  # a second terminal event, were one sent, would have arrived by now
-    second = events_in_herald(herald, printer_id)[len(events):]
+    second = script.events(printer_id)[len(events):]
     types = [e["type"] for e in second]
     assert types[0] == "print.started"
     assert types.count("print.cancelled") == 1 and types[-1] == "print.cancelled"
@@ -353,6 +378,7 @@ def test_settings_page_in_chromium_links_the_printer(herald: LiveServer, octopri
 
 def test_queued_events_survive_an_octoprint_restart(herald: LiveServer, octoprint: OctoPrintServer):
     owner = HeraldOwner(herald.url).login()
+    script = owner.script()
     printer_id = link(octoprint, owner)
     wait_for(lambda: plugin_state(octoprint)["last_success"], 30, "a first publish")
     herald.stop()
@@ -367,4 +393,4 @@ def test_queued_events_survive_an_octoprint_restart(herald: LiveServer, octoprin
         herald.start()
     wait_for(lambda: plugin_state(octoprint)["queued_events"] == 0, 60, "the outbox to drain after the restart")
     assert plugin_state(octoprint)["linked"] is True
-    assert [e["type"] for e in events_in_herald(herald, printer_id)] == ["printer.user_action_needed"]
+    assert [e["type"] for e in script.events(printer_id)] == ["printer.user_action_needed"]

@@ -1,0 +1,15 @@
+from tortoise import migrations
+from tortoise.migrations import operations as ops
+from tortoise.indexes import Index
+
+class Migration(migrations.Migration):
+    dependencies = [('herald', '0002_foreign_key_indexes')]
+
+    initial = False
+
+    operations = [
+        ops.AddIndex(
+            model_name='Event',
+            index=Index(fields=['printer_id', 'sequence']),
+        ),
+    ]

@@ -3,7 +3,7 @@ from tortoise.migrations import operations as ops
 from tortoise.indexes import Index
 
 class Migration(migrations.Migration):
-    dependencies = [('herald', '0002_foreign_key_indexes')]
+    dependencies = [('herald', '0003_refresh_token_chains')]
 
     initial = False
 

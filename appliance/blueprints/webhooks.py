@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from typing import Any
@@ -14,6 +13,7 @@ from appliance.db import shielded
 from appliance.errors import APIError
 from appliance.models import Delivery, DeliveryAttempt, Printer, WebhookTarget
 from appliance.services import webhooks as service
+from appliance.services.leases import new_holder, run_periodically
 from appliance.services.webhook_delivery import DeliveryWorker, purge
 
 log = logging.getLogger("appliance.webhooks")
@@ -48,20 +48,20 @@ def init_app(app: Quart) -> None:
     async def _close(_app: Quart) -> None:
         await worker.close()
 
-    async def _purge_loop() -> None:
-        while True:
-            try:
-                removed = await shielded(purge(herald))
-                if removed:
-                    log.info("purged %d old webhook deliveries", removed)
-            except Exception:
-                log.exception("purging webhook deliveries failed")
-            await asyncio.sleep(PURGE_EVERY)
+    async def _purge_once() -> None:
+        removed = await shielded(purge(herald))
+        if removed:
+            log.info("purged %d old webhook deliveries", removed)
+
+    # Under a lease, like the other periodic jobs: with several processes on one
+    # PostgreSQL database, one of them purges each hour, not all of them at once.
+    holder = new_holder()
 
     on_startup(app, _open)
     on_shutdown(app, _close)
     herald.tasks.add("webhook-delivery", worker.run)
-    herald.tasks.add("webhook-purge", _purge_loop)
+    herald.tasks.add("webhook-purge", lambda: run_periodically(
+        "webhook-purge", _purge_once, every=PURGE_EVERY, holder=holder, clock=herald.clock, check_every=60.0))
 
     @app.context_processor
     async def _notices() -> dict[str, Any]:

@@ -456,6 +456,24 @@ async def test_purge_removes_old_deliveries_and_attempts(app, herald, owner, pri
     assert await Delivery.all().count() == 1 and await DeliveryAttempt.all().count() == 1
 
 
+async def test_the_purge_runs_in_the_background_under_a_lease(app, herald):
+    """One process purges per hour, whichever takes the lease (several share PostgreSQL)."""
+    from appliance.models import Lease
+    from appliance.services.leases import claim_due
+
+    started = herald.clock.now()
+    for _ in range(100):  # the app's purge task claims the lease and runs once at start
+        lease = await Lease.get_or_none(name="webhook-purge")
+        if lease is not None and lease.last_run_at is not None and lease.expires_at <= herald.clock.now():
+            break
+        await asyncio.sleep(0.05)
+    assert lease is not None and lease.last_run_at == started
+    # another process asking within the hour finds it done; after the hour, it may take it
+    assert not await claim_due("webhook-purge", "another-process", every=3600, hold_for=300, clock=herald.clock)
+    herald.clock.advance(3601)
+    assert await claim_due("webhook-purge", "another-process", every=3600, hold_for=300, clock=herald.clock)
+
+
 async def test_stopping_the_worker_releases_its_claims(app, herald, owner, printer, receiver):
     from appliance.services.webhook_delivery import DeliveryWorker
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Benchmark POST /alexa against a bare Quart app, in one run.
 
-Herald runs as a real hypercorn server in a subprocess with request verification
+Herald runs as a real hypercorn server in a subprocess, set up as `herald serve`
+sets it up (including its garbage-collector tuning), with request verification
 ON: every request carries a fresh RSA signature, checked against a certificate
 chain from a CA this script makes (handed to create_app as ``alexa_trust_roots``
 and ``alexa_cert_fetcher``, as the tests do), with the certificate cached after
@@ -61,7 +62,7 @@ def serve_herald(port: int, directory: Path) -> None:
     from hypercorn.asyncio import serve
     from hypercorn.config import Config
 
-    from appliance.app import create_app
+    from appliance.app import create_app, tune_gc_for_serving
     from appliance.clock import Clock
     from appliance.db import apply_migrations, close_database, open_database
     from appliance.models import AccessToken, Printer
@@ -107,6 +108,7 @@ def serve_herald(port: int, directory: Path) -> None:
 
     asyncio.run(seed())
     app = create_app(settings, run_migrations=False, alexa_trust_roots=roots, alexa_cert_fetcher=fetch)
+    tune_gc_for_serving(app)  # as `herald serve` does
     _add_bare_route(app, "/bench/bare")  # the bare baseline inside the loaded server (bench only)
     _run_hypercorn(app, port, serve, Config)
 

@@ -128,7 +128,7 @@ async def link_start():
     body = await read_model(LinkStart)
     address = client_address(request, herald.settings.trusted_proxies)
     started = await linking.start_link(herald, body.printer_name, address)
-    return started.as_dict(), 201, {"Cache-Control": "no-store"}
+    return started.model_dump(), 201, {"Cache-Control": "no-store"}
 
 
 @blueprint.post("/link/token")

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from dataclasses import dataclass
 from datetime import timedelta
 
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
+from appliance.api_schemas import LinkStarted
 from appliance.db import shielded
 from appliance.errors import APIError
 from appliance.models import LinkRequest, Printer, User
@@ -47,19 +47,6 @@ def normalise_user_code(text: str | None) -> str | None:
     return code
 
 
-@dataclass(frozen=True)
-class LinkStarted:
-    device_code: str
-    user_code: str
-    verification_uri: str
-    verification_uri_complete: str
-    expires_in: int
-    interval: int
-
-    def as_dict(self) -> dict:
-        return dict(self.__dict__)
-
-
 async def start_link(herald, printer_name: str, client_address: str) -> LinkStarted:
     herald.rate_limiter.hit(f"link-start:{client_address}", START_LIMIT,
                             "Too many printers asked to link from this address.")
@@ -80,6 +67,7 @@ async def start_link(herald, printer_name: str, client_address: str) -> LinkStar
         raise APIError(503, "busy", "Could not allocate a user code; try again.")
     base = herald.settings.base_url
     shown = format_user_code(user_code)
+    # The same model the API documents in its OpenAPI description.
     return LinkStarted(
         device_code=device_code, user_code=shown, verification_uri=f"{base}/link",
         verification_uri_complete=f"{base}/link?user_code={shown}",

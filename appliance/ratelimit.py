@@ -20,20 +20,22 @@ long for ``hit``). A hit is a single ``INSERT ... ON CONFLICT DO UPDATE``:
 PostgreSQL locks the key's row and re-reads its newest version before the
 conditional update, so two processes hitting one key at once are counted one
 after the other and the limit holds exactly, in one round trip (a refused hit
-reads the row back in the same statement to compute Retry-After, and again
-only when hits committed meanwhile by another process made the difference). That keeps
-the in-memory limiter's sliding-window semantics exactly, which a fixed window
+reads the row back in the same statement to compute Retry-After, and reads it
+again only when another process's hit, committed meanwhile, made the
+difference). That keeps the in-memory limiter's sliding-window semantics exactly, which a fixed window
 (up to twice the limit across a boundary) or GCRA (a 5-per-15-minutes limit
 would let one more try through every 3 minutes) would not. A row per hit
 instead would need a lock or a second statement to count concurrent hits
 correctly. Timestamps are the clock's wall time in epoch seconds, the time all
-processes share (the in-memory limiter uses the monotonic clock). The table is
+processes share (the in-memory limiter uses the monotonic clock), so servers on
+several hosts need synchronised clocks, as NTP keeps them. The table is
 UNLOGGED: it skips the write-ahead log, and a database crash merely forgets the
 current windows.
 
 Keys name people (email addresses) and client addresses, so the table must not
 become a log of who tried to log in from where: a key is stored only as its
-HMAC-SHA256 under a key derived from the data directory's ``secret.key``. A
+HMAC-SHA256 under a key derived from the data directory's ``secret.key``
+(which every process shares already, to decrypt the secrets it keeps). A
 plain SHA-256 would not do: every IPv4 address, and any list of known email
 addresses, can be hashed and matched in minutes.
 

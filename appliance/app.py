@@ -17,7 +17,7 @@ from appliance.auth import ANON_CSRF_COOKIE, LoginRequired, check_csrf, csrf_tok
 from appliance.clock import Clock
 from appliance.db import close_database, open_database
 from appliance.errors import register_error_handlers
-from appliance.ratelimit import RateLimiter
+from appliance.ratelimit import RateLimiter, SharedRateLimiter, rate_limiter_for
 from appliance.secrets import SecretBox
 from appliance.settings import Settings, load_settings
 from appliance.tasks import BackgroundTasks
@@ -48,7 +48,7 @@ class Herald:
     status_listeners: list[Callable[[str, dict], None]] = field(default_factory=list)
     # Extension points for dependencies tests hand in (e.g. the Alexa trust store).
     deps: dict[str, Any] = field(default_factory=dict)
-    rate_limiter: RateLimiter | None = None
+    rate_limiter: RateLimiter | SharedRateLimiter | None = None
 
 
 # What programs call (the plugin, Alexa, apps, users' scripts); web pages stay out of
@@ -81,7 +81,7 @@ def create_app(
         tasks=BackgroundTasks(),
         deps=deps,
     )
-    herald.rate_limiter = RateLimiter(herald.clock)
+    herald.rate_limiter = rate_limiter_for(herald)  # in memory on SQLite, in the database on PostgreSQL
     app.extensions["herald"] = herald
 
     QuartSchema(

@@ -68,7 +68,12 @@ class SecretBox:
     """Encrypts secrets at rest (Fernet: AES-128-CBC + HMAC-SHA256) with one key."""
 
     def __init__(self, key: bytes) -> None:
+        self._key = key
         self._fernet = Fernet(key)
+
+    def derive_key(self, purpose: str) -> bytes:
+        """A 256-bit key for ``purpose`` (e.g. keyed hashes), derived from this box's key."""
+        return hmac.new(self._key, b"herald:" + purpose.encode(), hashlib.sha256).digest()
 
     @classmethod
     def from_data_dir(cls, data_dir: Path) -> SecretBox:

@@ -190,7 +190,7 @@ async def printer_status():
 async def printer_events():
     herald = _herald()
     printer = await current_printer()
-    herald.rate_limiter.hit(f"events:{printer.id}", EVENT_LIMIT, "Too many events from this printer.")
+    await herald.rate_limiter.hit(f"events:{printer.id}", EVENT_LIMIT, "Too many events from this printer.")
     snapshot = None
     if request.mimetype == "multipart/form-data":
         form = await request.form

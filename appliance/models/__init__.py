@@ -15,7 +15,7 @@ from appliance.models.accounts import (
 )
 from appliance.models.oauth import AuthorizationCode, OAuthClient
 from appliance.models.printers import Event, Job, LinkRequest, Printer, StatusSample
-from appliance.models.system import Lease
+from appliance.models.system import Lease, RateLimitWindow
 from appliance.models.webhooks import Delivery, DeliveryAttempt, WebhookTarget
 
 __all__ = [
@@ -32,6 +32,7 @@ __all__ = [
     "LoginSession",
     "OAuthClient",
     "Printer",
+    "RateLimitWindow",
     "RuntimeSetting",
     "StatusSample",
     "SetupToken",

@@ -1,4 +1,4 @@
-"""Coordination between processes: leases that let one process run a periodic job."""
+"""Coordination between processes: leases that let one process run a periodic job, shared rate limits."""
 
 from __future__ import annotations
 
@@ -16,3 +16,19 @@ class Lease(Model):
 
     class Meta:
         table = "leases"
+
+
+class RateLimitWindow(Model):
+    """The hits of one rate-limit key still in its window, shared by all processes on PostgreSQL.
+
+    Keys are stored as keyed hashes only (see appliance.ratelimit), never in the clear.
+    """
+
+    key_hash = fields.CharField(max_length=64, primary_key=True)
+    # The keyed hash of the key's group (its text up to its last separator), for reset_prefix.
+    group_hash = fields.CharField(max_length=64, null=True, db_index=True)
+    hits = fields.JSONField()  # epoch seconds of the hits in the window
+    expires_at = fields.FloatField(db_index=True)  # epoch seconds when the newest hit leaves it
+
+    class Meta:
+        table = "rate_limits"

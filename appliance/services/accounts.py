@@ -22,7 +22,7 @@ from appliance.clock import Clock
 from appliance.db import shielded
 from appliance.errors import APIError
 from appliance.models import EmailToken, LoginSession, User
-from appliance.ratelimit import Limit
+from appliance.ratelimit import GROUP_SEPARATOR, Limit
 from appliance.secrets import (
     DUMMY_PASSWORD_HASH,
     hash_password,
@@ -182,18 +182,18 @@ async def _use(record: EmailToken, now) -> None:
         raise _used_token()
 
 
-def _mail_limits(herald, key: str, address: str) -> None:
+async def _mail_limits(herald, key: str, address: str) -> None:
     limiter = herald.rate_limiter
     message = "Too many mails were asked for."
     if address:
-        limiter.hit(f"mail:addr:{address}", MAIL_PER_ADDRESS, message)
-    limiter.hit(f"mail:acct:{key}", MAIL_PER_ACCOUNT, message)
+        await limiter.hit(f"mail:addr:{address}", MAIL_PER_ADDRESS, message)
+    await limiter.hit(f"mail:acct:{key}", MAIL_PER_ACCOUNT, message)
 
 
 async def send_verification(herald, user: User, *, address: str, limited: bool = True) -> MailResult:
     """Mail the user a link confirming their address (rate-limited per account and address)."""
     if limited:
-        _mail_limits(herald, user.email, address)
+        await _mail_limits(herald, user.email, address)
     token = await issue_email_token(user, PURPOSE_VERIFY, clock=herald.clock)
     link = token_link(herald, PURPOSE_VERIFY, token)
     return await send_mail(
@@ -260,7 +260,7 @@ async def request_password_reset(herald, email: str, *, address: str) -> None:
         raise APIError(400, "invalid_email", "Enter the email address of your account.",
                        extra={"field": "email"})
     # Limited by the address typed in, whether or not an account has it.
-    _mail_limits(herald, email, address)
+    await _mail_limits(herald, email, address)
     user = await User.get_or_none(email=email)
     if user is None:
         log.info("Password reset asked for an address without an account")
@@ -292,7 +292,7 @@ async def reset_password(herald, token: str, new_password: str) -> User:
             await LoginSession.filter(user_id=record.user_id).delete()
 
     await shielded(write())
-    lift_login_limits(herald, record.user.email)
+    await lift_login_limits(herald, record.user.email)
     return record.user
 
 
@@ -332,7 +332,7 @@ async def request_email_change(herald, user: User, password: str, new_email: str
     if await User.filter(email=new_email).exists():
         raise APIError(409, "email_taken", "An account with this email address already exists.",
                        extra={"field": "email"})
-    _mail_limits(herald, user.email, address)
+    await _mail_limits(herald, user.email, address)
     token = await issue_email_token(user, PURPOSE_EMAIL, clock=herald.clock, email=new_email)
     await send_mail(
         herald, to=new_email, subject="Confirm your new email address for Herald",
@@ -396,18 +396,18 @@ def _login_keys(email: str, address: str) -> list[tuple[str, Limit]]:
     """The limiter keys (and limits) a login attempt for ``email`` from ``address`` counts against."""
     # The address comes last and holds no "\x1f", so whatever email is typed from one
     # address, the key names that address: nobody can count failures against another's.
-    keys = [(f"login:pair:{email}\x1f{address}", LOGIN_FAILS_PER_ACCOUNT_AND_ADDRESS),
+    keys = [(f"login:pair:{email}{GROUP_SEPARATOR}{address}", LOGIN_FAILS_PER_ACCOUNT_AND_ADDRESS),
             (f"login:acct:{email}", LOGIN_FAILS_PER_ACCOUNT)]
     if address:
         keys.append((f"login:addr:{address}", LOGIN_FAILS_PER_ADDRESS))
     return keys
 
 
-def lift_login_limits(herald, email: str) -> None:
+async def lift_login_limits(herald, email: str) -> None:
     """Forget the failed logins counted against the account ``email``, from every address."""
     email = normalise_email(email)
-    herald.rate_limiter.reset(f"login:acct:{email}")
-    herald.rate_limiter.reset_prefix(f"login:pair:{email}\x1f")
+    await herald.rate_limiter.reset(f"login:acct:{email}")
+    await herald.rate_limiter.reset_prefix(f"login:pair:{email}{GROUP_SEPARATOR}")
 
 
 async def login(herald, email: str, password: str, *, address: str) -> User | None:
@@ -421,7 +421,7 @@ async def login(herald, email: str, password: str, *, address: str) -> User | No
     email = normalise_email(email)[:254]
     limiter = herald.rate_limiter
     keys = _login_keys(email, address)
-    wait = max(limiter.retry_after(key, limit) for key, limit in keys)
+    wait = await limiter.longest_wait(keys)
     if wait > 0:
         seconds = max(1, math.ceil(wait))
         raise APIError(429, "rate_limited",
@@ -429,14 +429,13 @@ async def login(herald, email: str, password: str, *, address: str) -> User | No
                        headers={"Retry-After": str(seconds)}, extra={"retry_after": seconds})
     user = await authenticate(email, password)
     if user is None:
-        for key, _limit in keys:
-            limiter.record(key)
+        waits = [await limiter.record(key, limit) for key, limit in keys]
         log.info("Failed login from %s", address or "unknown address")
-        backstop, limit = keys[1]
-        if limiter.retry_after(backstop, limit) > 0:
+        limit = keys[1][1]
+        if waits[1] > 0:  # the per-account backstop
             log.warning("Failed logins for %r from many addresses reached %d in %d minutes: logins to it "
                         "wait until the window passes or its password is reset", email, limit.count,
                         limit.per // 60)
         return None
-    limiter.reset(keys[0][0])  # this address's failures on this account, not the backstop
+    await limiter.reset(keys[0][0])  # this address's failures on this account, not the backstop
     return user

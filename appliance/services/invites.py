@@ -73,7 +73,7 @@ async def signup(herald, email: str, password: str, *, invite_token: str = "", a
     email = check_email(email)
     check_password(password)
     if address:
-        herald.rate_limiter.hit(f"signup:addr:{address}", SIGNUPS_PER_ADDRESS, "Too many signups.")
+        await herald.rate_limiter.hit(f"signup:addr:{address}", SIGNUPS_PER_ADDRESS, "Too many signups.")
     if await User.filter(email=email).exists():
         raise APIError(409, "email_taken", "An account with this email address already exists.",
                        extra={"field": "email"})

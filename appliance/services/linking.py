@@ -48,8 +48,8 @@ def normalise_user_code(text: str | None) -> str | None:
 
 
 async def start_link(herald, printer_name: str, client_address: str) -> LinkStarted:
-    herald.rate_limiter.hit(f"link-start:{client_address}", START_LIMIT,
-                            "Too many printers asked to link from this address.")
+    await herald.rate_limiter.hit(f"link-start:{client_address}", START_LIMIT,
+                                  "Too many printers asked to link from this address.")
     name = clean_printer_name(printer_name)
     device_code = new_token()
     now = herald.clock.now()
@@ -129,8 +129,8 @@ async def find_pending(herald, user: User, client_address: str, user_code: str |
     """The pending request with this user code; each look-up counts against the guessing limits."""
     limiter = herald.rate_limiter
     message = "Too many code attempts."
-    limiter.hit(f"link-code-user:{user.id}", CODE_LIMIT_PER_USER, message)
-    limiter.hit(f"link-code-addr:{client_address}", CODE_LIMIT_PER_ADDRESS, message)
+    await limiter.hit(f"link-code-user:{user.id}", CODE_LIMIT_PER_USER, message)
+    await limiter.hit(f"link-code-addr:{client_address}", CODE_LIMIT_PER_ADDRESS, message)
     code = normalise_user_code(user_code)
     if code is None:
         return None

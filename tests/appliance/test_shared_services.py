@@ -15,25 +15,25 @@ from appliance.settings import Settings
 from tests.support.smtp import SMTPServer
 
 
-def test_rate_limit_window_and_retry_after():
+async def test_rate_limit_window_and_retry_after():
     clock = FakeClock()
     limiter = RateLimiter(clock)
     limit = Limit(count=3, per=60)
     for _ in range(3):
-        limiter.hit("1.2.3.4", limit)
+        await limiter.hit("1.2.3.4", limit)
     with pytest.raises(APIError) as caught:
-        limiter.hit("1.2.3.4", limit)
+        await limiter.hit("1.2.3.4", limit)
     assert caught.value.status == 429
     assert caught.value.headers["Retry-After"] == "60"
-    limiter.hit("5.6.7.8", limit)  # other keys are not affected
+    await limiter.hit("5.6.7.8", limit)  # other keys are not affected
     clock.advance(61)
-    limiter.hit("1.2.3.4", limit)
+    await limiter.hit("1.2.3.4", limit)
 
 
-def test_rate_limiter_memory_is_bounded():
+async def test_rate_limiter_memory_is_bounded():
     limiter = RateLimiter(FakeClock(), max_keys=100)
     for i in range(1000):
-        limiter.hit(f"key{i}", Limit(1, 60))
+        await limiter.hit(f"key{i}", Limit(1, 60))
     assert len(limiter._hits) <= 100
 
 

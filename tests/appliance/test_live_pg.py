@@ -25,6 +25,7 @@ from appliance.services.live_pg import APPLICATION_NAME, CHANNEL, notify_payload
 from appliance.services.printers import flush_status
 from tests.appliance.test_printers_live import add_printer, browser, browser_login, create_admin
 from tests.conftest import free_port
+from tests.support import pg
 from tests.support import printers as printer_support
 from tests.support.printers import STATUS, bearer
 from tests.support.printers_data import idle_status, make_printer, printing_status
@@ -82,12 +83,13 @@ async def notify(database_url: str, payload: str) -> None:
         await connection.close()
 
 
-async def listener_backends(database_url: str) -> list[int]:
+async def listener_backends(database_url: str, datname: str | None = None) -> list[int]:
+    """Backends of Herald's listening connections on the database (that of the URL by default)."""
     connection = await asyncpg.connect(database_url)
     try:
         rows = await connection.fetch(
-            "SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database()",
-            APPLICATION_NAME)
+            "SELECT pid FROM pg_stat_activity WHERE application_name = $1 "
+            "AND datname = coalesce($2, current_database())", APPLICATION_NAME, datname)
         return sorted(row["pid"] for row in rows)
     finally:
         await connection.close()
@@ -180,6 +182,39 @@ async def test_notification_from_another_process_reaches_open_stream(app, client
         card = (await stream.next_of("card", timeout=3)).json()
         assert "own.gcode" in card["html"]
         assert "heartbeat" not in stream.comments  # no resync ran: NOTIFY did it
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+async def test_listener_down_for_a_while_logs_once_and_resyncs_streams_when_back(
+        app, client, herald, database_url, caplog):
+    bridge = herald.deps["live_bridge"]
+    await asyncio.wait_for(bridge.connected.wait(), 10)
+    await make_user()
+    await login(client)
+    name = database_url.rsplit("/", 1)[1]
+    admin = await asyncpg.connect(pg.url(pg.ADMIN_DB))
+    caplog.set_level("DEBUG", logger="appliance.services.live_pg")
+    try:
+        async with sse(client, "/events/dashboard") as stream:
+            await stream.next_of("snapshot")
+            # Refuse new connections (even the superuser's), then cut the listener's.
+            await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+            (pid,) = await listener_backends(pg.url(pg.ADMIN_DB), datname=name)
+            await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
+            await eventually(lambda: not bridge.connected.is_set(), 5, "the bridge to notice")
+            await asyncio.sleep(2.5)  # several attempts: 0.5 s, then 1 s, then 2 s apart
+            await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+            await asyncio.wait_for(bridge.connected.wait(), 10)
+            await stream.wait_comment("heartbeat", timeout=5)  # the resync after reconnecting
+    finally:
+        await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        await admin.close()
+    records = [r for r in caplog.records if r.name == "appliance.services.live_pg"]
+    warnings = [r for r in records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "lost the connection" in warnings[0].getMessage()
+    assert sum("cannot connect" in r.getMessage() for r in records if r.levelname == "DEBUG") >= 2
+    assert [r.getMessage() for r in records if r.levelname == "INFO"] == [
+        "listening for live updates from other processes again"]
 
 
 # --- two real processes -------------------------------------------------------------------

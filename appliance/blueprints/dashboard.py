@@ -46,6 +46,11 @@ def init_app(app: Quart) -> None:
     herald.deps["live_hub"] = hub
     herald.status_listeners.append(hub.publish)
     on_stopping(app, lambda _app: hub.close_all())
+    if not herald.settings.is_sqlite:
+        # Several processes may share PostgreSQL: carry updates between their hubs.
+        from appliance.services.live_pg import install
+
+        install(app, hub)
 
     @app.context_processor
     async def _navigation() -> dict[str, Any]:
@@ -161,7 +166,7 @@ async def events():
                                               offline_after=herald.settings.offline_after,
                                               purge_after_days=herald.settings.purge_after_days)
                             yield _sse("card", {"server_now": _iso(now), **await _card_message(card)})
-                    if loop.time() >= next_resync:
+                    if subscriber.take_resync() or loop.time() >= next_resync:
                         next_resync = loop.time() + heartbeat
                         if await resolve_session(token, clock=herald.clock) is None:
                             yield _sse("logout", {})

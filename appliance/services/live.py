@@ -1,4 +1,4 @@
-"""In-process publish/subscribe for live printer updates (the dashboard's event stream).
+"""Publish/subscribe for live printer updates (the dashboard's event stream), per process.
 
 The printers area calls every ``herald.status_listeners`` entry as
 ``listener(printer_id, printer_view)`` after accepting a status; ``LiveHub.publish``
@@ -8,9 +8,15 @@ view per printer it watches: a browser that reads slowly gets the newest status
 when it catches up, and its memory stays bounded by the number of its printers,
 never by the number of updates.
 
-Several hypercorn worker processes each have their own hub; the stream's periodic
-resync from the database (see blueprints/dashboard.py) covers updates accepted
-by another process.
+Each process (hypercorn worker, or a second ``herald serve`` on the same
+database) has its own hub. On PostgreSQL, ``services/live_pg.py`` carries
+updates between them: the process that flushes statuses to the database sends
+a NOTIFY with the printers' ids, and every other process reads those printers'
+views back and publishes them to its hub, so a dashboard on any process sees a
+status within about ``status_flush_interval`` seconds. SQLite has one process,
+so the hub alone suffices there. Either way, the stream's periodic resync from
+the database (see blueprints/dashboard.py) remains the safety net for anything
+missed (a dropped update, a listener connection that was down).
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ class Subscriber:
         self.pending: dict[str, dict[str, Any]] = {}
         self.dropped = 0
         self.closed = False
+        self.resync_requested = False
         self._wake = asyncio.Event()
 
     def offer(self, printer_id: str, view: dict[str, Any]) -> None:
@@ -44,9 +51,19 @@ class Subscriber:
         self.closed = True
         self._wake.set()
 
+    def request_resync(self) -> None:
+        """Ask the stream to re-read its printers from the database now, not at its next heartbeat."""
+        self.resync_requested = True
+        self._wake.set()
+
+    def take_resync(self) -> bool:
+        requested, self.resync_requested = self.resync_requested, False
+        return requested
+
     async def wait(self, timeout: float) -> dict[str, dict[str, Any]]:
-        """The views that arrived (latest per printer), waiting up to ``timeout`` s for one."""
-        if not self.pending and not self.closed:
+        """The views that arrived (latest per printer), waiting up to ``timeout`` s for one
+        (or for a close or a resync request)."""
+        if not self.pending and not self.closed and not self.resync_requested:
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout)
             except TimeoutError:
@@ -97,6 +114,15 @@ class LiveHub:
         self._all.discard(subscriber)
         for printer_id in subscriber.printer_ids:
             self._forget(subscriber, printer_id)
+
+    def watched(self, printer_ids: Iterable[str]) -> list[str]:
+        """Those of ``printer_ids`` that at least one open stream watches."""
+        return [printer_id for printer_id in printer_ids if printer_id in self._by_printer]
+
+    def resync_all(self) -> None:
+        """Every open stream re-reads its printers (updates may have been missed meanwhile)."""
+        for subscriber in tuple(self._all):
+            subscriber.request_resync()
 
     def close_all(self) -> None:
         """End every stream (the server is stopping), so shutdown need not wait for browsers."""

@@ -284,6 +284,12 @@ async def flush_status(herald) -> int:
                 # Offline detection repairs it later (maintenance._repair_missed_online).
                 log.exception("recording that printer %s is online failed", row["id"])
         state.coming_online.difference_update(coming_online)
+        # Tell other processes which printers have a new status (services/live_pg.py).
+        for hook in herald.deps.get("status_flushed_hooks", ()):
+            try:
+                await hook([row[3] for row in rows])
+            except Exception:
+                log.exception("status-flushed hook %r failed", hook)
         # Printers removed meanwhile (perhaps by another process) leave the store.
         existing = await _existing_printers(ids)
         for printer_id in ids:

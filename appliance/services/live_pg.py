@@ -176,6 +176,11 @@ class LiveBridge:
             connection.terminate()
             self._log_down("cannot listen for live updates (%s); retrying", exc)
             return None
+        except BaseException:
+            # Cancelled (the app stopping) before the connection was handed over:
+            # nobody else knows of it, so close it here or its socket leaks.
+            connection.terminate()
+            raise
         return connection, lost
 
     async def _hold(self, connection: asyncpg.Connection, lost: asyncio.Event) -> None:

@@ -139,7 +139,7 @@ def cmd_backup(settings: Settings, args: argparse.Namespace) -> int:
     target = Path(args.file)
     if not settings.is_sqlite:
         print("herald backup copies the SQLite database; for PostgreSQL use pg_dump "
-              "(see docs/operations.md).", file=sys.stderr)
+              "and keep secret.key (see docs/deploy.md, \"Backup and restore (PostgreSQL)\").", file=sys.stderr)
         return 2
     source = Path(settings.db_url.removeprefix("sqlite://"))
     if not source.exists():

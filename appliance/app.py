@@ -21,6 +21,7 @@ from appliance.ratelimit import RateLimiter, SharedRateLimiter, rate_limiter_for
 from appliance.secrets import SecretBox
 from appliance.settings import Settings, load_settings
 from appliance.tasks import BackgroundTasks
+from appliance.templating import register as register_template_filters
 
 log = logging.getLogger("appliance")
 
@@ -106,6 +107,7 @@ def create_app(
         return login_redirect()
 
     app.before_request(check_csrf)
+    register_template_filters(app)
 
     @app.context_processor
     async def _template_globals() -> dict[str, Any]:

@@ -32,9 +32,15 @@ class APIError(Exception):
         self.extra = extra or {}
 
 
+# What programs call answers JSON errors; every other path is a page (or a page's
+# download) and answers error.html, unless the client asks for JSON.
+_MACHINE_PREFIXES = ("/api/",)
+_MACHINE_PATHS = frozenset({"/alexa", "/oauth/token", "/oauth/revoke", "/healthz"})
+
+
 def wants_json() -> bool:
     path = request.path
-    if path.startswith(("/api/", "/oauth/token", "/oauth/revoke", "/alexa", "/healthz")):
+    if path.startswith(_MACHINE_PREFIXES) or path.rstrip("/") in _MACHINE_PATHS:
         return True
     accept = request.accept_mimetypes
     return accept.best == "application/json"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from urllib.parse import urlsplit
 
 from quart import Blueprint, current_app, g, redirect, render_template, request
@@ -12,6 +13,7 @@ from appliance.auth import SESSION_COOKIE, current_user, load_session
 from appliance.errors import APIError
 from appliance.netaddr import client_address
 from appliance.services import accounts, invites, setup
+from appliance.services.mail import mail_configured
 from appliance.services.sessions import end_session, start_session
 
 blueprint = Blueprint("accounts", __name__)
@@ -94,7 +96,8 @@ async def login_form():
     if await current_user() is not None:
         return redirect(safe_next(request.args.get("next")))
     notice = {"reset": "Your password was changed. Log in with the new one.",
-              "deleted": "Your account was deleted."}.get(request.args.get("done", ""))
+              "deleted": "Your account was deleted.",
+              "logout": "You are logged out."}.get(request.args.get("done", ""))
     return await _login_page(next=safe_next(request.args.get("next")), notice=notice)
 
 
@@ -107,11 +110,23 @@ async def login():
     try:
         user = await accounts.login(_herald(), email, form.get("password", ""), address=_address())
     except APIError as exc:
-        return await _login_page(exc.status, exc.headers, next=next_url, email=email, error=exc.message)
+        message = exc.message
+        if exc.status == 429 and "retry_after" in exc.extra:
+            message = f"Too many failed logins; try again {wait_text(exc.extra['retry_after'])} or reset your password."
+        return await _login_page(exc.status, exc.headers, next=next_url, email=email, error=message)
     if user is None:
         return await _login_page(400, next=next_url, email=email,
                                  error="The email address or password is not right.")
     return await log_in(user, next_url)
+
+
+def wait_text(seconds: int | float) -> str:
+    """'in 45 seconds', 'in 15 minutes': whole minutes (rounded up) above 90 seconds."""
+    seconds = max(1, math.ceil(seconds))
+    if seconds <= 90:
+        return f"in {seconds} second{'' if seconds == 1 else 's'}"
+    minutes = math.ceil(seconds / 60)
+    return f"in {minutes} minutes"
 
 
 @blueprint.post("/logout")
@@ -120,7 +135,7 @@ async def logout():
     await load_session()
     await end_session(request.cookies.get(SESSION_COOKIE, ""))
     g.herald_session = None
-    response = redirect("/login")
+    response = redirect("/login?done=logout")
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
 
@@ -145,7 +160,7 @@ async def setup_submit(token: str):
         if exc.status == 404:
             raise
         return await render_form("accounts/setup.html", exc, token=token, email=form.get("email", ""))
-    return await log_in(user, "/admin")
+    return await log_in(user, "/?welcome=setup")
 
 
 # --- signup ------------------------------------------------------------------------------
@@ -248,7 +263,8 @@ async def forgot_submit():
         await accounts.request_password_reset(_herald(), email, address=_address())
     except APIError as exc:
         return await render_form("accounts/forgot.html", exc, email=email, sent=False)
-    return await render_form("accounts/forgot.html", email=accounts.normalise_email(email), sent=True)
+    return await render_form("accounts/forgot.html", email=accounts.normalise_email(email), sent=True,
+                             mail_configured=await mail_configured(_herald()))
 
 
 @blueprint.get("/reset/<token>")

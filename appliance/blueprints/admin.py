@@ -7,9 +7,9 @@ from quart_schema import hide
 
 from appliance.auth import require_user
 from appliance.errors import APIError
-from appliance.models import User
+from appliance.models import Printer, User, WebhookTarget
 from appliance.services import accounts, admin, invites
-from appliance.services.mail import send_mail
+from appliance.services.mail import mail_configured, send_mail
 from appliance.services.runtime_settings import effective_all, set_runtime
 from appliance.settings import SIGNUP_MODES
 
@@ -67,6 +67,17 @@ async def set_admin(user_id: str):
         html, _, headers = await _users_page(me, error=exc.message)
         return html, exc.status, headers
     return redirect("/admin/users?done=admin")
+
+
+@blueprint.get("/users/<user_id>/delete")
+@hide
+async def delete_user_form(user_id: str):
+    """Ask first: deleting a user deletes everything they own."""
+    me = await _require_admin()
+    user = await admin.get_user(user_id)
+    return await _render("admin/delete_user.html", section="users", me=me, user=user,
+                         printer_count=await Printer.filter(owner_id=user.id).count(),
+                         webhook_count=await WebhookTarget.filter(owner_id=user.id).count())
 
 
 @blueprint.post("/users/<user_id>/delete")
@@ -204,8 +215,12 @@ async def mail_save():
 @hide
 async def mail_test():
     me = await _require_admin()
-    result = await send_mail(_herald(), to=me.email, subject="Herald test mail",
-                             text="This is a test mail from Herald. Mail works.\n")
+    herald = _herald()
+    # Without an SMTP host the mail goes to the log: it must not claim there that mail works.
+    text = ("This is a test mail from Herald. Mail works.\n" if await mail_configured(herald) else
+            "This is a test mail from Herald. No SMTP host is configured, so it was written to "
+            "this log and not sent: mail does not reach anyone yet.\n")
+    result = await send_mail(herald, to=me.email, subject="Herald test mail", text=text)
     if result.error:
         html, _, headers = await _mail_page(errors={"test": f"Sending failed: {result.error}"})
         return html, 502, headers

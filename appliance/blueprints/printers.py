@@ -13,6 +13,7 @@ from appliance.auth import require_user
 from appliance.errors import APIError
 from appliance.netaddr import client_address
 from appliance.services import linking, printers
+from appliance.services.dashboard import user_zone
 from appliance.services.history import recent_jobs
 from appliance.services.samples import chart_for
 
@@ -90,12 +91,17 @@ async def link_decide():
 # --- managing printers -----------------------------------------------------------------
 
 
+_LIST_NOTICES = {"removed": "The printer was removed."}
+_DETAIL_NOTICES = {"renamed": "The printer was renamed."}
+
+
 @blueprint.get("/printers")
 @hide
 async def printer_list():
     user = await require_user()
     views = await printers.printer_views(_herald(), user)
-    return await _page("printers/list.html", printers=views)
+    return await _page("printers/list.html", printers=views,
+                       notice=_LIST_NOTICES.get(request.args.get("done", "")))
 
 
 @blueprint.get("/printers/new")
@@ -119,17 +125,21 @@ async def printer_create():
                        key=created.key, new=True)
 
 
+async def _detail_page(user, printer, status: int = 200, **context):
+    herald = _herald()
+    context.setdefault("error", None)
+    context.setdefault("notice", None)
+    return await _page("printers/detail.html", status, printer=printer,
+                       view=printers.printer_view(herald, printer), jobs=await recent_jobs(printer.id),
+                       chart=await chart_for(herald, printer.id, user_zone(user.time_zone)), **context)
+
+
 @blueprint.get("/printers/<printer_id>")
 @hide
 async def printer_detail(printer_id: str):
     user = await require_user()
-    herald = _herald()
     printer = await printers.owned_printer(user, printer_id)
-    view = printers.printer_view(herald, printer)
-    jobs = await recent_jobs(printer.id)
-    chart = await chart_for(herald, printer.id)
-    return await _page("printers/detail.html", printer=printer, view=view, jobs=jobs, chart=chart,
-                       error=None)
+    return await _detail_page(user, printer, notice=_DETAIL_NOTICES.get(request.args.get("done", "")))
 
 
 @blueprint.post("/printers/<printer_id>/rename")
@@ -142,13 +152,18 @@ async def printer_rename(printer_id: str):
     except APIError as exc:
         if exc.status == 404:
             raise
-        herald = _herald()
         printer = await printers.owned_printer(user, printer_id)
-        return await _page("printers/detail.html", 400, printer=printer,
-                           view=printers.printer_view(herald, printer),
-                           jobs=await recent_jobs(printer.id), chart=await chart_for(herald, printer.id),
-                           error=exc.message)
-    return redirect(f"/printers/{printer_id}")
+        return await _detail_page(user, printer, 400, error=exc.message)
+    return redirect(f"/printers/{printer_id}?done=renamed")
+
+
+@blueprint.get("/printers/<printer_id>/rotate")
+@hide
+async def printer_rotate_form(printer_id: str):
+    """Ask first: a new key stops the working one at once."""
+    user = await require_user()
+    printer = await printers.owned_printer(user, printer_id)
+    return await _page("printers/rotate.html", printer=printer, view=printers.printer_view(_herald(), printer))
 
 
 @blueprint.post("/printers/<printer_id>/rotate")
@@ -173,7 +188,7 @@ async def printer_remove_form(printer_id: str):
 async def printer_remove(printer_id: str):
     user = await require_user()
     await printers.remove_printer(_herald(), user, printer_id)
-    return redirect("/printers")
+    return redirect("/printers?done=removed")
 
 
 def init_app(app) -> None:

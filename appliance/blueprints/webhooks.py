@@ -202,11 +202,12 @@ def _form_data(form) -> dict[str, Any]:
     return data
 
 
-async def _edit_page(user, values: dict[str, Any], *, target=None, errors=None, status=200, preset=None):
+async def _edit_page(user, values: dict[str, Any], *, target=None, errors=None, status=200, preset=None,
+                     notice=None):
     printers = await Printer.filter(owner_id=user.id).order_by("name")
     html = await render_template(
         "webhooks/edit.html", target=target, values=values, errors=errors or {}, printers=printers,
-        event_topics=service.EVENT_TOPICS, methods=service.METHODS, preset=preset,
+        event_topics=service.EVENT_TOPICS, methods=service.METHODS, preset=preset, notice=notice,
         signing_secret=_herald().secret_box.decrypt(target.signing_secret) if target else None)
     return html, status
 
@@ -223,7 +224,9 @@ def _errors_by_field(error: APIError) -> dict[str, list[str]]:
 async def page_list():
     user = await require_user()
     targets = await WebhookTarget.filter(owner_id=user.id).order_by("id")
-    return await render_template("webhooks/list.html", targets=targets, presets=service.PRESETS)
+    notice = {"deleted": "The webhook was deleted.", "enabled": "The webhook was enabled.",
+              "disabled": "The webhook was disabled."}.get(request.args.get("done", ""))
+    return await render_template("webhooks/list.html", targets=targets, presets=service.PRESETS, notice=notice)
 
 
 @blueprint.get("/webhooks/new")
@@ -247,7 +250,11 @@ async def page_create():
         if error.status != 422:
             raise
         return await _edit_page(user, data, errors=_errors_by_field(error), status=422)
-    return redirect(f"/webhooks/{target.id}")
+    return redirect(f"/webhooks/{target.id}?done=created")
+
+
+_EDIT_NOTICES = {"created": "The webhook was saved.", "saved": "Your changes were saved.",
+                 "rotated": "A new signing secret was made; the previous one signs for a while longer."}
 
 
 @blueprint.get("/webhooks/<target_id>")
@@ -258,7 +265,7 @@ async def page_edit(target_id: str):
         "name", "url", "method", "content_type", "headers", "body", "device_identifier", "progress_step",
         "events", "printer_ids", "enabled", "oauth_enabled", "oauth_url", "oauth_method",
         "oauth_content_type", "oauth_headers", "preset")}
-    return await _edit_page(user, values, target=target)
+    return await _edit_page(user, values, target=target, notice=_EDIT_NOTICES.get(request.args.get("done", "")))
 
 
 @blueprint.post("/webhooks/<target_id>")
@@ -272,7 +279,7 @@ async def page_update(target_id: str):
         if error.status != 422:
             raise
         return await _edit_page(user, data, target=target, errors=_errors_by_field(error), status=422)
-    return redirect(f"/webhooks/{target.id}")
+    return redirect(f"/webhooks/{target.id}?done=saved")
 
 
 @blueprint.post("/webhooks/<target_id>/toggle")
@@ -282,7 +289,7 @@ async def page_toggle(target_id: str):
     await service.set_enabled(target, not target.enabled)
     if target.enabled:
         _worker().notify()
-    return redirect("/webhooks")
+    return redirect("/webhooks?done=" + ("enabled" if target.enabled else "disabled"))
 
 
 @blueprint.post("/webhooks/<target_id>/rotate")
@@ -290,7 +297,7 @@ async def page_rotate(target_id: str):
     user = await require_user()
     target = await service.get_target(user, target_id)
     await service.rotate_secret(_herald(), target)
-    return redirect(f"/webhooks/{target.id}")
+    return redirect(f"/webhooks/{target.id}?done=rotated")
 
 
 @blueprint.post("/webhooks/<target_id>/delete")
@@ -298,7 +305,7 @@ async def page_delete(target_id: str):
     user = await require_user()
     target = await service.get_target(user, target_id)
     await shielded(target.delete())
-    return redirect("/webhooks")
+    return redirect("/webhooks?done=deleted")
 
 
 @blueprint.post("/webhooks/<target_id>/test")
@@ -326,8 +333,9 @@ async def page_delivery(delivery_id: str):
     delivery = await service.get_delivery(user, delivery_id)
     attempts = await DeliveryAttempt.filter(delivery_id=delivery.id).order_by("id")
     return await render_template("webhooks/delivery.html", delivery=delivery, target=delivery.target,
-                                 attempts=attempts, body=json.dumps(delivery.body, indent=2),
-                                 headers=json.dumps(delivery.headers, indent=2))
+                                 attempts=attempts,
+                                 body=json.dumps(delivery.body, indent=2, ensure_ascii=False),
+                                 headers=json.dumps(delivery.headers, indent=2, ensure_ascii=False))
 
 
 @blueprint.post("/webhooks/deliveries/<delivery_id>/resend")

@@ -8,7 +8,7 @@ the table stays bounded: at most 720 rows per printer with the defaults.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta, tzinfo
 
 from appliance.db import shielded
 from appliance.models import StatusSample
@@ -34,18 +34,18 @@ class Chart:
     progress: Series | None
     y_ticks: list[tuple[float, str]]  # (y, label) temperatures on the left
     p_ticks: list[tuple[float, str]]  # (y, label) progress on the right
-    x_ticks: list[tuple[float, str]]  # (x, label) times, UTC
+    x_ticks: list[tuple[float, str]]  # (x, label) times in the zone build_chart was given
     plot: tuple[int, int, int, int]  # left, top, right, bottom
     summary: str  # the text alternative
 
 
-async def chart_for(herald, printer_id: str) -> Chart | None:
+async def chart_for(herald, printer_id: str, zone: tzinfo = UTC) -> Chart | None:
     since = herald.clock.now() - SAMPLE_WINDOW
     samples = await StatusSample.filter(printer_id=printer_id, taken_at__gte=since).order_by("taken_at")
-    return build_chart(samples)
+    return build_chart(samples, zone)
 
 
-def build_chart(samples: list[StatusSample]) -> Chart | None:
+def build_chart(samples: list[StatusSample], zone: tzinfo = UTC) -> Chart | None:
     if len(samples) < 2:
         return None
     start, end = samples[0].taken_at, samples[-1].taken_at
@@ -85,12 +85,9 @@ def build_chart(samples: list[StatusSample]) -> Chart | None:
     progress = Series("progress %", "series-progress", " ".join(progress_points)) if progress_points else None
     y_ticks = [(y_of(t, top_temp), f"{t}°") for t in range(0, top_temp + 1, max(50, top_temp // 5 // 50 * 50))]
     p_ticks = [(y_of(p, 100.0), f"{p}%") for p in (0, 50, 100)]
-    x_ticks = []
-    for i in range(5):
-        moment = start + (end - start) * (i / 4)
-        x_ticks.append((x_of(moment), moment.strftime("%H:%M")))
+    x_ticks = [(x_of(moment), label) for moment, label in time_ticks(start, end, zone)]
     latest = samples[-1]
-    parts = [f"{len(samples)} samples from {start:%H:%M} to {end:%H:%M} UTC"]
+    parts = [f"{len(samples)} samples from {start.astimezone(zone):%H:%M} to {end.astimezone(zone):%H:%M %Z}"]
     for name in names:
         reading = (latest.temperatures or {}).get(name)
         if isinstance(reading, dict) and isinstance(reading.get("actual"), int | float):
@@ -99,6 +96,29 @@ def build_chart(samples: list[StatusSample]) -> Chart | None:
         parts.append(f"progress last {latest.progress:.0f}%")
     return Chart(WIDTH, HEIGHT, series, progress, y_ticks, p_ticks, x_ticks, (left, top, right, bottom),
                  "; ".join(parts) + ".")
+
+
+# Steps for the time axis, in seconds: the smallest that gives at most MAX_X_TICKS labels.
+TICK_STEPS = (60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
+MAX_X_TICKS = 6
+
+
+def time_ticks(start: datetime, end: datetime, zone: tzinfo = UTC) -> list[tuple[datetime, str]]:
+    """Round wall-clock times in ``zone`` (06:35, 06:40, 06:45 ...) at one fixed step between
+    start and end; start and end themselves when no round time falls between them."""
+    span = (end - start).total_seconds()
+    step = next((s for s in TICK_STEPS if span / s < MAX_X_TICKS), TICK_STEPS[-1])
+    offset = (start.astimezone(zone).utcoffset() or timedelta(0)).total_seconds()
+    local_start = start.timestamp() + offset
+    tick = -(-local_start // step) * step  # the first multiple of step at or after start
+    ticks = []
+    while tick <= end.timestamp() + offset:
+        moment = datetime.fromtimestamp(tick - offset, UTC)
+        ticks.append((moment, moment.astimezone(zone).strftime("%H:%M")))
+        tick += step
+    if not ticks:
+        ticks = [(m, m.astimezone(zone).strftime("%H:%M")) for m in (start, end)]
+    return ticks
 
 
 async def trim_samples(herald) -> int:

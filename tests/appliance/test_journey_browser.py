@@ -253,8 +253,9 @@ def test_new_user_journey(chromium, journey_server, smtp, receiver, artifacts):
     page.get_by_label("URL", exact=True).fill(receiver.url + "/ntfy")
     shoot(page, artifacts, "10-webhook-new")
     page.get_by_role("button", name="Save").click()
-    page.wait_for_url(re.compile(r".*/webhooks/\d+$"))
-    target_path = page.url.removeprefix(server.url)
+    page.wait_for_url(re.compile(r".*/webhooks/\d+\?done=created$"))
+    assert page.get_by_role("status").filter(has_text="The webhook was saved.").is_visible()
+    target_path = page.url.removeprefix(server.url).split("?")[0]
     page.get_by_label("Event").select_option(label="Print Done")
     page.get_by_role("button", name="Send test webhook").click()
     page.wait_for_url(re.compile(r".*/webhooks/deliveries/\d+$"))
@@ -325,8 +326,8 @@ def test_pages_accessible_with_realistic_data(chromium, journey_server, receiver
         page.goto(f"/webhooks/new?preset={preset}")
         page.get_by_label("URL", exact=True).fill(url)
         page.get_by_role("button", name="Save").click()
-        page.wait_for_url(re.compile(r".*/webhooks/\d+$"))
-        targets.append(page.url.removeprefix(server.url))
+        page.wait_for_url(re.compile(r".*/webhooks/\d+\?done=created$"))
+        targets.append(page.url.removeprefix(server.url).split("?")[0])
         for event in ("Print Done", "Print Failed"):
             page.goto(targets[-1])
             page.get_by_label("Event").select_option(label=event)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import secrets
 import uuid
 from datetime import timedelta
@@ -323,7 +324,7 @@ async def test_connected_apps_lists_and_revokes_grants(app, client, alexa_client
     page = await (await client.get("/account/apps")).get_data(as_text=True)
     assert "<h2>Alexa</h2>" in page
     assert "See your printers and their status" in page and "printers:read" in page
-    assert "Last used 2026-11-22 12:00 UTC" in page
+    assert re.search(r"Last used <time datetime=\"2026-11-22T12:00:00[^\"]*Z\">22 Nov 2026, 12:00 UTC</time>", page)
     response = await client.post(f"/account/apps/{client_id}/revoke", form={"csrf_token": csrf})
     assert response.status_code == 302
     after = await (await client.get(response.headers["Location"])).get_data(as_text=True)

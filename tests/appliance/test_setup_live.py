@@ -59,7 +59,7 @@ async def test_setup_link_in_the_real_servers_log_creates_the_admin(tmp_path):
                                   data={"email": "owner@example.com", "password": PASSWORD,
                                         "csrf_token": csrf}) as response:
                 assert response.status == 302, await response.text()
-                assert response.headers["Location"] == "/admin"
+                assert response.headers["Location"] == "/?welcome=setup"
                 assert "HttpOnly" in response.headers["Set-Cookie"]
             async with owner.get(server.url + "/admin/users") as response:
                 assert response.status == 200

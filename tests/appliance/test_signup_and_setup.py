@@ -52,7 +52,10 @@ async def test_setup_link_is_logged_at_start_and_only_it_creates_the_first_admin
     assert (await owner.get(f"/setup/{link_token}")).status_code == 200
     response = await post_form(owner, f"/setup/{link_token}", {"email": "owner@example.com", "password": PASSWORD},
                                page=f"/setup/{link_token}")
-    assert response.status_code == 302 and response.headers["Location"] == "/admin"
+    # The new admin lands on the dashboard, told what to do next.
+    assert response.status_code == 302 and response.headers["Location"] == "/?welcome=setup"
+    welcome = await (await owner.get("/?welcome=setup")).get_data(as_text=True)
+    assert "Welcome to Herald" in welcome and "link your first printer" in welcome
     admin = await User.get(email="owner@example.com")
     assert admin.is_admin and admin.email_verified_at is not None
     assert (await owner.get("/admin/users")).status_code == 200

@@ -15,6 +15,7 @@ CASES = {
     ("POST", "/printers/<printer_id>/rename"): {"name": "Mine now"},
     ("POST", "/printers/<printer_id>/rotate"): {},
     ("GET", "/printers/<printer_id>/remove"): None,
+    ("GET", "/printers/<printer_id>/rotate"): None,
     ("POST", "/printers/<printer_id>/remove"): {},
 }
 

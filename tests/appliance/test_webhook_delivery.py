@@ -400,7 +400,9 @@ async def test_pages_show_template_errors_next_to_the_field(app, client, owner, 
         "enabled": "on"})
     assert response.status_code == 302
     location = response.headers["Location"]
-    target_id = location.rsplit("/", 1)[1]
+    assert location.endswith("?done=created")
+    target_id = location.split("?")[0].rsplit("/", 1)[1]
+    assert "The webhook was saved." in await (await client.get(location)).get_data(as_text=True)
     response = await client.post(f"/webhooks/{target_id}/test", form={"csrf_token": csrf, "type": "print.done"})
     assert response.status_code == 302
     await receiver.wait_for(1)

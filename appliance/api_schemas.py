@@ -1,9 +1,12 @@
 """Pydantic models of the /api/v1 printer contract (ARCHITECTURE.md).
 
-They validate request bodies (see ``appliance.blueprints.api.read_model``) and
+They validate request bodies (see ``appliance.jsonbody.read_model``) and
 quart-schema documents them in the OpenAPI document at /api/v1/openapi.json.
 Unknown fields are ignored (pydantic's default); types are strict, so a string
 where a number belongs is a 422 naming the field rather than a silent coercion.
+NaN and Infinity are refused everywhere in a body, open dicts included, before a
+model sees it (``appliance.jsonbody.parse_json``); ``allow_inf_nan=False`` below
+covers models validated from Python values too.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ HERALD_EVENT_TYPES = ("printer.offline", "printer.online")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(strict=True, extra="ignore")
+    model_config = ConfigDict(strict=True, extra="ignore", allow_inf_nan=False)
 
 
 # --- linking -------------------------------------------------------------------------

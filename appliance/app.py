@@ -17,6 +17,7 @@ from appliance.auth import ANON_CSRF_COOKIE, LoginRequired, check_csrf, csrf_tok
 from appliance.clock import Clock
 from appliance.db import close_database, open_database
 from appliance.errors import register_error_handlers
+from appliance.jsonbody import install_json_provider
 from appliance.ratelimit import RateLimiter, SharedRateLimiter, rate_limiter_for
 from appliance.secrets import SecretBox
 from appliance.settings import Settings, load_settings
@@ -99,6 +100,7 @@ def create_app(
         },
         openapi_provider_class=_MachineAPIProvider,
     )
+    install_json_provider(app)  # after QuartSchema, whose provider it extends
     register_error_handlers(app)
 
     @app.errorhandler(LoginRequired)

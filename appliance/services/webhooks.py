@@ -204,7 +204,7 @@ async def clean_target(herald, owner: User, data: dict[str, Any],
         step = int(get("progress_step", 10))
         if not 1 <= step <= 99:
             raise ValueError
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         bad("progress_step", "must be a whole number of percent from 1 to 99")
         step = 10
     oauth_enabled = get("oauth_enabled", False)

@@ -21,6 +21,7 @@ from typing import Any
 from appliance.db import shielded
 from appliance.errors import APIError
 from appliance.models import Delivery, Event, Printer, User, WebhookTarget
+from appliance.row_ids import row_id
 from appliance.services import webhook_templates as tpl
 from appliance.services.runtime_settings import effective
 from appliance.services.webhook_net import is_restricted, url_problem
@@ -308,21 +309,17 @@ async def rotate_secret(herald, target: WebhookTarget) -> str:
 
 
 async def get_target(owner: User, target_id: Any) -> WebhookTarget:
-    try:
-        number = int(target_id)
-    except (TypeError, ValueError):
-        raise APIError(404, "not_found", "No such webhook.") from None
-    target = await WebhookTarget.get_or_none(id=number, owner_id=owner.id)
+    number = row_id(WebhookTarget, target_id)
+    target = await WebhookTarget.get_or_none(id=number, owner_id=owner.id) if number is not None else None
     if target is None:
         raise APIError(404, "not_found", "No such webhook.")
     return target
 
 
 async def get_delivery(owner: User, delivery_id: Any) -> Delivery:
-    try:
-        number = int(delivery_id)
-    except (TypeError, ValueError):
-        raise APIError(404, "not_found", "No such delivery.") from None
+    number = row_id(Delivery, delivery_id)
+    if number is None:
+        raise APIError(404, "not_found", "No such delivery.")
     delivery = await Delivery.get_or_none(id=number, target__owner_id=owner.id).prefetch_related("target")
     if delivery is None:
         raise APIError(404, "not_found", "No such delivery.")

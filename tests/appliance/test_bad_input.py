@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -145,6 +146,44 @@ async def test_json_output_never_holds_nan(client, herald, backend):
     assert response.status_code == 200
     (event,) = (await answer(response))["events"]
     assert event["payload"] == {"temp": None, "big": None, "ok": 1.5}
+
+
+# --- 2. huge ids ---------------------------------------------------------------------------
+
+
+async def test_every_route_with_an_id_answers_404_for_a_huge_id(app, client, herald):
+    await make_user("admin@example.com", admin=True)
+    csrf = await login(client, "admin@example.com")
+    rules = [rule for rule in app.app.url_map.iter_rules() if rule.arguments]
+    int_rules = [rule for rule in rules
+                 if any(type(c).__name__ in ("IntegerConverter", "RowIdConverter")
+                        for c in rule._converters.values())]
+    assert int_rules, "no route with an integer converter: the walk would prove nothing"
+    walked = 0
+    for rule in rules:
+        if not any(name.endswith("_id") for name in rule.arguments) and rule not in int_rules:
+            continue
+        path = rule.rule
+        for name in rule.arguments:
+            path = re.sub(r"<(?:[^<>:]+:)?" + name + ">", HUGE, path)
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            response = await client.open(path, method=method, headers={"X-CSRF-Token": csrf},
+                                         form={"csrf_token": csrf} if method == "POST" else None)
+            text = await response.get_data(as_text=True)
+            assert response.status_code < 500, (method, path, text[:300])
+            if rule in int_rules or any(n.endswith("_id") and n != "client_id" for n in rule.arguments):
+                assert response.status_code == 404, (method, path, response.status_code, text[:300])
+            walked += 1
+    assert walked >= 15, walked
+
+
+@pytest.mark.parametrize("number", [str(2**31), str(2**63 - 1), str(2**63), HUGE, "-1", "0"])
+async def test_ids_at_the_edges_of_the_database_integers(client, herald, number):
+    user = await make_user()
+    token = await read_token(user)
+    for path in (f"/api/v1/webhooks/{number}", f"/api/v1/webhooks/deliveries/{number}"):
+        response = await client.get(path, headers=bearer(token))
+        assert response.status_code == 404, (path, await response.get_data(as_text=True))
 
 
 # --- 5. error messages and content types -------------------------------------------------------

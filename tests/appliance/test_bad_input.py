@@ -186,6 +186,31 @@ async def test_ids_at_the_edges_of_the_database_integers(client, herald, number)
         assert response.status_code == 404, (path, await response.get_data(as_text=True))
 
 
+# --- 3. event times ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("when", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59Z",
+                                  "1999-12-31T23:59:59Z", "2101-01-01T00:00:00Z"])
+async def test_event_time_outside_the_accepted_range(client, herald, when):
+    user = await make_user()
+    printer, key = await make_printer(herald, user)
+    response = await client.post("/api/v1/printer/events", json=event_body("t-1", occurred_at=when),
+                                 headers=bearer(key))
+    error = await answer(response)
+    assert response.status_code == 422, error
+    assert error["message"].startswith("occurred_at: ") and "2000" in error["message"], error
+    assert not await Event.filter(printer_id=printer.id).exists()
+
+
+async def test_event_time_inside_the_range_is_accepted(client, herald):
+    user = await make_user()
+    _printer, key = await make_printer(herald, user)
+    for n, when in enumerate(["2000-01-01T00:00:00+00:00", "2100-12-31T23:59:59+00:00"]):
+        response = await client.post("/api/v1/printer/events", json=event_body(f"ok-{n}", occurred_at=when),
+                                     headers=bearer(key))
+        assert response.status_code == 202, await response.get_data(as_text=True)
+
+
 # --- 5. error messages and content types -------------------------------------------------------
 
 
@@ -207,6 +232,13 @@ async def test_body_errors_are_consistent(client, herald):
         error = await answer(response)
         assert response.status_code == 422 and error["error"] == "invalid_request", error
         assert error["message"] == "body: send a JSON object.", error
+
+
+async def test_link_names_the_field_it_was_sent_as(client):
+    response = await client.post("/api/v1/link", json={"printer_name": "   "})
+    error = await answer(response)
+    assert response.status_code == 422, error
+    assert error["details"][0]["field"] == "printer_name" and error["message"].startswith("printer_name: ")
 
 
 async def test_tokens_endpoint_says_send_an_object(client):
@@ -247,3 +279,41 @@ async def test_json_endpoints_want_application_json(client, herald, ctype):
         response = await client.open(path, method=method, data=body.encode(),
                                      headers={**auth, "Content-Type": "application/json; charset=utf-8"})
         assert response.status_code < 300, (path, await response.get_data(as_text=True))
+
+
+# --- 6. plugin_version ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("version, status", [
+    ("banana", 422), ("", 422), ("0.1.0", 200), ("0.2.0.dev3", 200), ("v1.0.0rc1", 200), ("0.1.0+local", 200),
+    ("0.0.9", 426),
+])
+async def test_plugin_version_is_a_version(client, herald, version, status):
+    user = await make_user()
+    _printer, key = await make_printer(herald, user)
+    response = await client.post("/api/v1/printer/verify", json={"plugin_version": version}, headers=bearer(key))
+    body = await answer(response)
+    assert response.status_code == status, body
+    if status == 422:
+        assert body["message"].startswith("plugin_version: "), body
+
+
+# --- 7. event types ----------------------------------------------------------------------------
+
+
+async def test_unknown_event_types_are_refused_naming_the_known_ones(client, herald):
+    user = await make_user()
+    printer, key = await make_printer(herald, user)
+    response = await client.post("/api/v1/printer/events", json=event_body("x-1", "print.exploded"),
+                                 headers=bearer(key))
+    error = await answer(response)
+    assert response.status_code == 422, error
+    assert error["message"].startswith("type: ") and "print.exploded" in error["message"]
+    assert "print.started" in error["message"] and "printer.offline" not in error["message"]
+    assert not await Event.filter(printer_id=printer.id).exists()
+    # What can be posted can be filtered by, and the reverse.
+    token = await read_token(user)
+    response = await client.post("/api/v1/printer/events", json=event_body("x-2", "print.done"), headers=bearer(key))
+    assert response.status_code == 202
+    response = await client.get(f"/api/v1/printers/{printer.id}/events?type=print.done", headers=bearer(token))
+    assert [e["id"] for e in (await answer(response))["events"]] == ["x-2"]

@@ -32,7 +32,7 @@ from appliance.api_schemas import (
     VerifyRequest,
     VerifyResponse,
 )
-from appliance.auth import csrf_exempt, require_bearer_or_session
+from appliance.auth import bearer_credential, csrf_exempt, require_bearer_or_session
 from appliance.errors import APIError
 from appliance.jsonbody import (
     MAX_JSON_BYTES,
@@ -67,11 +67,11 @@ def _herald():
 
 
 async def current_printer() -> printers.CachedPrinter:
-    header = request.headers.get("Authorization", "")
-    if not header.startswith("Bearer "):
+    key = bearer_credential()
+    if key is None:
         raise APIError(401, "unauthenticated", "Send the printer key as 'Authorization: Bearer hpk_...'.",
                        headers={"WWW-Authenticate": "Bearer"})
-    return await printers.printer_for_key(_herald(), header.removeprefix("Bearer ").strip())
+    return await printers.printer_for_key(_herald(), key)
 
 
 def _version_tuple(text: str) -> tuple[int, ...]:

@@ -211,6 +211,28 @@ async def test_event_time_inside_the_range_is_accepted(client, herald):
         assert response.status_code == 202, await response.get_data(as_text=True)
 
 
+# --- 4. the Bearer scheme is case-insensitive -------------------------------------------------
+
+
+@pytest.mark.parametrize("scheme", ["bearer", "BEARER", "Bearer", "bEaReR"])
+async def test_bearer_scheme_any_case(client, herald, scheme):
+    user = await make_user()
+    printer, key = await make_printer(herald, user)
+    token = await read_token(user)
+    response = await client.put("/api/v1/printer/status", json=STATUS, headers={"Authorization": f"{scheme} {key}"})
+    assert response.status_code == 204, await response.get_data(as_text=True)
+    response = await client.get("/api/v1/printers", headers={"Authorization": f"{scheme} {token}"})
+    assert response.status_code == 200, await response.get_data(as_text=True)
+    # A Bearer request needs no CSRF token, whatever the case of the scheme.
+    response = await client.post("/api/v1/webhooks", headers={"Authorization": f"{scheme} {token}"},
+                                 json={"name": "x", "url": "https://example.com/hook"})
+    assert response.status_code == 201, await response.get_data(as_text=True)
+    response = await client.get("/api/v1/printers", headers={"Authorization": f"{scheme}  {token}"})
+    assert response.status_code == 200
+    response = await client.get("/api/v1/printers", headers={"Authorization": f"Basic {token}"})
+    assert response.status_code == 401
+
+
 # --- 5. error messages and content types -------------------------------------------------------
 
 

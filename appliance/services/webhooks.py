@@ -45,6 +45,8 @@ EVENT_TYPES = tuple(EVENT_TOPICS)
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 CONTENT_TYPES = ("json", "form")
 ROTATION_OVERLAP = timedelta(hours=24)
+# What browsers, proxies and most servers accept in a URL; longer is a paste gone wrong.
+MAX_URL_LENGTH = 2048
 _DROPPED_HEADERS = {"host", "content-length", "webhook-id", "webhook-timestamp", "webhook-signature",
                     "herald-sequence", "transfer-encoding"}
 _STANDARD_BODY = {
@@ -211,10 +213,13 @@ async def clean_target(herald, owner: User, data: dict[str, Any],
     oauth_enabled = get("oauth_enabled", False)
     oauth_enabled = oauth_enabled if isinstance(oauth_enabled, bool) else str(oauth_enabled).lower() in ("1", "true", "on", "yes")
     url = str(get("url", "")).strip()
-    shape = url_problem(tpl.render_url(url, _SAMPLE_URL_PARAMS)) if url else "the URL is required"
+    if len(url) > MAX_URL_LENGTH:
+        shape: str | None = f"the URL is {len(url)} characters long; at most {MAX_URL_LENGTH} are allowed"
+    else:
+        shape = url_problem(tpl.render_url(url, _SAMPLE_URL_PARAMS)) if url else "the URL is required"
     if shape:
         bad("url", shape)
-    for problem in tpl.check_url("url", url):
+    for problem in tpl.check_url("url", url) if len(url) <= MAX_URL_LENGTH else ():
         problems.append(problem.as_dict())
     private_ok = await may_use_private(herald, owner)
     if not shape and not private_ok and _literal_private(url):
@@ -240,7 +245,11 @@ async def clean_target(herald, owner: User, data: dict[str, Any],
         fields["api_secret"] = herald.secret_box.encrypt(secret) if secret else ""
     if oauth_enabled:
         oauth_url = str(get("oauth_url", "")).strip()
-        problem = url_problem(oauth_url) if oauth_url else "the OAuth URL is required when OAuth is on"
+        if len(oauth_url) > MAX_URL_LENGTH:
+            problem: str | None = (f"the URL is {len(oauth_url)} characters long; "
+                                   f"at most {MAX_URL_LENGTH} are allowed")
+        else:
+            problem = url_problem(oauth_url) if oauth_url else "the OAuth URL is required when OAuth is on"
         if problem:
             bad("oauth_url", problem)
         elif not private_ok and _literal_private(oauth_url):

@@ -339,3 +339,32 @@ async def test_unknown_event_types_are_refused_naming_the_known_ones(client, her
     assert response.status_code == 202
     response = await client.get(f"/api/v1/printers/{printer.id}/events?type=print.done", headers=bearer(token))
     assert [e["id"] for e in (await answer(response))["events"]] == ["x-2"]
+
+
+# --- 8. webhook URL length ---------------------------------------------------------------------
+
+
+async def test_webhook_url_is_limited_to_2048_characters(client, herald):
+    user = await make_user()
+    token = await read_token(user)
+    base = "https://example.com/"
+    too_long = base + "a" * (2049 - len(base))
+    just_right = base + "a" * (2048 - len(base))
+    response = await client.post("/api/v1/webhooks", headers=bearer(token), json={"name": "x", "url": too_long})
+    error = await answer(response)
+    assert response.status_code == 422 and error["message"].startswith("url: ") and "2048" in error["message"]
+    response = await client.post("/api/v1/webhooks", headers=bearer(token), json={"name": "x", "url": just_right})
+    assert response.status_code == 201
+    target_id = (await answer(response))["id"]
+    response = await client.patch(f"/api/v1/webhooks/{target_id}", headers=bearer(token), json={"url": too_long})
+    assert response.status_code == 422
+    response = await client.post("/api/v1/webhooks", headers=bearer(token),
+                                 json={"name": "x", "url": "https://example.com/h", "oauth_enabled": True,
+                                       "oauth_url": too_long})
+    error = await answer(response)
+    assert response.status_code == 422 and error["message"].startswith("oauth_url: ")
+    csrf = await login(client)
+    response = await client.post("/webhooks/new", form={"csrf_token": csrf, "name": "form", "url": too_long,
+                                                        "events": "print.done"})
+    page = await response.get_data(as_text=True)
+    assert response.status_code == 422 and "2048" in page

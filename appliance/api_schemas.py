@@ -1,16 +1,22 @@
 """Pydantic models of the /api/v1 printer contract (ARCHITECTURE.md).
 
-They validate request bodies (see ``appliance.blueprints.api.read_model``) and
+They validate request bodies (see ``appliance.jsonbody.read_model``) and
 quart-schema documents them in the OpenAPI document at /api/v1/openapi.json.
 Unknown fields are ignored (pydantic's default); types are strict, so a string
 where a number belongs is a 422 naming the field rather than a silent coercion.
+NaN and Infinity are refused everywhere in a body, open dicts included, before a
+model sees it (``appliance.jsonbody.parse_json``); ``allow_inf_nan=False`` below
+covers models validated from Python values too.
 """
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 
 from appliance.services.webhooks import EVENT_TYPES
 
@@ -24,15 +30,28 @@ StateId = Literal[
 ]
 JobResult = Literal["completed", "failed", "cancelled"]
 
-# The event types of the contract's table, which the read API may filter by.
+# The event types of the contract's table: the only ones Herald stores, so the only
+# ones the read API filters by. An unknown type is refused on POST (422) rather than
+# stored: nothing in Herald could act on it (webhooks subscribe to these types), and
+# a plugin that sends a new type needs a Herald that knows it (its MIN_HERALD_VERSION).
 EventType = Literal[EVENT_TYPES]  # type: ignore[valid-type]
 
 # Herald records these itself; a plugin may not post them.
 HERALD_EVENT_TYPES = ("printer.offline", "printer.online")
+PLUGIN_EVENT_TYPES = tuple(t for t in EVENT_TYPES if t not in HERALD_EVENT_TYPES)
+
+# The times an event may carry. A printer's clock (a Raspberry Pi without a real-time
+# clock) may be off by days, never by centuries; outside this range is a broken clock
+# or a made-up value, and year 1 in a +14:00 zone cannot even be turned into UTC.
+EARLIEST_EVENT_TIME = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST_EVENT_TIME = datetime(2101, 1, 1, tzinfo=UTC)  # exclusive: up to the end of 2100
+
+# What OctoPrint and pip call a version: 0.1.0, v1.2, 0.2.0.dev3, 1.0.0rc1, 0.1.0+local.
+_VERSION = re.compile(r"[vV]?\d+(\.\d+)*([.+_-]?[0-9A-Za-z]+)*")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(strict=True, extra="ignore")
+    model_config = ConfigDict(strict=True, extra="ignore", allow_inf_nan=False)
 
 
 # --- linking -------------------------------------------------------------------------
@@ -40,6 +59,13 @@ class _Strict(BaseModel):
 
 class LinkStart(_Strict):
     printer_name: str = Field(min_length=1, max_length=100, description="A suggested printer name.")
+
+    @field_validator("printer_name")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise PydanticCustomError("blank", "give the printer a name, not only spaces")
+        return value
 
 
 class LinkStarted(BaseModel):
@@ -69,7 +95,14 @@ class OAuthStyleError(BaseModel):
 
 
 class VerifyRequest(_Strict):
-    plugin_version: str | None = Field(default=None, max_length=40)
+    plugin_version: str | None = Field(default=None, max_length=40, description="The plugin's version, e.g. 0.1.0.")
+
+    @field_validator("plugin_version")
+    @classmethod
+    def _a_version(cls, value: str | None) -> str | None:
+        if value is not None and not _VERSION.fullmatch(value.strip()):
+            raise PydanticCustomError("version", "not a version number like 0.1.0")
+        return value
 
 
 class VerifyResponse(BaseModel):
@@ -115,6 +148,24 @@ class PrinterEvent(_Strict):
     occurred_at: AwareDatetime = Field(description="ISO 8601 with a UTC offset.")
     payload: dict[str, Any] | None = None
     printer_data: dict[str, Any] | None = None
+
+    @field_validator("type")
+    @classmethod
+    def _known_type(cls, value: str) -> str:
+        if value in HERALD_EVENT_TYPES:
+            raise PydanticCustomError("herald_event", "{type} is recorded by Herald itself", {"type": value})
+        if value not in EVENT_TYPES:
+            raise PydanticCustomError("unknown_event", "unknown event type {type}; the plugin may send {known}",
+                                      {"type": value, "known": ", ".join(PLUGIN_EVENT_TYPES)})
+        return value
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _in_range(cls, value: datetime) -> datetime:
+        if not EARLIEST_EVENT_TIME <= value < LATEST_EVENT_TIME:
+            raise PydanticCustomError("time_range", "must be between 2000-01-01 and 2100-12-31 (UTC); "
+                                      "is the printer's clock set?")
+        return value
 
 
 class EventAccepted(BaseModel):

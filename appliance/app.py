@@ -17,7 +17,9 @@ from appliance.auth import ANON_CSRF_COOKIE, LoginRequired, check_csrf, csrf_tok
 from appliance.clock import Clock
 from appliance.db import close_database, open_database
 from appliance.errors import register_error_handlers
+from appliance.jsonbody import install_json_provider
 from appliance.ratelimit import RateLimiter, SharedRateLimiter, rate_limiter_for
+from appliance.row_ids import RowIdConverter
 from appliance.secrets import SecretBox
 from appliance.settings import Settings, load_settings
 from appliance.tasks import BackgroundTasks
@@ -73,6 +75,7 @@ def create_app(
 ) -> Quart:
     settings = settings or load_settings()
     app = Quart(__name__)
+    app.url_map.converters["int"] = RowIdConverter  # an id past 64 bits is a 404, not a 500
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.config["QUART_SCHEMA_CONVERT_CASING"] = False
     herald = Herald(
@@ -100,6 +103,7 @@ def create_app(
         },
         openapi_provider_class=_MachineAPIProvider,
     )
+    install_json_provider(app)  # after QuartSchema, whose provider it extends
     register_error_handlers(app)
 
     @app.errorhandler(LoginRequired)

@@ -65,6 +65,18 @@ def csrf_token() -> str:
     return token
 
 
+def bearer_credential() -> str | None:
+    """The token of an ``Authorization: Bearer ...`` header, or None when another scheme (or none) was sent.
+
+    The scheme is matched in any case: RFC 9110 §11.1 makes auth schemes case-insensitive,
+    and some clients send ``bearer``.
+    """
+    scheme, _, token = request.headers.get("Authorization", "").strip().partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return token.strip()
+
+
 async def check_csrf() -> None:
     """before_request hook: refuse a state-changing cookie request without the CSRF token."""
     if request.method in SAFE_METHODS:
@@ -72,7 +84,7 @@ async def check_csrf() -> None:
     view = current_app.view_functions.get(request.endpoint or "")
     if view is None or getattr(view, "_herald_csrf_exempt", False):
         return
-    if request.headers.get("Authorization", "").startswith("Bearer "):
+    if bearer_credential() is not None:
         return
     session = await load_session()
     expected = session.csrf_token if session else request.cookies.get(ANON_CSRF_COOKIE, "")
@@ -101,10 +113,9 @@ async def require_user(*, admin: bool = False, verified: bool = False) -> User:
 
 async def bearer_token_user(scope: str) -> User | None:
     """The user of a valid ``hat_`` Bearer token with ``scope``; None when no Bearer was sent."""
-    header = request.headers.get("Authorization", "")
-    if not header.startswith("Bearer "):
+    token = bearer_credential()
+    if token is None:
         return None
-    token = header.removeprefix("Bearer ").strip()
     if not token.startswith(ACCESS_TOKEN_PREFIX):
         raise APIError(401, "invalid_token", "This endpoint takes an access token (hat_...).",
                        headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})

@@ -64,7 +64,10 @@ def _validation_message(error: RequestSchemaValidationError) -> tuple[str, list[
     if callable(errors):
         for item in errors():
             loc = ".".join(str(part) for part in item.get("loc", ()) if part != "body")
-            details.append({"field": loc or "(body)", "problem": item.get("msg", "invalid")})
+            problem = item.get("msg", "invalid")
+            if not loc and item.get("type") in ("model_type", "model_attributes_type", "dict_type"):
+                problem = "send a JSON object."  # pydantic's words name a Python class
+            details.append({"field": loc or "body", "problem": problem})
     if details:
         first = details[0]
         message = f"{first['field']}: {first['problem']}"

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 from quart import Blueprint, current_app, g, redirect, render_template, request
-from quart_schema import hide, security_scheme, tag, validate_request
+from quart_schema import document_request, hide, security_scheme, tag
 
 from appliance.auth import SESSION_COOKIE, load_session, require_bearer_or_session, require_user
 from appliance.errors import APIError
+from appliance.jsonbody import read_model
 from appliance.netaddr import client_address
 from appliance.services import accounts, tokens
 from appliance.services.mail import mail_configured
@@ -210,10 +211,11 @@ async def list_tokens():
 
 @blueprint.post("/api/v1/tokens")
 @tag(["account"])
-@validate_request(TokenCreate)
-async def create_token(data: TokenCreate):
+@document_request(TokenCreate)
+async def create_token():
     """Create a personal access token; the value is in this answer only. Session + X-CSRF-Token."""
     user = await _session_user(verified=True)
+    data = await read_model(TokenCreate)  # the JSON API's one rule for bodies (appliance.jsonbody)
     token, record = await tokens.create_personal_token(user, data.name, data.scopes)
     return {**tokens.token_json(record), "token": token}, 201, {"Cache-Control": "no-store"}
 

@@ -1,16 +1,16 @@
 """The JSON API under /api/v1 for printers: linking, the plugin's calls, reading status and events.
 
-Routes parse and call a service. Bodies are validated by the pydantic models in
-``appliance.api_schemas`` (documented in the OpenAPI document by quart-schema):
-malformed JSON is a 400, a wrong type a 422 naming the field, a JSON body over
-64 KiB a 413.
+Routes parse and call a service. Bodies are read by ``appliance.jsonbody`` and
+validated by the pydantic models in ``appliance.api_schemas`` (documented in the
+OpenAPI document by quart-schema): a body not sent as application/json is a 415,
+an empty or malformed one a 400, a wrong shape (not an object, a wrong type, NaN
+or Infinity) a 422 naming the field, a JSON body over 64 KiB a 413.
 """
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any
 
-from pydantic import BaseModel, ValidationError
 from quart import Blueprint, current_app, request
 from quart_schema import document_querystring, document_request, document_response, security_scheme
 
@@ -32,8 +32,15 @@ from appliance.api_schemas import (
     VerifyRequest,
     VerifyResponse,
 )
-from appliance.auth import csrf_exempt, require_bearer_or_session
+from appliance.auth import bearer_credential, csrf_exempt, require_bearer_or_session
 from appliance.errors import APIError
+from appliance.jsonbody import (
+    MAX_JSON_BYTES,
+    is_json_type,
+    parse_model,
+    read_json_bytes,
+    read_model,
+)
 from appliance.netaddr import client_address
 from appliance.ratelimit import Limit
 from appliance.services import linking, printers
@@ -48,11 +55,9 @@ from appliance.services.webhooks import EVENT_TYPES
 
 blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
 
-MAX_JSON_BYTES = 64 * 1024
 MIN_PLUGIN_VERSION = "0.1.0"
 EVENT_LIMIT = Limit(count=120, per=60)  # events per printer
 
-M = TypeVar("M", bound=BaseModel)
 _PRINTER_KEY = [{"printerKey": []}]
 _READ = [{"accessToken": []}]
 
@@ -61,45 +66,12 @@ def _herald():
     return current_app.extensions["herald"]
 
 
-async def read_json_bytes() -> bytes:
-    """The raw body of a JSON request, refused when over 64 KiB."""
-    length = request.content_length
-    if length is not None and length > MAX_JSON_BYTES:
-        raise APIError(413, "body_too_large", "JSON bodies are limited to 64 KiB.")
-    data = await request.get_data(cache=False)
-    if len(data) > MAX_JSON_BYTES:
-        raise APIError(413, "body_too_large", "JSON bodies are limited to 64 KiB.")
-    return data
-
-
-def parse_model(model: type[M], data: bytes | str) -> M:
-    """Validate JSON text against a model: 400 when it is not JSON, 422 naming the field."""
-    if not data or not str(data if isinstance(data, str) else data.decode("utf-8", "replace")).strip():
-        raise APIError(400, "invalid_json", "The request body must be a JSON object.")
-    try:
-        return model.model_validate_json(data)
-    except ValidationError as exc:
-        errors = exc.errors(include_url=False)
-        if any(err["type"] == "json_invalid" for err in errors):
-            raise APIError(400, "invalid_json", f"The request body is not valid JSON: {errors[0]['msg']}") from None
-        details = [{"field": ".".join(str(p) for p in err["loc"]) or "(body)", "problem": err["msg"]}
-                   for err in errors]
-        message = f"{details[0]['field']}: {details[0]['problem']}"
-        if len(details) > 1:
-            message += f" (and {len(details) - 1} more)"
-        raise APIError(422, "invalid_request", message, extra={"details": details}) from None
-
-
-async def read_model(model: type[M]) -> M:
-    return parse_model(model, await read_json_bytes())
-
-
 async def current_printer() -> printers.CachedPrinter:
-    header = request.headers.get("Authorization", "")
-    if not header.startswith("Bearer "):
+    key = bearer_credential()
+    if key is None:
         raise APIError(401, "unauthenticated", "Send the printer key as 'Authorization: Bearer hpk_...'.",
                        headers={"WWW-Authenticate": "Bearer"})
-    return await printers.printer_for_key(_herald(), header.removeprefix("Bearer ").strip())
+    return await printers.printer_for_key(_herald(), key)
 
 
 def _version_tuple(text: str) -> tuple[int, ...]:
@@ -206,6 +178,10 @@ async def printer_events():
         if upload is not None:
             snapshot = check_snapshot(upload.read())
     else:
+        if request.content_length and not is_json_type(request.mimetype):
+            raise APIError(415, "unsupported_media_type",
+                           "Content-Type: send the event as application/json, or as multipart/form-data "
+                           "with an 'event' part and a 'snapshot' part.")
         body = await read_model(PrinterEvent)
     recorded = await post_event(herald, printer.id, body, snapshot)
     return {"id": body.id, "sequence": recorded.event.sequence, "duplicate": recorded.duplicate}, 202

@@ -11,6 +11,7 @@ from quart import Blueprint, Quart, current_app, redirect, render_template, requ
 from appliance.auth import current_user, require_bearer_or_session, require_user
 from appliance.db import shielded
 from appliance.errors import APIError
+from appliance.jsonbody import read_object
 from appliance.models import Delivery, DeliveryAttempt, Printer, WebhookTarget
 from appliance.services import webhooks as service
 from appliance.services.leases import new_holder, run_periodically
@@ -73,10 +74,7 @@ def init_app(app: Quart) -> None:
 
 
 async def _json_body() -> dict[str, Any]:
-    data = await request.get_json(silent=True)
-    if not isinstance(data, dict):
-        raise APIError(400, "invalid_json", "Send a JSON object.")
-    return data
+    return await read_object()  # the JSON API's one rule for bodies (appliance.jsonbody)
 
 
 # --- JSON API ---------------------------------------------------------------------------

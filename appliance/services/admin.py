@@ -13,6 +13,7 @@ from appliance import __version__
 from appliance.db import shielded
 from appliance.errors import APIError
 from appliance.models import Printer, User
+from appliance.row_ids import row_id
 from appliance.services.accounts import delete_user
 from appliance.services.runtime_settings import effective_all
 
@@ -47,10 +48,8 @@ async def system_rows(herald) -> Rows:
 
 
 async def get_user(user_id: int | str) -> User:
-    try:
-        user = await User.get_or_none(id=int(user_id))
-    except (TypeError, ValueError):
-        user = None
+    number = row_id(User, user_id)
+    user = await User.get_or_none(id=number) if number is not None else None
     if user is None:
         raise APIError(404, "not_found", "No user with this id.")
     return user

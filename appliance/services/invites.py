@@ -12,6 +12,7 @@ from appliance.db import shielded
 from appliance.errors import APIError
 from appliance.models import Invite, User
 from appliance.ratelimit import Limit
+from appliance.row_ids import row_id
 from appliance.secrets import hash_password, new_token, token_hash
 from appliance.services.accounts import check_email, check_password, send_verification
 from appliance.services.runtime_settings import effective
@@ -45,7 +46,8 @@ async def open_invites(herald) -> list[Invite]:
 
 
 async def revoke_invite(invite_id: int) -> None:
-    if not await shielded(Invite.filter(id=invite_id, used_at=None).delete()):
+    number = row_id(Invite, invite_id)
+    if number is None or not await shielded(Invite.filter(id=number, used_at=None).delete()):
         raise APIError(404, "not_found", "No open invite with this id.")
 
 

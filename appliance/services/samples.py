@@ -7,8 +7,10 @@ the table stays bounded: at most 720 rows per printer with the defaults.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
+from typing import Any
 
 from appliance.db import shielded
 from appliance.models import StatusSample
@@ -39,6 +41,19 @@ class Chart:
     summary: str  # the text alternative
 
 
+def _number(value: Any) -> float | None:
+    """A reading the chart can draw: a finite number (rows stored before NaN was refused may hold one)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _actual(sample: StatusSample, name: str) -> float | None:
+    reading = (sample.temperatures or {}).get(name)
+    return _number(reading.get("actual")) if isinstance(reading, dict) else None
+
+
 async def chart_for(herald, printer_id: str, zone: tzinfo = UTC) -> Chart | None:
     since = herald.clock.now() - SAMPLE_WINDOW
     samples = await StatusSample.filter(printer_id=printer_id, taken_at__gte=since).order_by("taken_at")
@@ -59,9 +74,9 @@ def build_chart(samples: list[StatusSample], zone: tzinfo = UTC) -> Chart | None
                 continue
             if name not in names and len(names) < MAX_SERIES:
                 names.append(name)
-            for value in (reading.get("actual"), reading.get("target")):
-                if isinstance(value, int | float):
-                    hottest = max(hottest, float(value))
+            for value in (_number(reading.get("actual")), _number(reading.get("target"))):
+                if value is not None:
+                    hottest = max(hottest, value)
     top_temp = (int(hottest) // 50 + 1) * 50
 
     def x_of(moment: datetime) -> float:
@@ -74,14 +89,13 @@ def build_chart(samples: list[StatusSample], zone: tzinfo = UTC) -> Chart | None
     for index, name in enumerate(sorted(names, key=lambda n: (not n.startswith("tool"), n))):
         points = []
         for sample in samples:
-            reading = (sample.temperatures or {}).get(name)
-            value = reading.get("actual") if isinstance(reading, dict) else None
-            if isinstance(value, int | float):
-                points.append(f"{x_of(sample.taken_at):.1f},{y_of(float(value), top_temp):.1f}")
+            value = _actual(sample, name)
+            if value is not None:
+                points.append(f"{x_of(sample.taken_at):.1f},{y_of(value, top_temp):.1f}")
         if points:
             series.append(Series(name=name, css=f"series-{index}", points=" ".join(points)))
-    progress_points = [f"{x_of(s.taken_at):.1f},{y_of(s.progress, 100.0):.1f}"
-                       for s in samples if s.progress is not None]
+    progress_points = [f"{x_of(s.taken_at):.1f},{y_of(p, 100.0):.1f}"
+                       for s in samples if (p := _number(s.progress)) is not None]
     progress = Series("progress %", "series-progress", " ".join(progress_points)) if progress_points else None
     y_ticks = [(y_of(t, top_temp), f"{t}°") for t in range(0, top_temp + 1, max(50, top_temp // 5 // 50 * 50))]
     p_ticks = [(y_of(p, 100.0), f"{p}%") for p in (0, 50, 100)]
@@ -89,11 +103,11 @@ def build_chart(samples: list[StatusSample], zone: tzinfo = UTC) -> Chart | None
     latest = samples[-1]
     parts = [f"{len(samples)} samples from {start.astimezone(zone):%H:%M} to {end.astimezone(zone):%H:%M %Z}"]
     for name in names:
-        reading = (latest.temperatures or {}).get(name)
-        if isinstance(reading, dict) and isinstance(reading.get("actual"), int | float):
-            parts.append(f"{name} last {reading['actual']:.0f}°C")
-    if latest.progress is not None:
-        parts.append(f"progress last {latest.progress:.0f}%")
+        value = _actual(latest, name)
+        if value is not None:
+            parts.append(f"{name} last {value:.0f}°C")
+    if (last_progress := _number(latest.progress)) is not None:
+        parts.append(f"progress last {last_progress:.0f}%")
     return Chart(WIDTH, HEIGHT, series, progress, y_ticks, p_ticks, x_ticks, (left, top, right, bottom),
                  "; ".join(parts) + ".")
 

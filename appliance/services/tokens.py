@@ -6,6 +6,7 @@ from appliance.clock import Clock
 from appliance.db import shielded
 from appliance.errors import APIError
 from appliance.models import AccessToken, User
+from appliance.row_ids import row_id
 from appliance.secrets import ACCESS_TOKEN_PREFIX, new_token, token_hash
 
 # Every scope a hat_ token can carry, with what it allows: the one list personal tokens
@@ -68,11 +69,8 @@ async def create_personal_token(user: User, name: str,
 
 async def revoke_personal_token(user: User, token_id: int | str, *, clock: Clock) -> None:
     """Revoke one of the user's own personal tokens; any other id answers 404."""
-    try:
-        token_id = int(token_id)
-    except (TypeError, ValueError):
-        token_id = -1
-    revoked = await shielded(AccessToken.filter(id=token_id, user_id=user.id, client_id="",
-                                                revoked_at=None).update(revoked_at=clock.now()))
+    number = row_id(AccessToken, token_id)
+    revoked = number is not None and await shielded(AccessToken.filter(
+        id=number, user_id=user.id, client_id="", revoked_at=None).update(revoked_at=clock.now()))
     if not revoked:
         raise APIError(404, "not_found", "You have no token with this id.")

@@ -21,6 +21,7 @@ from typing import Any
 from appliance.db import shielded
 from appliance.errors import APIError
 from appliance.models import Delivery, Event, Printer, User, WebhookTarget
+from appliance.row_ids import row_id
 from appliance.services import webhook_templates as tpl
 from appliance.services.runtime_settings import effective
 from appliance.services.webhook_net import is_restricted, url_problem
@@ -44,6 +45,8 @@ EVENT_TYPES = tuple(EVENT_TOPICS)
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 CONTENT_TYPES = ("json", "form")
 ROTATION_OVERLAP = timedelta(hours=24)
+# What browsers, proxies and most servers accept in a URL; longer is a paste gone wrong.
+MAX_URL_LENGTH = 2048
 _DROPPED_HEADERS = {"host", "content-length", "webhook-id", "webhook-timestamp", "webhook-signature",
                     "herald-sequence", "transfer-encoding"}
 _STANDARD_BODY = {
@@ -204,16 +207,19 @@ async def clean_target(herald, owner: User, data: dict[str, Any],
         step = int(get("progress_step", 10))
         if not 1 <= step <= 99:
             raise ValueError
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         bad("progress_step", "must be a whole number of percent from 1 to 99")
         step = 10
     oauth_enabled = get("oauth_enabled", False)
     oauth_enabled = oauth_enabled if isinstance(oauth_enabled, bool) else str(oauth_enabled).lower() in ("1", "true", "on", "yes")
     url = str(get("url", "")).strip()
-    shape = url_problem(tpl.render_url(url, _SAMPLE_URL_PARAMS)) if url else "the URL is required"
+    if len(url) > MAX_URL_LENGTH:
+        shape: str | None = f"the URL is {len(url)} characters long; at most {MAX_URL_LENGTH} are allowed"
+    else:
+        shape = url_problem(tpl.render_url(url, _SAMPLE_URL_PARAMS)) if url else "the URL is required"
     if shape:
         bad("url", shape)
-    for problem in tpl.check_url("url", url):
+    for problem in tpl.check_url("url", url) if len(url) <= MAX_URL_LENGTH else ():
         problems.append(problem.as_dict())
     private_ok = await may_use_private(herald, owner)
     if not shape and not private_ok and _literal_private(url):
@@ -239,7 +245,11 @@ async def clean_target(herald, owner: User, data: dict[str, Any],
         fields["api_secret"] = herald.secret_box.encrypt(secret) if secret else ""
     if oauth_enabled:
         oauth_url = str(get("oauth_url", "")).strip()
-        problem = url_problem(oauth_url) if oauth_url else "the OAuth URL is required when OAuth is on"
+        if len(oauth_url) > MAX_URL_LENGTH:
+            problem: str | None = (f"the URL is {len(oauth_url)} characters long; "
+                                   f"at most {MAX_URL_LENGTH} are allowed")
+        else:
+            problem = url_problem(oauth_url) if oauth_url else "the OAuth URL is required when OAuth is on"
         if problem:
             bad("oauth_url", problem)
         elif not private_ok and _literal_private(oauth_url):
@@ -308,21 +318,17 @@ async def rotate_secret(herald, target: WebhookTarget) -> str:
 
 
 async def get_target(owner: User, target_id: Any) -> WebhookTarget:
-    try:
-        number = int(target_id)
-    except (TypeError, ValueError):
-        raise APIError(404, "not_found", "No such webhook.") from None
-    target = await WebhookTarget.get_or_none(id=number, owner_id=owner.id)
+    number = row_id(WebhookTarget, target_id)
+    target = await WebhookTarget.get_or_none(id=number, owner_id=owner.id) if number is not None else None
     if target is None:
         raise APIError(404, "not_found", "No such webhook.")
     return target
 
 
 async def get_delivery(owner: User, delivery_id: Any) -> Delivery:
-    try:
-        number = int(delivery_id)
-    except (TypeError, ValueError):
-        raise APIError(404, "not_found", "No such delivery.") from None
+    number = row_id(Delivery, delivery_id)
+    if number is None:
+        raise APIError(404, "not_found", "No such delivery.")
     delivery = await Delivery.get_or_none(id=number, target__owner_id=owner.id).prefetch_related("target")
     if delivery is None:
         raise APIError(404, "not_found", "No such delivery.")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import requests
 
@@ -68,6 +69,8 @@ class HeraldClient:
         if not self.base_url.startswith(("http://", "https://")):
             raise HeraldError("Herald's address must start with http:// or https://")
         headers = kwargs.pop("headers", {})
+        if "json" in kwargs:
+            kwargs["json"] = finite(kwargs["json"])
         if auth:
             if not self.key:
                 raise HeraldError("This printer is not linked to Herald yet.", status=401)
@@ -157,7 +160,7 @@ class HeraldClient:
     def post_event(self, event: dict, snapshot: bytes | None = None) -> None:
         if snapshot:
             files = {
-                "event": ("event.json", json.dumps(event), "application/json"),
+                "event": ("event.json", json.dumps(finite(event)), "application/json"),
                 "snapshot": ("snapshot.jpg", snapshot, "image/jpeg"),
             }
             response = self._request("POST", f"{API_PREFIX}/printer/events", files=files)
@@ -195,3 +198,16 @@ def _reason(exc: Exception) -> str:
         if needle in text:
             return words
     return text if len(text) < 160 else text[:160] + "..."
+
+
+def finite(value):
+    """``value`` with NaN and infinities replaced by None: JSON has no such numbers, and
+    Herald refuses them (422), which would drop the whole status or event over one odd
+    reading (a firmware reporting "nan" for an unplugged thermistor, say)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):  # noqa: UP038 - the plugin runs on Python 3.9 too
+        return [finite(item) for item in value]
+    return value

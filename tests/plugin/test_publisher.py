@@ -274,3 +274,19 @@ def test_client_errors_say_what_to_do(receiver):
         HeraldClient("http://127.0.0.1:9", key="hpk_x").verify_key()
     with pytest.raises(HeraldError, match="must start with http"):
         HeraldClient("herald.local", key="hpk_x").verify_key()
+
+
+def test_nan_and_infinite_readings_are_sent_as_null_not_dropped(receiver):
+    """Herald refuses NaN/Infinity (they are not JSON); one odd reading must not cost the
+    whole status or event."""
+    client = HeraldClient(receiver.url, key="hpk_x", timeout=(2, 2))
+    client.put_status({"state": "Printing", "state_id": "printing",
+                       "temperatures": {"tool0": {"actual": float("nan"), "target": float("inf")},
+                                        "bed": {"actual": 60.5, "target": 60.0}},
+                       "job": {"progress": 12.0, "z": -float("inf")}})
+    client.post_event({"id": "e1", "type": "print.progress", "payload": {"progress": 12, "odd": [float("nan"), 1]}},
+                      snapshot=b"\xff\xd8jpeg")
+    status = receiver.statuses()[-1]
+    assert status["temperatures"] == {"tool0": {"actual": None, "target": None}, "bed": {"actual": 60.5, "target": 60.0}}
+    assert status["job"] == {"progress": 12.0, "z": None}
+    assert receiver.events()[-1]["payload"] == {"progress": 12, "odd": [None, 1]}

@@ -147,7 +147,8 @@ def test_container_keeps_its_data_when_replaced(engine: Engine, herald_image: st
         assert printer["status"]["job"]["file"] == "benchy.gcode"
         # The plugin comes from the image itself: its sources ship in Herald's wheel.
         code, headers, body = plugin.request("GET", "/plugin/octoprint-herald.zip")
-        assert code == 200 and headers["Content-Type"] == "application/zip", body[:500]
+        content_type = {name.lower(): value for name, value in headers.items()}.get("content-type")
+        assert code == 200 and content_type == "application/zip", body[:500]
         assert "OctoPrint-Herald/octoprint_herald/__init__.py" in body  # zip entry names are plain text
 
         # The documented backup: a consistent copy while Herald runs, then out of the

@@ -1,4 +1,4 @@
-"""Pydantic models of the /api/v1 printer contract (ARCHITECTURE.md).
+"""Pydantic models of the /api/v1 printer contract (docs/printers.md, "The plugin API").
 
 They validate request bodies (see ``appliance.jsonbody.read_model``) and
 quart-schema documents them in the OpenAPI document at /api/v1/openapi.json.

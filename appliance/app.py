@@ -233,11 +233,13 @@ def _register_blueprints(app: Quart) -> None:
         dashboard,
         health,
         oauth,
+        plugin_download,
         printers,
         webhooks,
     )
 
-    for module in (health, accounts, account, admin, api, printers, oauth, alexa, dashboard, webhooks):
+    for module in (health, accounts, account, admin, api, printers, oauth, alexa, dashboard, webhooks,
+                   plugin_download):
         app.register_blueprint(module.blueprint)
         init = getattr(module, "init_app", None)
         if init is not None:

@@ -45,11 +45,32 @@ def tortoise_config(settings: Settings) -> dict[str, Any]:
     }
 
 
+class _DropMessage(logging.Filter):
+    """Drops one exact message of a logger, and nothing else it logs."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__()
+        self.message = message
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.msg != self.message
+
+
 async def apply_migrations(settings: Settings) -> None:
     """Bring the schema up to date; safe to call at every start and from several processes."""
     config = tortoise_config(settings)
     await migrate(config=config)
-    await Tortoise.close_connections()
+    # Closing the migration's connection makes Tortoise log "Tortoise-ORM shutdown", which
+    # at start reads as if Herald were stopping. Only that message is dropped: warnings and
+    # errors of the close (and everything of tortoise.db_client) still reach the log.
+    tortoise_log = logging.getLogger("tortoise")
+    quiet = _DropMessage("Tortoise-ORM shutdown")
+    tortoise_log.addFilter(quiet)
+    try:
+        await Tortoise.close_connections()
+    finally:
+        tortoise_log.removeFilter(quiet)
+    log.info("Database schema up to date")
 
 
 async def open_database(settings: Settings, *, run_migrations: bool = True) -> None:

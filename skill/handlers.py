@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import unicodedata
 from collections.abc import Callable
 from typing import Any
 
@@ -77,7 +78,11 @@ def _link_account(handler_input: HandlerInput, phrases) -> Response:
 
 
 def _normal(text: str) -> str:
-    return re.sub(r"[^0-9a-z]+", " ", text.lower()).strip()
+    """Words of letters and digits, lower case, accents dropped: "Voron 2.4 🚀" and what Alexa
+    hears ("voron 2.4") or resolves (the skill package's slot value "Voron 2.4") are equal."""
+    folded = unicodedata.normalize("NFKD", text.casefold())
+    folded = "".join(ch for ch in folded if not unicodedata.combining(ch))
+    return " ".join(re.sub(r"[\W_]+", " ", folded).split())
 
 
 def match_printer(asked: str, printers: list[dict[str, Any]]) -> dict[str, Any] | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import unicodedata
 import zipfile
 from importlib import resources
 from typing import Any
@@ -16,13 +17,68 @@ def manifest(endpoint: str) -> dict[str, Any]:
     return json.loads(text.replace("{{ENDPOINT}}", endpoint))
 
 
+# The word people say for "&", per language; "Ender & Co" is heard as "ender and co".
+_AND_WORD = {"en": "and", "de": "und"}
+# Punctuation Alexa accepts in a slot value: periods (abbreviations, "2.4"), apostrophes
+# (possessives) and hyphens. Everything else but letters, digits and spaces is refused at
+# Build Model, so it becomes a space.
+_KEPT_PUNCTUATION = ".'-"
+
+
+def _allowed(ch: str) -> bool:
+    category = unicodedata.category(ch)
+    if category in ("Mn", "Mc"):  # accents that NFKC could not compose; not emoji variation selectors
+        return not ("\ufe00" <= ch <= "\ufe0f" or "\U000e0100" <= ch <= "\U000e01ef")
+    return category[0] == "L" or category == "Nd" or ch in _KEPT_PUNCTUATION
+
+
+def _slot_text(text: str) -> str:
+    """Letters, digits, spaces, periods, apostrophes and hyphens only; words without a
+    letter or digit dropped; spaces collapsed. "Voron 2.4 🚀" -> "Voron 2.4"."""
+    text = unicodedata.normalize("NFKC", text).replace("\u2019", "'")
+    kept = "".join(ch if _allowed(ch) else " " for ch in text)
+    words = (word.strip("-'").lstrip(".") for word in kept.split())
+    return " ".join(word for word in words if any(ch.isalnum() for ch in word))
+
+
+def printer_slot_values(printer_names: list[str], locale: str) -> list[dict[str, Any]]:
+    """PRINTER_NAME values Alexa accepts, one per distinct printer name, with synonyms for
+    how a name is said ("&" as a word, hyphens as spaces). Values and synonyms are unique
+    (ignoring case) across the whole slot type, as Alexa requires."""
+    and_word = _AND_WORD.get(locale.split("-")[0])
+    used: set[str] = set()
+    values = []
+    for name in printer_names:
+        value = _slot_text(name.replace("&", " "))
+        if not value or value.casefold() in used:
+            continue
+        used.add(value.casefold())
+        said = []
+        if and_word and "&" in name:
+            said.append(_slot_text(name.replace("&", f" {and_word} ")))
+        if "-" in value:
+            said.append(_slot_text(value.replace("-", " ")))
+        synonyms = []
+        for synonym in said:
+            if synonym and synonym.casefold() not in used:
+                used.add(synonym.casefold())
+                synonyms.append(synonym)
+        entry: dict[str, Any] = {"value": value}
+        if synonyms:
+            entry["synonyms"] = synonyms
+        values.append({"name": entry})
+    return values
+
+
 def interaction_model(locale: str, printer_names: list[str] | None = None) -> dict[str, Any]:
     model = json.loads(resources.files("skill").joinpath(f"models/{locale}.json").read_text(encoding="utf-8"))
-    names = [n for n in dict.fromkeys(n.strip() for n in printer_names or []) if n]
-    if names:
+    values = printer_slot_values(printer_names or [], locale)
+    # A name with nothing Alexa can take (only emoji, say) adds no value; with none at all
+    # the model keeps its placeholder value, as a slot type must have one.
+    if values:
         for slot_type in model["interactionModel"]["languageModel"]["types"]:
             if slot_type["name"] == "PRINTER_NAME":
-                slot_type["values"] = [{"name": {"value": n}} for n in names]
+                slot_type["values"] = values
     return model
 
 

@@ -85,7 +85,8 @@ async def link_decide():
             raise
         return await _page("printers/link.html", exc.status, user_code=form.get("user_code", ""),
                            error=exc.message)
-    return await _page("printers/link_done.html", approved=approve, name=decided.printer_name)
+    name = await linking.linked_name(decided) if approve else decided.printer_name
+    return await _page("printers/link_done.html", approved=approve, name=name, asked_as=decided.printer_name)
 
 
 # --- managing printers -----------------------------------------------------------------

@@ -166,6 +166,16 @@ async def decide_link(herald, user: User, client_address: str, user_code: str, *
     return request
 
 
+async def linked_name(request: LinkRequest) -> str:
+    """The name the printer has once this request is linked: a printer linked again keeps its
+    own name (the plugin's name is only a suggestion), a new printer takes the suggestion."""
+    if request.printer_id is not None:
+        printer = await Printer.get_or_none(id=request.printer_id)
+        if printer is not None:
+            return printer.name
+    return request.printer_name
+
+
 async def purge_link_requests(herald) -> int:
     """Delete link requests that expired a day ago (their codes are dead anyway)."""
     cutoff = herald.clock.now() - timedelta(days=1)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import uuid
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +15,8 @@ from appliance.models import Printer
 from skill import LOCALES
 from skill.handlers import HANDLED_INTENTS
 from tests.support.users import login, make_user
+
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 @pytest.fixture
@@ -42,6 +46,25 @@ async def test_setup_page_shows_every_value_for_the_console(client):
     # a new vendor id updates the redirect URLs and keeps the client
     again = await (await client.post("/alexa/setup", form={"vendor_id": "M2XYZ", "csrf_token": csrf})).get_data(as_text=True)
     assert "https://layla.amazon.com/api/skill/link/M2XYZ" in again and "M1ABCDEF" not in again
+
+
+async def test_setup_page_numbers_its_steps_as_the_readme_does(client):
+    """The README's "Alexa" steps 1-8 and the page's cards tell one story with one numbering."""
+    readme = README.read_text()
+    section = readme.split("\n## Alexa\n", 1)[1].split("\n## ", 1)[0]
+    steps = {int(n): title for n, title in re.findall(r"^(\d+)\. \*\*(.+?)\.?\*\*", section, re.M)}
+    assert sorted(steps) == list(range(1, 9)), steps
+    assert "steps 3 to 8 with the same numbers" in " ".join(section.split())
+
+    await _admin(client)
+    page = await (await client.get("/alexa/setup")).get_data(as_text=True)
+    cards = {int(n): title for n, title in re.findall(r"<h2>(\d+)\. ([^<(]+?)\s*(?:\(|</h2>)", page)}
+    assert sorted(cards) == list(range(3, 9)), cards
+    assert "vendor id" in cards[3] and "vendor id" in steps[3].lower() + section.split("\n3. ", 1)[1][:300]
+    for number in range(4, 9):
+        assert cards[number].lower() == steps[number].lower(), (number, cards[number], steps[number])
+    # Steps 1 and 2 happen before the page; it says so with the README's numbers.
+    assert "<strong>1.</strong> HTTPS on port 443" in page and "<strong>2.</strong> a new skill" in page
 
 
 async def test_a_bad_vendor_id_is_named_next_to_the_field(client):
@@ -90,7 +113,7 @@ async def test_the_skill_package_validates(client):
             for slot_type in slots.values():
                 assert slot_type in types or slot_type.startswith("AMAZON.")
         values = [v["name"]["value"] for v in types["PRINTER_NAME"]["values"]]
-        assert sorted(values) == ["Ender & Co", "Prusa MK4"]
+        assert sorted(values) == ["Ender Co", "Prusa MK4"]  # "&" is not allowed in a slot value
 
     linking = json.loads(archive.read("accountLinking.json"))["accountLinkingRequest"]
     assert linking["type"] == "AUTH_CODE"

@@ -138,6 +138,32 @@ async def test_relink_keeps_an_unlinked_printer(client, clock, herald):
     assert await Printer.all().count() == 1
 
 
+async def test_relink_page_names_the_printer_it_will_be(client, clock, herald):
+    from appliance.services.printers import create_printer, unlink_printer
+
+    user = await make_user()
+    old = await create_printer(herald, user, "Voron 2.4 🚀")
+    await unlink_printer(herald, old.printer.id)
+    started = await start(client, "Voron again")
+    csrf = await login(client)
+    response = await client.post("/link/decide", form={"csrf_token": csrf, "user_code": started["user_code"],
+                                                       "decision": "approve", "relink": old.printer.id})
+    html = await response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert "<strong>Voron 2.4 🚀</strong> will finish linking" in html
+    assert "<strong>Voron again</strong>" not in html
+    assert "OctoPrint asked to be linked as\n     “Voron again”" in html
+    status, body = await poll(client, started["device_code"])
+    assert status == 200 and (await Printer.get(id=body["printer_id"])).name == "Voron 2.4 🚀"
+
+    # A new printer takes the name it asked for, and the page says just that.
+    started = await start(client, "Prusa MK4")
+    response = await client.post("/link/decide", form={"csrf_token": csrf, "user_code": started["user_code"],
+                                                       "decision": "approve"})
+    html = await response.get_data(as_text=True)
+    assert "<strong>Prusa MK4</strong> will finish linking" in html and "asked to be linked as" not in html
+
+
 async def test_manual_add_rename_rotate_remove(client):
     await make_user()
     csrf = await login(client)

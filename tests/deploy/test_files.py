@@ -94,3 +94,41 @@ def test_every_dependency_has_an_arm64_wheel(tmp_path: Path):
     assert result.returncode == 0, result.stdout + result.stderr
     wheels = [path.name for path in (tmp_path / "wheels").iterdir()]
     assert any("cryptography" in name and "aarch64" in name for name in wheels), wheels
+
+
+def test_herald_ships_the_plugin_sources():
+    """/plugin/octoprint-herald.zip works from an installed Herald only if its wheel holds the
+    plugin's sources: every file of plugin/ the archive takes must be in the data-files, and
+    the Docker build context must let plugin/ in."""
+    from appliance.services.plugin_archive import plugin_files
+
+    data_files = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["data-files"]
+    shipped = {(Path(target) / match.name).relative_to("share/herald/plugin")
+               for target, patterns in data_files.items() for pattern in patterns
+               for match in ROOT.glob(pattern) if match.is_file()}
+    wanted = set(plugin_files(ROOT / "plugin"))
+    assert wanted and wanted <= shipped, sorted(map(str, wanted - shipped))
+    dockerignore = (ROOT / ".dockerignore").read_text().splitlines()
+    assert "!plugin/" in dockerignore and "**/*.egg-info" in dockerignore
+    # The Dockerfile builds Herald's wheel from the whole context (and so its data-files).
+    assert "pip install --no-deps /src" in (ROOT / "Dockerfile").read_text()
+
+
+@pytest.mark.slow
+def test_herald_wheel_serves_the_same_plugin_archive(tmp_path: Path):
+    """Build Herald's wheel as install.sh and the Dockerfile do; the plugin sources it installs
+    make the very archive a checkout serves."""
+    import zipfile
+
+    from appliance.services.plugin_archive import build_plugin_archive, find_plugin_source
+
+    result = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
+                             "-w", str(tmp_path / "wheel"), str(ROOT)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    (wheel,) = (tmp_path / "wheel").glob("herald-*.whl")
+    zipfile.ZipFile(wheel).extractall(tmp_path / "unpacked")
+    (data,) = (tmp_path / "unpacked").glob("herald-*.data/data")
+    installed = find_plugin_source([data / "share" / "herald" / "plugin"])
+    assert installed is not None
+    assert build_plugin_archive(installed) == build_plugin_archive(ROOT / "plugin")

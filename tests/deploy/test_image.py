@@ -145,6 +145,11 @@ def test_container_keeps_its_data_when_replaced(engine: Engine, herald_image: st
         assert code == 204, body
         [printer] = _printers(first.browser)
         assert printer["status"]["job"]["file"] == "benchy.gcode"
+        # The plugin comes from the image itself: its sources ship in Herald's wheel.
+        code, headers, body = plugin.request("GET", "/plugin/octoprint-herald.zip")
+        content_type = {name.lower(): value for name, value in headers.items()}.get("content-type")
+        assert code == 200 and content_type == "application/zip", body[:500]
+        assert "OctoPrint-Herald/octoprint_herald/__init__.py" in body  # zip entry names are plain text
 
         # The documented backup: a consistent copy while Herald runs, then out of the
         # volume, with the key that encrypts Herald's stored secrets.

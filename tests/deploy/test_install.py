@@ -179,6 +179,11 @@ def test_install_script_installs_and_upgrades_in_place(debian_root: Path):
         chroot.run("/usr/local/bin/herald", "create-admin", "--email", ADMIN_EMAIL,
                    "--password", ADMIN_PASSWORD)
         browser.login(ADMIN_EMAIL, ADMIN_PASSWORD)
+        # The installed Herald serves the OctoPrint plugin (its sources ship in Herald's wheel).
+        code, headers, body = browser.request("GET", "/plugin/octoprint-herald.zip")
+        content_type = {name.lower(): value for name, value in headers.items()}.get("content-type")
+        assert code == 200 and content_type == "application/zip", body[:500]
+        assert "OctoPrint-Herald/octoprint_herald/__init__.py" in body  # zip entry names are plain text
         chroot.run("/usr/local/bin/herald", "backup", "/var/lib/herald/backups/before-upgrade.sqlite3")
         assert (root / "var/lib/herald/backups/before-upgrade.sqlite3").stat().st_uid == uid
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import datetime, timedelta
 from typing import Any
 from xml.sax.saxutils import escape
@@ -13,6 +14,19 @@ from skill import status as st
 def ssml(text: str) -> str:
     """Escape text (a printer or file name) for use inside SSML."""
     return escape(text, {'"': "&quot;", "'": "&apos;"})
+
+
+# Unicode categories a voice cannot say: pictographs and other symbols (emoji), modifier
+# symbols, and format characters (the joiners and variation selectors inside emoji).
+_UNSPOKEN = frozenset({"So", "Sk", "Cf", "Co", "Cs"})
+
+
+def spoken_name(name: str) -> str:
+    """A printer's name as Alexa should say it, SSML-escaped: "Voron 2.4 🚀" is said
+    "Voron 2.4" (the screen and the web UI keep the name as written). A name that is
+    nothing but symbols is said as written rather than not at all."""
+    kept = "".join(ch if unicodedata.category(ch) not in _UNSPOKEN else " " for ch in name)
+    return ssml(" ".join(kept.split()) or name)
 
 
 def local_zone(name: str) -> ZoneInfo:
@@ -76,7 +90,7 @@ class English:
 
     # --- one printer ---------------------------------------------------------------
     def brief(self, printer: dict[str, Any], now: datetime, zone: ZoneInfo) -> str:
-        name = ssml(printer["name"])
+        name = spoken_name(printer["name"])
         cond = st.condition(printer)
         if cond == "never_seen":
             return f"{name} has never checked in."
@@ -128,7 +142,7 @@ class English:
         return self.clock(local_now + timedelta(seconds=job.remaining), local_now)
 
     def progress(self, printer: dict[str, Any], now: datetime, zone: ZoneInfo) -> str:
-        name = ssml(printer["name"])
+        name = spoken_name(printer["name"])
         cond = st.condition(printer)
         if cond not in ("printing", "paused"):
             return self.not_printing(printer, now, zone)
@@ -144,11 +158,11 @@ class English:
 
     def not_printing(self, printer: dict[str, Any], now: datetime, zone: ZoneInfo) -> str:
         if st.condition(printer) == "idle":
-            return f"{ssml(printer['name'])} is idle and not printing anything."
+            return f"{spoken_name(printer['name'])} is idle and not printing anything."
         return self.brief(printer, now, zone)
 
     def current_job(self, printer: dict[str, Any], now: datetime, zone: ZoneInfo) -> str:
-        name = ssml(printer["name"])
+        name = spoken_name(printer["name"])
         cond = st.condition(printer)
         job = st.current_job(printer, now)
         if cond == "printing":
@@ -158,7 +172,7 @@ class English:
         return self.not_printing(printer, now, zone)
 
     def temperatures(self, printer: dict[str, Any], now: datetime, zone: ZoneInfo) -> str:
-        name = ssml(printer["name"])
+        name = spoken_name(printer["name"])
         cond = st.condition(printer)
         if cond in ("never_seen", "unreachable", "no_status"):
             return self.brief(printer, now, zone)
@@ -179,7 +193,7 @@ class English:
         return f"On {name}, {sentence}."
 
     def last_job(self, printer: dict[str, Any], now: datetime, zone: ZoneInfo) -> str:
-        name = ssml(printer["name"])
+        name = spoken_name(printer["name"])
         if st.condition(printer) in ("never_seen",):
             return self.brief(printer, now, zone)
         last = st.last_job(printer)
@@ -205,7 +219,7 @@ class English:
     def list_printers(self, printers: list[dict[str, Any]]) -> str:
         if not printers:
             return self.no_printers()
-        names = self.join([ssml(p["name"]) for p in printers])
+        names = self.join([spoken_name(p["name"]) for p in printers])
         if len(printers) == 1:
             return f"You have one printer: {names}."
         return f"You have {len(printers)} printers: {names}."
@@ -217,7 +231,7 @@ class English:
         return "You have no printers in Herald yet. Add one on your Herald web page."
 
     def which_printer(self, printers: list[dict[str, Any]]) -> str:
-        names = self.join_or([ssml(p["name"]) for p in printers])
+        names = self.join_or([spoken_name(p["name"]) for p in printers])
         return f"Which printer: {names}?"
 
     def join_or(self, items: list[str]) -> str:
@@ -226,7 +240,7 @@ class English:
         return ", ".join(items[:-1]) + " or " + items[-1]
 
     def unknown_printer(self, asked: str, printers: list[dict[str, Any]]) -> str:
-        names = self.join([ssml(p["name"]) for p in printers])
+        names = self.join([spoken_name(p["name"]) for p in printers])
         return f"I couldn't find a printer called {ssml(asked)}. Your printers are {names}. Which one?"
 
     def help(self) -> str:
@@ -304,7 +318,7 @@ class German(English):
         return ssml(job_file) if job_file else "eine Datei"
 
     def brief(self, printer: dict[str, Any], now: datetime, zone: ZoneInfo) -> str:
-        name = ssml(printer["name"])
+        name = spoken_name(printer["name"])
         cond = st.condition(printer)
         if cond == "never_seen":
             return f"{name} hat sich noch nie gemeldet."
@@ -353,7 +367,7 @@ class German(English):
         return text
 
     def progress(self, printer: dict[str, Any], now: datetime, zone: ZoneInfo) -> str:
-        name = ssml(printer["name"])
+        name = spoken_name(printer["name"])
         cond = st.condition(printer)
         if cond not in ("printing", "paused"):
             return self.not_printing(printer, now, zone)
@@ -371,7 +385,7 @@ class German(English):
         return self.brief(printer, now, zone)
 
     def current_job(self, printer: dict[str, Any], now: datetime, zone: ZoneInfo) -> str:
-        name = ssml(printer["name"])
+        name = spoken_name(printer["name"])
         cond = st.condition(printer)
         job = st.current_job(printer, now)
         if cond == "printing":
@@ -381,7 +395,7 @@ class German(English):
         return self.not_printing(printer, now, zone)
 
     def temperatures(self, printer: dict[str, Any], now: datetime, zone: ZoneInfo) -> str:
-        name = ssml(printer["name"])
+        name = spoken_name(printer["name"])
         cond = st.condition(printer)
         if cond in ("never_seen", "unreachable", "no_status"):
             return self.brief(printer, now, zone)
@@ -402,7 +416,7 @@ class German(English):
         return f"{name}: " + "; ".join(parts) + "."
 
     def last_job(self, printer: dict[str, Any], now: datetime, zone: ZoneInfo) -> str:
-        name = ssml(printer["name"])
+        name = spoken_name(printer["name"])
         if st.condition(printer) == "never_seen":
             return self.brief(printer, now, zone)
         last = st.last_job(printer)
@@ -424,7 +438,7 @@ class German(English):
     def list_printers(self, printers: list[dict[str, Any]]) -> str:
         if not printers:
             return self.no_printers()
-        names = self.join([ssml(p["name"]) for p in printers])
+        names = self.join([spoken_name(p["name"]) for p in printers])
         if len(printers) == 1:
             return f"Du hast einen Drucker: {names}."
         return f"Du hast {len(printers)} Drucker: {names}."
@@ -436,10 +450,10 @@ class German(English):
         return "Du hast noch keine Drucker in Herald. Füge einen auf deiner Herald-Webseite hinzu."
 
     def which_printer(self, printers: list[dict[str, Any]]) -> str:
-        return f"Welcher Drucker: {self.join_or([ssml(p['name']) for p in printers])}?"
+        return f"Welcher Drucker: {self.join_or([spoken_name(p['name']) for p in printers])}?"
 
     def unknown_printer(self, asked: str, printers: list[dict[str, Any]]) -> str:
-        names = self.join([ssml(p["name"]) for p in printers])
+        names = self.join([spoken_name(p["name"]) for p in printers])
         return f"Ich finde keinen Drucker namens {ssml(asked)}. Deine Drucker sind {names}. Welcher?"
 
     def help(self) -> str:

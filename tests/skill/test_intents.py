@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -281,3 +282,17 @@ def test_handled_intents_cover_the_issue():
     assert {"PrinterStatusIntent", "ProgressIntent", "TemperatureIntent", "CurrentJobIntent", "LastJobIntent",
             "ListPrintersIntent", "AMAZON.HelpIntent", "AMAZON.StopIntent", "AMAZON.CancelIntent",
             "AMAZON.FallbackIntent"} <= HANDLED_INTENTS
+
+
+@pytest.mark.parametrize("locale, status, listing", [
+    ("en-US", "Voron 2.4 is idle.", "You have 2 printers: Voron 2.4 and 🚀."),
+    ("de-DE", "Voron 2.4 ist bereit und druckt gerade nicht.", None),
+])
+def test_emoji_in_a_name_are_not_spoken_but_stay_on_the_screen(locale, status, listing):
+    voron = printer_in("idle", "Voron 2.4 🚀")
+    answer = _ask("PrinterStatusIntent", locale=locale, printers=[voron], printer="voron 2.4", screen=True)
+    assert speech(answer) == status
+    assert "Voron 2.4 🚀" in json.dumps(apl_directives(answer), ensure_ascii=False)
+    if listing:  # a name that is nothing but a symbol is said as written rather than not at all
+        answer = _ask("ListPrintersIntent", locale=locale, printers=[voron, printer_in("idle", "🚀")])
+        assert speech(answer) == listing

@@ -103,8 +103,12 @@ class _Limiter:
         if wait > 0:
             raise rate_limited(message, wait)
 
+    async def take(self, key: str, limit: Limit) -> float:
+        """Record a hit if ``key`` is under ``limit`` and return 0, else the seconds to wait
+        (nothing recorded). Atomic: of many callers at once, at most ``limit.count`` get 0."""
+        return await self._take(key, limit)
+
     async def _take(self, key: str, limit: Limit) -> float:
-        """Record a hit if ``key`` is under ``limit`` and return 0, else the seconds to wait."""
         raise NotImplementedError
 
 
@@ -131,6 +135,12 @@ class RateLimiter(_Limiter):
 
     async def reset(self, key: str) -> None:
         self._hits.pop(key, None)
+
+    async def refund(self, key: str) -> None:
+        """Take back one hit of ``key`` (the newest): for a hit taken before knowing it counts."""
+        hits = self._hits.get(key)
+        if hits:
+            hits.pop()
 
     async def reset_prefix(self, prefix: str) -> None:
         """Forget every key of the group ``prefix`` (all of one account's per-address login limits)."""
@@ -240,6 +250,12 @@ class SharedRateLimiter(_Limiter):
 
     async def reset(self, key: str) -> None:
         await shielded(self._query("DELETE FROM rate_limits WHERE key_hash = $1", self._digest(key)))
+
+    async def refund(self, key: str) -> None:
+        """Take back one hit of ``key`` (the newest): for a hit taken before knowing it counts."""
+        # jsonb minus -1 drops an array's last element; hits are appended in time order.
+        await shielded(self._query("UPDATE rate_limits SET hits = hits - -1 WHERE key_hash = $1",
+                                   self._digest(key)))
 
     async def reset_prefix(self, prefix: str) -> None:
         """Forget every key of the group ``prefix`` (all of one account's per-address login limits)."""

@@ -417,25 +417,35 @@ async def login(herald, email: str, password: str, *, address: str) -> User | No
     higher backstop, per account (see the LOGIN_FAILS_* limits). Raises a 429
     APIError (with Retry-After) while any of them is used up; while throttled, the
     password is not even checked.
+
+    Every attempt is counted as a failure *before* the password is checked, and given
+    back when it turns out right: checking first and counting after let a burst of
+    simultaneous guesses all pass the check while the first ones were still hashing.
     """
     email = normalise_email(email)[:254]
     limiter = herald.rate_limiter
     keys = _login_keys(email, address)
-    wait = await limiter.longest_wait(keys)
-    if wait > 0:
-        seconds = max(1, math.ceil(wait))
-        raise APIError(429, "rate_limited",
-                       f"Too many failed logins; try again in {seconds} s or reset your password.",
-                       headers={"Retry-After": str(seconds)}, extra={"retry_after": seconds})
+    taken: list[str] = []
+    for key, limit in keys:
+        wait = await limiter.take(key, limit)
+        if wait > 0:
+            for earlier in taken:
+                await limiter.refund(earlier)
+            seconds = max(1, math.ceil(wait))
+            raise APIError(429, "rate_limited",
+                           f"Too many failed logins; try again in {seconds} s or reset your password.",
+                           headers={"Retry-After": str(seconds)}, extra={"retry_after": seconds})
+        taken.append(key)
     user = await authenticate(email, password)
     if user is None:
-        waits = [await limiter.record(key, limit) for key, limit in keys]
         log.info("Failed login from %s", address or "unknown address")
-        limit = keys[1][1]
-        if waits[1] > 0:  # the per-account backstop
+        backstop, limit = keys[1]
+        if await limiter.retry_after(backstop, limit) > 0:
             log.warning("Failed logins for %r from many addresses reached %d in %d minutes: logins to it "
                         "wait until the window passes or its password is reset", email, limit.count,
                         limit.per // 60)
         return None
-    await limiter.reset(keys[0][0])  # this address's failures on this account, not the backstop
+    await limiter.reset(keys[0][0])  # this address's failures on this account
+    for key, _limit in keys[1:]:
+        await limiter.refund(key)  # the backstop and the address's count keep earlier failures
     return user

@@ -223,3 +223,24 @@ async def test_reset_mails_are_rate_limited_per_account_and_address(app, client,
     assert response.status_code == 429 and int(response.headers["Retry-After"]) > 0
     assert len(links_in(caplog.text, "reset")) == 3
 
+
+
+async def test_simultaneous_guesses_cannot_pass_the_limit_together(app, herald):
+    """A burst of guesses sent at once: only five get their password checked; counting
+    each attempt only after its (slow) check let every one of them through."""
+    import asyncio
+
+    from appliance.errors import APIError
+    from appliance.services import accounts
+
+    await make_user("ada@example.com")
+    results = await asyncio.gather(*(
+        accounts.login(herald, "ada@example.com", f"guess number {n}", address="203.0.113.9") for n in range(20)),
+        return_exceptions=True)
+    checked = [r for r in results if r is None]
+    throttled = [r for r in results if isinstance(r, APIError) and r.status == 429]
+    assert (len(checked), len(throttled)) == (5, 15), results
+    # The owner, elsewhere, still gets in; and a right password gives its attempt back.
+    assert await accounts.login(herald, "ada@example.com", PASSWORD, address="198.51.100.1") is not None
+    for _ in range(5):
+        assert await accounts.login(herald, "ada@example.com", PASSWORD, address="198.51.100.1") is not None

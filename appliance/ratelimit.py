@@ -57,6 +57,7 @@ import hashlib
 import hmac
 import json
 import math
+from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -96,7 +97,9 @@ def _check_group(prefix: str) -> None:
         raise ValueError("reset_prefix takes a key group, which ends with GROUP_SEPARATOR")
 
 
-class _Limiter:
+class _Limiter(ABC):
+    """What both limiters share; each stores hits its own way (``_take``)."""
+
     async def hit(self, key: str, limit: Limit, message: str = DEFAULT_MESSAGE) -> None:
         """Count a hit on ``key``, or raise a 429 APIError (nothing counted) when it is over ``limit``."""
         wait = await self._take(key, limit)
@@ -108,8 +111,9 @@ class _Limiter:
         (nothing recorded). Atomic: of many callers at once, at most ``limit.count`` get 0."""
         return await self._take(key, limit)
 
+    @abstractmethod
     async def _take(self, key: str, limit: Limit) -> float:
-        raise NotImplementedError
+        """The atomic step behind ``take``."""
 
 
 class RateLimiter(_Limiter):

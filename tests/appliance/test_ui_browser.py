@@ -34,6 +34,7 @@ def page_width(page) -> int:
 
 
 def box(locator) -> dict:
+    locator.wait_for(state="visible")  # the dashboard's cards appear once the live stream has sent them
     found = locator.bounding_box()
     assert found is not None, locator
     return found

@@ -21,6 +21,7 @@ from jinja2 import pass_context
 from quart import current_app
 
 from appliance.services.dashboard import time_ago, user_zone
+from appliance.services.printers import iso_utc
 
 FORMATS = {
     "datetime": "%-d %b %Y, %H:%M %Z",
@@ -68,8 +69,7 @@ def ago(value: Any) -> str:
 
 
 def isoutc(value: Any) -> str:
-    moment = as_utc(value)
-    return moment.isoformat().replace("+00:00", "Z") if moment else ""
+    return iso_utc(as_utc(value)) or ""
 
 
 @pass_context

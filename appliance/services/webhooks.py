@@ -177,15 +177,23 @@ async def clean_target(herald, owner: User, data: dict[str, Any],
     def bad(field: str, message: str) -> None:
         problems.append({"field": field, "problem": message})
 
+    def choice(field: str, default: str, allowed, message: str, case=str.upper) -> str:
+        value = case(str(get(field, default)))
+        if value not in allowed:
+            bad(field, message)
+        return value
+
+    def url_shape(url: str, missing: str, render=lambda text: text) -> str | None:
+        """What is wrong with a URL's form (length first: a long one is not rendered), or None."""
+        if len(url) > MAX_URL_LENGTH:
+            return f"the URL is {len(url)} characters long; at most {MAX_URL_LENGTH} are allowed"
+        return url_problem(render(url)) if url else missing
+
     name = str(get("name", "")).strip()
     if not name or len(name) > 100:
         bad("name", "give the webhook a name of 1 to 100 characters")
-    method = str(get("method", "POST")).upper()
-    if method not in METHODS:
-        bad("method", f"must be one of {', '.join(METHODS)}")
-    content_type = str(get("content_type", "json")).lower()
-    if content_type not in CONTENT_TYPES:
-        bad("content_type", "must be json or form")
+    method = choice("method", "POST", METHODS, f"must be one of {', '.join(METHODS)}")
+    content_type = choice("content_type", "json", CONTENT_TYPES, "must be json or form", case=str.lower)
     events = get("events", list(DEFAULT_EVENTS))
     if isinstance(events, str):
         events = [e for e in events.replace(",", " ").split() if e]
@@ -213,10 +221,7 @@ async def clean_target(herald, owner: User, data: dict[str, Any],
     oauth_enabled = get("oauth_enabled", False)
     oauth_enabled = oauth_enabled if isinstance(oauth_enabled, bool) else str(oauth_enabled).lower() in ("1", "true", "on", "yes")
     url = str(get("url", "")).strip()
-    if len(url) > MAX_URL_LENGTH:
-        shape: str | None = f"the URL is {len(url)} characters long; at most {MAX_URL_LENGTH} are allowed"
-    else:
-        shape = url_problem(tpl.render_url(url, _SAMPLE_URL_PARAMS)) if url else "the URL is required"
+    shape = url_shape(url, "the URL is required", lambda text: tpl.render_url(text, _SAMPLE_URL_PARAMS))
     if shape:
         bad("url", shape)
     for problem in tpl.check_url("url", url) if len(url) <= MAX_URL_LENGTH else ():
@@ -245,21 +250,13 @@ async def clean_target(herald, owner: User, data: dict[str, Any],
         fields["api_secret"] = herald.secret_box.encrypt(secret) if secret else ""
     if oauth_enabled:
         oauth_url = str(get("oauth_url", "")).strip()
-        if len(oauth_url) > MAX_URL_LENGTH:
-            problem: str | None = (f"the URL is {len(oauth_url)} characters long; "
-                                   f"at most {MAX_URL_LENGTH} are allowed")
-        else:
-            problem = url_problem(oauth_url) if oauth_url else "the OAuth URL is required when OAuth is on"
+        problem = url_shape(oauth_url, "the OAuth URL is required when OAuth is on")
         if problem:
             bad("oauth_url", problem)
         elif not private_ok and _literal_private(oauth_url):
             bad("oauth_url", "private, loopback and link-local addresses are only allowed for an admin's webhooks")
-        oauth_method = str(get("oauth_method", "POST")).upper()
-        if oauth_method not in METHODS:
-            bad("oauth_method", f"must be one of {', '.join(METHODS)}")
-        oauth_ct = str(get("oauth_content_type", "json")).lower()
-        if oauth_ct not in CONTENT_TYPES:
-            bad("oauth_content_type", "must be json or form")
+        oauth_method = choice("oauth_method", "POST", METHODS, f"must be one of {', '.join(METHODS)}")
+        oauth_ct = choice("oauth_content_type", "json", CONTENT_TYPES, "must be json or form", case=str.lower)
         oauth_headers = str(get("oauth_headers", "{}")) or "{}"
         for p in tpl.check_template("oauth_headers", oauth_headers, values_are_strings=True):
             problems.append(p.as_dict())

@@ -33,9 +33,9 @@ async def test_rows_come_back_as_dicts_like_the_orm_connections(app, backend):
     assert await db.read_dicts(SQL, "nobody@example.com") == []
 
 
+# SQLite only: PostgreSQL reads go through asyncpg on the event loop, which must await the server.
+@pytest.mark.parametrize("backend", ["sqlite"])
 async def test_on_sqlite_a_read_finishes_in_one_step_and_sees_every_commit(app, backend):
-    if backend != "sqlite":
-        pytest.skip("PostgreSQL reads go through asyncpg on the event loop, which must await the server")
     await make_user("ada@example.com")
     assert [r["email"] for r in _finish_without_yielding(db.read_dicts(SQL, "ada@example.com"))] == [
         "ada@example.com"]
@@ -52,9 +52,8 @@ async def test_only_selects_are_taken(app, backend):
         await db.read_dicts("UPDATE users SET email = ? WHERE id > 0", "x@example.com")
 
 
+@pytest.mark.parametrize("backend", ["sqlite"])  # the separate read-only connection exists on SQLite only
 async def test_a_busy_sqlite_reader_falls_back_to_the_shared_connection(app, backend, monkeypatch):
-    if backend != "sqlite":
-        pytest.skip("the separate read-only connection exists on SQLite only")
     await make_user("ada@example.com")
 
     class Busy:
@@ -66,9 +65,8 @@ async def test_a_busy_sqlite_reader_falls_back_to_the_shared_connection(app, bac
     assert [r["email"] for r in rows] == ["ada@example.com"]
 
 
+@pytest.mark.parametrize("backend", ["sqlite"])  # the separate read-only connection exists on SQLite only
 async def test_the_reader_follows_the_database_that_tortoise_has_open(app, backend, tmp_path):
-    if backend != "sqlite":
-        pytest.skip("the separate read-only connection exists on SQLite only")
     await make_user("ada@example.com")
     await db.read_dicts(SQL, "ada@example.com")
     assert db._reader.filename == Tortoise.get_connection("default").filename

@@ -1,11 +1,17 @@
-"""The application factory. Nothing happens at import time; see create_app()."""
+"""The composition root: ``create_app`` builds one Herald, wires every area and runs one lifespan.
+
+Nothing happens at import time, and no area imports this module: each area exports
+its blueprint, its rules and its parts, and this is the one place that puts them
+together -- which blueprints serve, which part each area gets, who listens to whose
+events, and every background task (its name, what it runs, whether it runs in one
+process at a time under a lease).
+"""
 
 from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 from quart import Quart, g, request
@@ -13,50 +19,77 @@ from quart_schema import QuartSchema
 from quart_schema.openapi import OpenAPIProvider
 
 from appliance import __version__
-from appliance.auth import ANON_CSRF_COOKIE, LoginRequired, check_csrf, csrf_token, login_redirect
-from appliance.clock import Clock
-from appliance.db import close_database, open_database
-from appliance.errors import register_error_handlers
-from appliance.jsonbody import install_json_provider
-from appliance.ratelimit import RateLimiter, SharedRateLimiter, rate_limiter_for
-from appliance.row_ids import RowIdConverter
-from appliance.secrets import SecretBox
-from appliance.settings import Settings, load_settings
-from appliance.tasks import BackgroundTasks
-from appliance.templating import register as register_template_filters
+from appliance.accounts import admin_routes, settings_routes, setup
+from appliance.accounts import routes as accounts_routes
+from appliance.accounts.auth import (
+    ANON_CSRF_COOKIE,
+    LoginRequired,
+    check_csrf,
+    csrf_token,
+    current_user,
+    login_redirect,
+)
+from appliance.alexa import routes as alexa_routes
+from appliance.alexa.certificates import CachingCertFetcher
+from appliance.alexa.verification import RequestVerifier, default_trust_roots
+from appliance.core import health
+from appliance.core.clock import Clock
+from appliance.core.db import close_database, open_database, shielded
+from appliance.core.errors import register_error_handlers
+from appliance.core.herald import HERALD_KEY, Herald, herald_of
+from appliance.core.jsonbody import install_json_provider
+from appliance.core.leases import new_holder, run_periodically
+from appliance.core.ratelimit import SharedRateLimiter, rate_limiter_for
+from appliance.core.row_ids import RowIdConverter
+from appliance.core.secrets import SecretBox
+from appliance.core.settings import Settings, load_settings
+from appliance.core.tasks import BackgroundTasks
+from appliance.core.templating import register as register_template_filters
+from appliance.oauth import routes as oauth_routes
+from appliance.oauth.server import OAuthServer
+from appliance.printers import (
+    api_routes,
+    dashboard_routes,
+    keys,
+    maintenance,
+    plugin_routes,
+    status,
+)
+from appliance.printers import routes as printer_routes
+from appliance.printers.dashboard_routes import DashboardPages
+from appliance.printers.live import LiveHub
+from appliance.printers.plugin_archive import PluginArchive
+from appliance.printers.state import PrinterState
+from appliance.webhooks import enqueue as webhook_enqueue
+from appliance.webhooks import routes as webhook_routes
+from appliance.webhooks.delivery import DeliveryWorker
+from appliance.webhooks.delivery import purge as purge_deliveries
 
 log = logging.getLogger("appliance")
 
 # Multipart events may carry a 2 MiB snapshot; JSON bodies are held to 64 KiB
-# separately (see appliance.blueprints.api.read_json).
+# separately (see appliance.core.jsonbody).
 MAX_BODY_BYTES = 3 * 1024 * 1024
-
-
-@dataclass
-class Herald:
-    """Long-lived state of one app instance, at ``app.extensions["herald"]``."""
-
-    settings: Settings
-    clock: Clock
-    secret_box: SecretBox
-    tasks: BackgroundTasks
-    # Awaited as listener(event, printer, connection) inside the transaction that
-    # stores a printer event (posted by the plugin or recorded by Herald, e.g.
-    # printer.offline); write with using_db=connection, so that e.g. webhook
-    # deliveries exist before the event endpoint answers. See services/events.py.
-    event_listeners: list[Callable[..., Awaitable[None]]] = field(default_factory=list)
-    # Called as listener(printer_id, printer_view) after a status is accepted (not
-    # awaited; printer_view is the GET /api/v1/printers/<id> object): the live
-    # dashboard subscribes here.
-    status_listeners: list[Callable[[str, dict], None]] = field(default_factory=list)
-    # Extension points for dependencies tests hand in (e.g. the Alexa trust store).
-    deps: dict[str, Any] = field(default_factory=dict)
-    rate_limiter: RateLimiter | SharedRateLimiter | None = None
-
+PURGE_EVERY = 3600.0  # seconds between the hourly clean-ups (purges under a lease)
 
 # What programs call (the plugin, Alexa, apps, users' scripts); web pages stay out of
 # the OpenAPI document, which describes the machine interface.
 _MACHINE_PATHS = frozenset({"/healthz", "/alexa", "/oauth/authorize", "/oauth/token", "/oauth/revoke"})
+
+# Every blueprint Herald serves, in registration order.
+BLUEPRINTS = (
+    health.blueprint,
+    accounts_routes.blueprint,
+    settings_routes.blueprint,
+    admin_routes.blueprint,
+    api_routes.blueprint,
+    printer_routes.blueprint,
+    oauth_routes.blueprint,
+    alexa_routes.blueprint,
+    dashboard_routes.blueprint,
+    webhook_routes.blueprint,
+    plugin_routes.blueprint,
+)
 
 
 class _MachineAPIProvider(OpenAPIProvider):
@@ -71,23 +104,125 @@ def create_app(
     *,
     clock: Clock | None = None,
     run_migrations: bool = True,
-    **deps: Any,
+    alexa_trust_roots: list[Any] | None = None,
+    alexa_cert_fetcher: Callable[..., Any] | None = None,
 ) -> Quart:
+    """The app. Tests hand in their own clock, and the Alexa trust store and certificate fetcher."""
     settings = settings or load_settings()
+    clock = clock or Clock()
     app = Quart(__name__)
     app.url_map.converters["int"] = RowIdConverter  # an id past 64 bits is a 404, not a 500
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.config["QUART_SCHEMA_CONVERT_CASING"] = False
+    secret_box = SecretBox.from_data_dir(settings.data_path)
     herald = Herald(
         settings=settings,
-        clock=clock or Clock(),
-        secret_box=SecretBox.from_data_dir(settings.data_path),
+        clock=clock,
+        secret_box=secret_box,
         tasks=BackgroundTasks(),
-        deps=deps,
+        # in memory on SQLite, in the database (shared by every process) on PostgreSQL
+        rate_limiter=rate_limiter_for(settings, clock, secret_box),
     )
-    herald.rate_limiter = rate_limiter_for(herald)  # in memory on SQLite, in the database on PostgreSQL
-    app.extensions["herald"] = herald
+    app.extensions[HERALD_KEY] = herald
 
+    _install_http(app, herald)
+    for blueprint in BLUEPRINTS:
+        app.register_blueprint(blueprint)
+
+    # --- the areas' parts, listeners and background tasks ---
+    holder = new_holder()  # this process's name on the leases of periodic jobs
+
+    def periodic(name: str, job: Callable[[], Any], every: float, check_every: float | None = None) -> None:
+        """A job that runs every ``every`` seconds in one process at a time (a database lease)."""
+        herald.tasks.add(name, lambda: run_periodically(
+            name, job, every=every, holder=holder, clock=clock,
+            **({"check_every": check_every} if check_every else {})))
+
+    # printers: the key cache and status store, offline detection, purging
+    printers = herald.provide(PrinterState(started_at=clock.now()))
+    herald.provide(PluginArchive())
+    herald.tasks.add("status-flush", lambda: status.status_flusher(herald))
+    herald.tasks.add("printer-cache", lambda: keys.cache_revalidator(herald))
+    periodic("offline-detection", lambda: maintenance.detect_offline(herald), settings.offline_check_interval)
+    periodic("purge", lambda: maintenance.purge(herald), PURGE_EVERY, check_every=60.0)
+
+    # the live dashboard: a hub per process, bridged across processes on PostgreSQL
+    hub = herald.provide(LiveHub())
+    herald.provide(DashboardPages())
+    herald.hooks.status_listeners.append(hub.publish)
+    herald.hooks.stopping.append(hub.close_all)
+    bridge = None
+    if not settings.is_sqlite:
+        from appliance.printers.live_pg import LiveBridge  # asyncpg: PostgreSQL installs only
+
+        bridge = herald.provide(LiveBridge(herald, hub))
+        herald.hooks.status_flushed.append(bridge.notify)
+        herald.tasks.add("live-listen", bridge.listen)
+        herald.tasks.add("live-deliver", bridge.deliver)
+
+    # webhooks: every stored event is enqueued in the event's own transaction
+    worker = herald.provide(DeliveryWorker(herald))
+
+    async def enqueue(event, printer, connection) -> None:
+        await webhook_enqueue.enqueue_event(herald, event, printer, connection, notify=worker.notify)
+
+    async def purge_webhooks() -> None:
+        removed = await shielded(purge_deliveries(herald))
+        if removed:
+            log.info("purged %d old webhook deliveries", removed)
+
+    herald.hooks.event_listeners.append(enqueue)
+    herald.tasks.add("webhook-delivery", worker.run)
+    periodic("webhook-purge", purge_webhooks, PURGE_EVERY, check_every=60.0)
+
+    # rate limits kept in PostgreSQL expire in one process at a time
+    if isinstance(herald.rate_limiter, SharedRateLimiter):
+        periodic("rate-limit-purge", herald.rate_limiter.purge, PURGE_EVERY, check_every=60.0)
+
+    # oauth and alexa
+    herald.provide(OAuthServer(herald))
+    own_fetcher = None
+    if alexa_cert_fetcher is None:
+        own_fetcher = alexa_cert_fetcher = CachingCertFetcher()
+    herald.provide(RequestVerifier(
+        trust_roots=alexa_trust_roots if alexa_trust_roots is not None else default_trust_roots,
+        fetch=alexa_cert_fetcher,
+        skill_id=lambda: settings.alexa_skill_id,
+        now=clock.now,
+    ))
+
+    @app.while_serving
+    async def lifespan() -> AsyncGenerator[None, None]:
+        await open_database(settings, run_migrations=run_migrations)
+        printers.started_at = clock.now()  # offline detection counts from here, so a restart never flaps
+        await keys.preload_keys(herald)
+        await setup.announce_setup_link(herald)
+        if not settings.alexa_verify_requests:
+            log.warning("HERALD_ALEXA_VERIFY_REQUESTS is off: /alexa accepts requests that Amazon "
+                        "did not sign. Anyone who can reach this server can read printer status. "
+                        "Turn it back on unless you are testing locally.")
+        await worker.open()
+        if herald.tune_gc:
+            _freeze_startup_objects()
+        herald.tasks.start()
+        log.info("Herald %s serving at %s (database: %s)", __version__, settings.base_url,
+                 "SQLite" if settings.is_sqlite else "PostgreSQL")
+        yield
+        await herald.tasks.stop()
+        await worker.close()
+        if bridge is not None:
+            await bridge.close()
+        if own_fetcher is not None:
+            await own_fetcher.close()
+        await status.flush_status(herald)  # the last statuses, before the database closes
+        await close_database()
+
+    return app
+
+
+def _install_http(app: Quart, herald: Herald) -> None:
+    """The OpenAPI document, error mapping, CSRF, template globals and security headers."""
+    settings = herald.settings
     QuartSchema(
         app,
         info={"title": "Herald API", "version": __version__},
@@ -115,8 +250,6 @@ def create_app(
 
     @app.context_processor
     async def _template_globals() -> dict[str, Any]:
-        from appliance.auth import current_user
-
         return {
             "csrf_token": csrf_token,
             "current_user": await current_user(),
@@ -144,43 +277,6 @@ def create_app(
             headers.setdefault("Strict-Transport-Security", "max-age=31536000")
         return response
 
-    _register_blueprints(app)
-
-    @app.before_serving
-    async def _startup() -> None:
-        await open_database(settings, run_migrations=run_migrations)
-        for hook in herald.deps.get("_startup_hooks", []):
-            await hook(app)
-        herald.tasks.start()
-        log.info("Herald %s serving at %s (database: %s)", __version__, settings.base_url,
-                 "SQLite" if settings.is_sqlite else "PostgreSQL")
-
-    @app.after_serving
-    async def _shutdown() -> None:
-        await herald.tasks.stop()
-        for hook in herald.deps.get("_shutdown_hooks", []):
-            await hook(app)
-        await close_database()
-
-    return app
-
-
-def on_startup(app: Quart, hook) -> None:
-    """Run ``hook(app)`` after the database is open and before background tasks start."""
-    app.extensions["herald"].deps.setdefault("_startup_hooks", []).append(hook)
-
-
-def on_shutdown(app: Quart, hook) -> None:
-    """Run ``hook(app)`` after background tasks stopped and before the database closes."""
-    app.extensions["herald"].deps.setdefault("_shutdown_hooks", []).insert(0, hook)
-
-
-def on_stopping(app: Quart, hook: Callable[[Quart], None]) -> None:
-    """Call ``hook(app)`` as soon as the server is told to stop, before it waits for open
-    connections: long-lived responses (the dashboard's event streams) end there, so a
-    graceful shutdown does not wait out its timeout for them."""
-    app.extensions["herald"].deps.setdefault("_stopping_hooks", []).append(hook)
-
 
 # Young-generation threshold for a serving process (CPython's default is 700).
 GC_YOUNG_THRESHOLD = 10_000
@@ -203,44 +299,20 @@ def tune_gc_for_serving(app: Quart) -> None:
     objects frozen are never freed, so a process that builds many apps (the tests)
     must not call this.
     """
+    herald_of(app).tune_gc = True
 
-    async def _tune(_app: Quart) -> None:
-        gc.collect()
-        gc.freeze()
-        _gen0, gen1, gen2 = gc.get_threshold()
-        gc.set_threshold(GC_YOUNG_THRESHOLD, gen1, gen2)
 
-    on_startup(app, _tune)
+def _freeze_startup_objects() -> None:
+    gc.collect()
+    gc.freeze()
+    _gen0, gen1, gen2 = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, gen1, gen2)
 
 
 def begin_stopping(app: Quart) -> None:
-    for hook in app.extensions["herald"].deps.get("_stopping_hooks", []):
+    """The server was told to stop: end long-lived responses now, before it waits for them."""
+    for hook in herald_of(app).hooks.stopping:
         try:
-            hook(app)
+            hook()
         except Exception:
             log.exception("stopping hook %r failed", hook)
-
-
-def _register_blueprints(app: Quart) -> None:
-    # One module per area; each exports `blueprint` and may export `init_app(app)`
-    # to register background tasks or startup hooks.
-    from appliance.blueprints import (
-        account,
-        accounts,
-        admin,
-        alexa,
-        api,
-        dashboard,
-        health,
-        oauth,
-        plugin_download,
-        printers,
-        webhooks,
-    )
-
-    for module in (health, accounts, account, admin, api, printers, oauth, alexa, dashboard, webhooks,
-                   plugin_download):
-        app.register_blueprint(module.blueprint)
-        init = getattr(module, "init_app", None)
-        if init is not None:
-            init(app)

@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 
 from appliance import __version__
-from appliance.settings import Settings, SettingsError, load_settings
+from appliance.core.herald import herald_of
+from appliance.core.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger("appliance.cli")
 
@@ -25,7 +26,7 @@ def _setup_logging(settings: Settings) -> None:
 
 
 async def _with_database(settings: Settings, job):
-    from appliance.db import close_database, open_database
+    from appliance.core.db import close_database, open_database
 
     await open_database(settings)
     try:
@@ -40,7 +41,7 @@ async def _with_database(settings: Settings, job):
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from hypercorn.config import Config
 
-    from appliance.db import apply_migrations
+    from appliance.core.db import apply_migrations
 
     asyncio.run(apply_migrations(settings))
     config = Config()
@@ -84,9 +85,9 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_create_admin(settings: Settings, args: argparse.Namespace) -> int:
-    from appliance.clock import Clock
-    from appliance.errors import APIError
-    from appliance.services.accounts import create_user
+    from appliance.accounts.users import create_user
+    from appliance.core.clock import Clock
+    from appliance.core.errors import HeraldError
 
     email = args.email or input("Email: ")
     password = args.password
@@ -97,7 +98,7 @@ def cmd_create_admin(settings: Settings, args: argparse.Namespace) -> int:
             return 1
 
     async def job():
-        from appliance.models import SetupToken
+        from appliance.accounts.models import SetupToken
 
         user = await create_user(email, password, is_admin=True, verified=True, clock=Clock())
         await SetupToken.all().delete()  # the first-run setup link is no longer needed
@@ -105,7 +106,7 @@ def cmd_create_admin(settings: Settings, args: argparse.Namespace) -> int:
 
     try:
         user = asyncio.run(_with_database(settings, job))
-    except APIError as exc:
+    except HeraldError as exc:
         print(f"Not created: {exc.message}", file=sys.stderr)
         return 1
     print(f"Admin {user.email} created.")
@@ -117,9 +118,9 @@ def cmd_create_admin(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_purge(settings: Settings, args: argparse.Namespace) -> int:
     from appliance.app import create_app
-    from appliance.services.maintenance import purge
+    from appliance.printers.maintenance import purge
 
-    herald = create_app(settings, run_migrations=False).extensions["herald"]
+    herald = herald_of(create_app(settings, run_migrations=False))
 
     async def job():
         return await purge(herald, server_running=True)

@@ -62,13 +62,14 @@ def serve_herald(port: int, directory: Path) -> None:
     from hypercorn.asyncio import serve
     from hypercorn.config import Config
 
+    from appliance.accounts.models import AccessToken
+    from appliance.accounts.users import create_user
     from appliance.app import create_app, tune_gc_for_serving
-    from appliance.clock import Clock
-    from appliance.db import apply_migrations, close_database, open_database
-    from appliance.models import AccessToken, Printer
-    from appliance.secrets import token_hash
-    from appliance.services.accounts import create_user
-    from appliance.settings import Settings
+    from appliance.core.clock import Clock
+    from appliance.core.db import apply_migrations, close_database, open_database
+    from appliance.core.secrets import token_hash
+    from appliance.core.settings import Settings
+    from appliance.printers.models import Printer
 
     settings = Settings.build(data_dir=str(directory), host="127.0.0.1", port=port, log_level="WARNING",
                               alexa_skill_id=SKILL_ID)
@@ -120,7 +121,7 @@ BARE_ANSWER = json.dumps({"version": "1.0", "response": {
 def _add_bare_route(app, path: str) -> None:
     from quart import request
 
-    from appliance.auth import csrf_exempt
+    from appliance.accounts.auth import csrf_exempt
 
     async def bare():
         await request.get_data()

@@ -167,10 +167,11 @@ async def seed(data_dir: Path, printers: int) -> list[str]:
     """A SQLite database with one user and ``printers`` linked printers; returns their keys."""
     from tortoise import Tortoise
 
-    from appliance.db import open_database
-    from appliance.models import Job, Printer, User
-    from appliance.secrets import PRINTER_KEY_PREFIX, hash_password, new_token, token_hash
-    from appliance.settings import Settings
+    from appliance.accounts.models import User
+    from appliance.core.db import open_database
+    from appliance.core.secrets import PRINTER_KEY_PREFIX, hash_password, new_token, token_hash
+    from appliance.core.settings import Settings
+    from appliance.printers.models import Job, Printer
 
     settings = Settings.build(data_dir=str(data_dir))
     await open_database(settings)

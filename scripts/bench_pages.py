@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from quart import Quart, render_template_string  # noqa: E402
 
 from appliance.app import create_app  # noqa: E402
-from appliance.settings import Settings  # noqa: E402
+from appliance.core.settings import Settings
 from tests.support.printers_data import idle_status, make_printer, paused_status, printing_status  # noqa: E402
 from tests.support.users import login, make_user  # noqa: E402
 

@@ -103,7 +103,7 @@ async def store_event(herald, printer, n: int, connection) -> None:
     """Store one event and run the event listeners in its transaction (what the events API does)."""
     from tortoise.expressions import F
 
-    from appliance.models import Event, Printer
+    from appliance.printers.models import Event, Printer
 
     await Printer.filter(id=printer.id).using_db(connection).update(event_sequence=F("event_sequence") + 1)
     printer.event_sequence += 1
@@ -111,7 +111,7 @@ async def store_event(herald, printer, n: int, connection) -> None:
     event = await Event.create(printer_id=printer.id, event_id=str(uuid.uuid4()), type="print.paused",
                                sequence=printer.event_sequence, occurred_at=now, received_at=now,
                                payload={"name": f"part{n}.gcode", "path": f"part{n}.gcode", "origin": "local"}, printer_data={}, using_db=connection)
-    for listener in herald.event_listeners:
+    for listener in herald.hooks.event_listeners:
         await listener(event, printer, connection)
 
 
@@ -119,13 +119,17 @@ async def bench(args) -> None:
     import aiohttp
     from tortoise.transactions import in_transaction
 
-    from appliance.clock import Clock
-    from appliance.db import close_database, open_database
-    from appliance.models import Delivery, Printer, User
-    from appliance.secrets import SecretBox
-    from appliance.services import webhooks as service
-    from appliance.services.webhook_delivery import DeliveryWorker
-    from appliance.settings import Settings
+    from appliance.accounts.models import User
+    from appliance.core.clock import Clock
+    from appliance.core.db import close_database, open_database
+    from appliance.core.herald import Hooks
+    from appliance.core.secrets import SecretBox
+    from appliance.core.settings import Settings
+    from appliance.printers.models import Printer
+    from appliance.webhooks import enqueue as webhook_enqueue
+    from appliance.webhooks import targets as service
+    from appliance.webhooks.delivery import DeliveryWorker
+    from appliance.webhooks.models import Delivery
 
     ctx = multiprocessing.get_context("spawn")
     ports = ctx.Queue()
@@ -139,10 +143,10 @@ async def bench(args) -> None:
                               webhook_concurrency=args.targets, webhook_poll_interval=1.0)
     await open_database(settings)
     herald = SimpleNamespace(settings=settings, clock=Clock(), secret_box=SecretBox.from_data_dir(data_dir),
-                             event_listeners=[])
+                             hooks=Hooks())
     worker = DeliveryWorker(herald)
-    herald.event_listeners.append(
-        lambda e, p, c: service.enqueue_event(herald, e, p, c, notify=worker.notify))
+    herald.hooks.event_listeners.append(
+        lambda e, p, c: webhook_enqueue.enqueue_event(herald, e, p, c, notify=worker.notify))
     owner = await User.create(email="bench@example.com", password_hash="x", is_admin=True)
     printers = []
     body = json.dumps({"topic": "@topic", "message": "@message", "extra": "@extra", "seq": "@sequence",

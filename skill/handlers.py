@@ -14,7 +14,7 @@ from ask_sdk_core.handler_input import HandlerInput
 from ask_sdk_core.skill import CustomSkill
 from ask_sdk_core.skill_builder import SkillBuilder
 from ask_sdk_core.utils import get_supported_interfaces, is_intent_name, is_request_type
-from ask_sdk_model import Response
+from ask_sdk_model import IntentRequest, Response
 from ask_sdk_model.interfaces.alexa.presentation.apl import RenderDocumentDirective
 from ask_sdk_model.ui import LinkAccountCard
 
@@ -143,8 +143,13 @@ class PrinterIntentHandler(AbstractRequestHandler):
         if source is None:
             return _link_account(handler_input, phrases)
         request = handler_input.request_envelope.request
+        # can_handle matched this request's intent name against PRINTER_INTENTS.
+        assert isinstance(request, IntentRequest) and request.intent is not None
         intent_name = request.intent.name
+        assert intent_name is not None
         session_attributes = handler_input.attributes_manager.session_attributes
+        # Typed Optional, but the getter raises for an out-of-session request instead.
+        assert session_attributes is not None
         asked = _slot_value(handler_input)
         pending = session_attributes.pop(_PENDING, None)
         if pending in PRINTER_INTENTS and intent_name == "PrinterStatusIntent" and asked:

@@ -181,11 +181,14 @@ class English:
             return f"{name} reports no temperatures right now."
         parts = []
         for temp in temps:
+            if temp.actual is None:  # never: st.temperatures keeps only those with a reading
+                continue
             part = {"bed": "the bed", "chamber": "the chamber"}.get(temp.part) or (
                 f"tool {temp.index}" if temp.index else "the nozzle")
             text = f"{part} is at {self.degrees(temp.actual)}"
             if temp.target:
-                text += f", heating to {round(temp.target)}" if temp.target - temp.actual > 2 else f", target {round(temp.target)}"
+                text += (f", heating to {round(temp.target)}" if temp.target - temp.actual > 2
+                         else f", target {round(temp.target)}")
             else:
                 text += ", heater off"
             parts.append(text)
@@ -404,6 +407,8 @@ class German(English):
             return f"{name} meldet gerade keine Temperaturen."
         parts = []
         for temp in temps:
+            if temp.actual is None:  # never: st.temperatures keeps only those with a reading
+                continue
             part = {"bed": "Bett", "chamber": "Kammer"}.get(temp.part) or (
                 f"Werkzeug {temp.index}" if temp.index else "Düse")
             text = f"{part} {self.degrees(temp.actual)}"

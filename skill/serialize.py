@@ -30,7 +30,7 @@ from __future__ import annotations
 import re
 from datetime import date, datetime
 from enum import Enum
-from typing import Any
+from typing import Any, Protocol
 
 from ask_sdk_core.exceptions import SerializationException
 from ask_sdk_core.serialize import DefaultSerializer
@@ -95,7 +95,9 @@ class FastSerializer(DefaultSerializer):
                 return {}
             obj_type = resolved
         if obj_type in self.PRIMITIVE_TYPES:
-            return self._DefaultSerializer__deserialize_primitive(payload, obj_type)
+            # mypy does not apply name mangling: the stock __deserialize_primitive is this name.
+            return self._DefaultSerializer__deserialize_primitive(  # type: ignore[attr-defined]
+                payload, obj_type)
         if obj_type is object:
             return payload
         if obj_type is date or obj_type is datetime:
@@ -115,7 +117,9 @@ class FastSerializer(DefaultSerializer):
         elif name in self.NATIVE_TYPES_MAPPING:
             known = ("type", self.NATIVE_TYPES_MAPPING[name])
         else:
-            known = ("type", self._DefaultSerializer__load_class_from_name(name))
+            # mypy does not apply name mangling: the stock __load_class_from_name is this name.
+            load = self._DefaultSerializer__load_class_from_name  # type: ignore[attr-defined]
+            known = ("type", load(name))
         self._types[name] = known
         return known
 
@@ -127,7 +131,9 @@ class FastSerializer(DefaultSerializer):
                 pass
             else:
                 return moment.date() if obj_type is date else moment
-        return super()._DefaultSerializer__deserialize_datetime(payload, obj_type)
+        # mypy does not apply name mangling: the stock __deserialize_datetime is this name.
+        stock = super()._DefaultSerializer__deserialize_datetime  # type: ignore[misc]
+        return stock(payload, obj_type)
 
     def _DefaultSerializer__deserialize_model(self, payload: Any, obj_type: Any) -> Any:
         try:
@@ -136,7 +142,9 @@ class FastSerializer(DefaultSerializer):
             if not hasattr(obj_type, "deserialized_types"):
                 return payload
             if hasattr(obj_type, "get_real_child_model"):
-                obj_type = self._DefaultSerializer__get_obj_by_discriminator(payload, obj_type)
+                # mypy does not apply name mangling: the stock __get_obj_by_discriminator.
+                pick = self._DefaultSerializer__get_obj_by_discriminator  # type: ignore[attr-defined]
+                obj_type = pick(payload, obj_type)
             plan = self._plans.get(obj_type)
             if plan is None:
                 plan = self._plans[obj_type] = _plan(obj_type)
@@ -155,7 +163,13 @@ class FastSerializer(DefaultSerializer):
             raise SerializationException(str(exc)) from exc
 
 
-def _plan(model_class: type) -> tuple[tuple[tuple[str, str, str], ...], frozenset[str]]:
+class _Model(Protocol):
+    """An ask-sdk model class: its attributes' type names (and, optionally, JSON keys)."""
+
+    deserialized_types: dict[str, str]
+
+
+def _plan(model_class: type[_Model]) -> tuple[tuple[tuple[str, str, str], ...], frozenset[str]]:
     """The stock rule: every ``deserialized_types`` entry, under its ``attribute_map``
     name when it has one, else under its own name; other JSON keys are kept as-is."""
     types = model_class.deserialized_types

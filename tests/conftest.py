@@ -23,8 +23,8 @@ import pytest
 from tortoise.backends.base.executor import EXECUTOR_CACHE
 
 from appliance.app import create_app
-from appliance.clock import FakeClock
-from appliance.settings import Settings
+from appliance.core.clock import FakeClock
+from appliance.core.settings import Settings
 from tests.support import pg
 
 BACKENDS = ["sqlite", "postgres"]
@@ -60,7 +60,7 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A SQLite database migrated once per session; each test gets a copy."""
-    from appliance.db import apply_migrations
+    from appliance.core.db import apply_migrations
 
     directory = tmp_path_factory.mktemp("sqlite-template")
     settings = Settings.build(data_dir=str(directory))
@@ -75,7 +75,7 @@ def pg_template() -> str:
     name = f"herald_tpl_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     run_sync(pg.create_database(name))
     try:
-        from appliance.db import apply_migrations
+        from appliance.core.db import apply_migrations
 
         settings = Settings.build(database_url=pg.url(name))
         run_sync(apply_migrations(settings))

@@ -9,11 +9,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from appliance.models import AccessToken, Event, Printer, StatusSample
-from appliance.secrets import new_token, token_hash
-from appliance.services.printers import flush_status
-from appliance.services.samples import build_chart
-from tests.appliance.test_events import JPEG, multipart
+from appliance.accounts.models import AccessToken
+from appliance.core.secrets import new_token, token_hash
+from appliance.printers.chart import build_chart
+from appliance.printers.models import Event, Printer, StatusSample
+from appliance.printers.status import flush_status
+from tests.appliance.printers.test_events import JPEG, multipart
 from tests.support.printers import STATUS, bearer, event_body, make_printer
 from tests.support.users import login, make_user
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from appliance.models import LinkRequest, Printer
-from appliance.services.printers import flush_status
+from appliance.printers.models import LinkRequest, Printer
+from appliance.printers.status import flush_status
 from tests.support.printers import STATUS, bearer, make_printer
 from tests.support.users import login, make_user
 

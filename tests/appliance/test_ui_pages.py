@@ -8,12 +8,15 @@ import re
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from appliance.models import Job, Printer, StatusSample, User, WebhookTarget
-from appliance.secrets import token_hash
-from appliance.services import webhooks as webhook_service
-from appliance.services.samples import build_chart, time_ticks
-from appliance.settings import Settings
-from appliance.templating import as_utc, format_local, is_loopback
+from appliance.accounts.models import User
+from appliance.core.secrets import token_hash
+from appliance.core.settings import Settings
+from appliance.core.templating import as_utc, format_local, is_loopback
+from appliance.printers.chart import build_chart, time_ticks
+from appliance.printers.models import Job, Printer, StatusSample
+from appliance.webhooks import enqueue as webhook_enqueue
+from appliance.webhooks import targets as webhook_service
+from appliance.webhooks.models import WebhookTarget
 from tests.support.printers_data import idle_status, make_printer
 from tests.support.users import login, make_user
 
@@ -89,7 +92,7 @@ async def test_delivery_page_shows_emoji_and_umlauts_unescaped(app, client, hera
     target = await webhook_service.create_target(herald, owner, {
         "name": "Hook", "url": "https://example.com/hook", "events": ["print.done"],
         "body": '{"text": "@printer.name fertig"}'})
-    delivery = await webhook_service.enqueue_test(herald, owner, target, "print.done")
+    delivery = await webhook_enqueue.enqueue_test(herald, owner, target, "print.done")
     html = await _text(await client.get(f"/webhooks/deliveries/{delivery.id}"))
     assert "Prusa MK4 🖨️ Drücker fertig" in html
     assert "\\ud83d" not in html and "\\u00fc" not in html
@@ -128,7 +131,7 @@ async def test_delivery_log_times_are_in_the_users_zone(app, client, herald, clo
     await _berlin()
     target = await webhook_service.create_target(herald, owner, {
         "name": "Hook", "url": "https://example.com/hook", "events": ["print.done"]})
-    await webhook_service.enqueue_test(herald, owner, target, "print.done")
+    await webhook_enqueue.enqueue_test(herald, owner, target, "print.done")
     log_page = await _text(await client.get(f"/webhooks/{target.id}/deliveries"))
     assert ">22 Nov 2026, 13:00:00 CET<" in log_page  # the clock says 12:00 UTC
     assert "2026-11-22 12:00:00" not in log_page and "(UTC)" not in log_page

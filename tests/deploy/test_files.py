@@ -100,7 +100,7 @@ def test_herald_ships_the_plugin_sources():
     """/plugin/octoprint-herald.zip works from an installed Herald only if its wheel holds the
     plugin's sources: every file of plugin/ the archive takes must be in the data-files, and
     the Docker build context must let plugin/ in."""
-    from appliance.services.plugin_archive import plugin_files
+    from appliance.printers.plugin_archive import plugin_files
 
     data_files = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["data-files"]
     shipped = {(Path(target) / match.name).relative_to("share/herald/plugin")
@@ -120,7 +120,7 @@ def test_herald_wheel_serves_the_same_plugin_archive(tmp_path: Path):
     make the very archive a checkout serves."""
     import zipfile
 
-    from appliance.services.plugin_archive import build_plugin_archive, find_plugin_source
+    from appliance.printers.plugin_archive import build_plugin_archive, find_plugin_source
 
     result = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
                              "-w", str(tmp_path / "wheel"), str(ROOT)],

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import pytest
 
-from appliance.secrets import PRINTER_KEY_PREFIX, new_token, token_hash
+from appliance.core.secrets import PRINTER_KEY_PREFIX, new_token, token_hash
 from tests.support.server import LiveServer
 
 CHROMIUM = os.environ.get("HERALD_CHROMIUM", "/usr/bin/chromium")

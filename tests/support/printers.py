@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from appliance.services.printers import create_printer
+from appliance.printers.manage import create_printer
 
 STATUS = {
     "state": "Printing",

@@ -6,7 +6,8 @@ import hashlib
 import uuid
 from datetime import datetime, timedelta
 
-from appliance.models import Printer, User
+from appliance.accounts.models import User
+from appliance.printers.models import Printer
 
 
 def printing_status(progress: float = 42.5, left: int = 2345, file: str | None = "benchy.gcode") -> dict:

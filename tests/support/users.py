@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from appliance.clock import Clock
-from appliance.services.accounts import create_user
+from appliance.accounts.users import create_user
+from appliance.core.clock import Clock
 
 PASSWORD = "correct horse battery staple"
 

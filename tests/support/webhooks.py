@@ -12,7 +12,7 @@ from aiohttp import web
 from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
-from appliance.models import Event, Printer
+from appliance.printers.models import Event, Printer
 
 
 @dataclass
@@ -104,6 +104,6 @@ async def store_event(herald, printer: Printer, type: str, *, payload: dict | No
             sequence=fresh.event_sequence, occurred_at=occurred_at or now, received_at=now,
             payload=payload or {}, printer_data=printer_data or {}, snapshot_path=snapshot_path,
             using_db=connection)
-        for listener in herald.event_listeners:
+        for listener in herald.hooks.event_listeners:
             await listener(event, fresh, connection)
     return event

@@ -1,0 +1,82 @@
+"""Alexa: the verified skill endpoint (POST /alexa) and the setup page."""
+
+from __future__ import annotations
+
+import logging
+
+from quart import Blueprint, Response, jsonify, render_template, request
+
+import skill
+from appliance.accounts.auth import csrf_exempt, require_user
+from appliance.alexa import status_source as alexa_service
+from appliance.alexa.verification import (
+    AlexaVerificationError,
+    RequestVerifier,
+    parse_envelope,
+)
+from appliance.core.db import shielded
+from appliance.core.errors import HeraldError, Invalid
+from appliance.core.herald import Herald, current_herald
+from appliance.oauth import server as oauth
+
+log = logging.getLogger(__name__)
+blueprint = Blueprint("alexa", __name__)
+
+
+@blueprint.post("/alexa")
+@csrf_exempt
+async def alexa_endpoint():
+    herald = current_herald()
+    body = await request.get_data()
+    try:
+        if herald.settings.alexa_verify_requests:
+            envelope = await current_herald().part(RequestVerifier).verify(request.headers, body)
+        else:
+            envelope = parse_envelope(body)
+    except AlexaVerificationError as exc:
+        log.info("refused an Alexa request: %s", exc)
+        raise Invalid(str(exc), code="invalid_alexa_request") from None
+    request_type = envelope["request"].get("type", "")
+    if request_type == "AlexaSkillEvent.SkillDisabled":
+        await _revoke_on_disable(herald, envelope)
+        return jsonify({"version": "1.0", "response": {}})
+    if request_type.startswith("AlexaSkillEvent."):
+        return jsonify({"version": "1.0", "response": {}})
+    source = await alexa_service.source_for_request(herald, envelope)
+    return jsonify(skill.invoke(envelope, source))
+
+
+async def _revoke_on_disable(herald: Herald, envelope) -> None:
+    token = (((envelope.get("context") or {}).get("System") or {}).get("user") or {}).get("accessToken")
+    if token:
+        await shielded(oauth.revoke_for_access_token(str(token), herald.clock.now()))
+
+
+@blueprint.route("/alexa/setup", methods=["GET", "POST"])
+async def setup():
+    user = await require_user(admin=True)
+    herald = current_herald()
+    error = None
+    status = 200
+    if request.method == "POST":
+        form = await request.form
+        try:
+            await shielded(alexa_service.configure_alexa_client(herald, form.get("vendor_id", ""), user))
+        except HeraldError as exc:
+            error, status = exc.message, 400
+    client = await alexa_service.alexa_client(herald)
+    values = alexa_service.setup_values(herald, client)
+    html = await render_template("alexa/setup.html", values=values, error=error,
+                                 linking=alexa_service.account_linking(values))
+    return html, status
+
+
+@blueprint.get("/alexa/skill-package.zip")
+async def skill_package():
+    user = await require_user(admin=True)
+    herald = current_herald()
+    data = await alexa_service.skill_package(herald, user)
+    return Response(data, mimetype="application/zip", headers={
+        "Content-Disposition": 'attachment; filename="herald-skill-package.zip"',
+        "Cache-Control": "no-store",
+    })

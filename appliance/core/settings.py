@@ -1,0 +1,366 @@
+"""Herald's settings: every setting is declared once, in SETTINGS, with its default and help.
+
+Sources, lowest to highest precedence: the defaults below, an optional TOML file
+(``HERALD_CONFIG``, else ``<data_dir>/herald.toml`` when it exists), then
+environment variables named ``HERALD_<NAME>``. ``docs/settings.md`` is checked
+against this table by a test, so the documentation cannot fall behind.
+
+Settings an admin may change at run time (signup mode, mail) also live in the
+database; see ``appliance.core.runtime_settings``. Where an environment
+variable is set, it wins, and the UI shows the field as set by the environment.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class SettingsError(ValueError):
+    """A setting has a value Herald cannot use; the message names the setting."""
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in {"1", "true", "yes", "on"}:
+        return True
+    if text in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"expected true or false, got {value!r}")
+
+
+def _list(value: Any) -> list[str]:
+    if isinstance(value, list | tuple):
+        return [str(v).strip() for v in value if str(v).strip()]
+    return [part.strip() for part in str(value).split(",") if part.strip()]
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: Any
+    help: str
+    parse: Callable[[Any], Any] = str
+    secret: bool = False
+    runtime: bool = False  # an admin may change it in the web UI (stored in the database)
+
+
+SIGNUP_MODES = ("open", "invite", "closed")
+
+
+def _signup_mode(value: Any) -> str:
+    text = str(value).strip().lower()
+    if text not in SIGNUP_MODES:
+        raise ValueError(f"expected one of {', '.join(SIGNUP_MODES)}, got {value!r}")
+    return text
+
+
+def _smtp_tls(value: Any) -> str:
+    text = str(value).strip().lower()
+    if text not in ("none", "starttls", "tls"):
+        raise ValueError(f"expected none, starttls or tls, got {value!r}")
+    return text
+
+
+def _nonneg_int(value: Any) -> int:
+    number = int(value)
+    if number < 0:
+        raise ValueError(f"must not be negative, got {number}")
+    return number
+
+
+def _pos_int(value: Any) -> int:
+    number = int(value)
+    if number <= 0:
+        raise ValueError(f"must be positive, got {number}")
+    return number
+
+
+def _pos_float(value: Any) -> float:
+    number = float(value)
+    if number <= 0:
+        raise ValueError(f"must be positive, got {number}")
+    return number
+
+
+def _seconds_list(value: Any) -> list[float]:
+    items = value if isinstance(value, list | tuple) else _list(value)
+    numbers = [float(item) for item in items]
+    if not numbers or any(n <= 0 for n in numbers):
+        raise ValueError("expected one or more positive numbers of seconds")
+    return numbers
+
+
+def _token_minutes(value: Any) -> int:
+    number = int(value)
+    if number < 6:
+        raise ValueError(f"must be at least 6 (Alexa needs tokens valid 6 minutes), got {number}")
+    return number
+
+
+SETTINGS: tuple[Setting, ...] = (
+    # --- serving
+    Setting("host", "127.0.0.1", "Address to bind; 0.0.0.0 to listen on every interface."),
+    Setting("port", 8080, "TCP port to listen on.", _pos_int),
+    Setting("workers", 1, "Number of hypercorn worker processes (more than one needs PostgreSQL).", _pos_int),
+    Setting("data_dir", "./data", "Directory for the SQLite database, the encryption key and snapshots."),
+    Setting(
+        "database_url",
+        "",
+        "Database URL: sqlite:///path/to/file or postgres://user:pass@host:5432/db. "
+        "Empty means a SQLite file herald.sqlite3 in the data directory.",
+        secret=True,
+    ),
+    Setting(
+        "public_url",
+        "",
+        "The address Alexa, plugins and browsers use, e.g. https://herald.example.com. "
+        "Links in mail and the device flow are built from it. Empty means http://HOST:PORT.",
+    ),
+    Setting(
+        "trusted_proxies",
+        [],
+        "Comma-separated addresses or CIDR networks of reverse proxies whose "
+        "X-Forwarded-For and X-Forwarded-Proto headers are believed.",
+        _list,
+    ),
+    Setting("log_level", "INFO", "Logging level: DEBUG, INFO, WARNING or ERROR."),
+    # --- accounts
+    Setting(
+        "signup_mode",
+        "invite",
+        "Who may sign up: open (anyone), invite (with an admin's invite link) or closed.",
+        _signup_mode,
+        runtime=True,
+    ),
+    Setting("session_days", 30, "How long a login session lasts, in days.", _pos_int),
+    # --- mail
+    Setting("smtp_host", "", "SMTP server host; empty means mail is written to the log instead.", runtime=True),
+    Setting("smtp_port", 587, "SMTP server port.", _pos_int, runtime=True),
+    Setting("smtp_username", "", "SMTP user name (empty for none).", runtime=True),
+    Setting("smtp_password", "", "SMTP password (stored encrypted when set in the web UI).", secret=True, runtime=True),
+    Setting("smtp_tls", "starttls", "SMTP transport security: none, starttls or tls.", _smtp_tls, runtime=True),
+    Setting("mail_from", "herald@localhost", "Sender address of Herald's mail.", runtime=True),
+    # --- printers and status
+    Setting(
+        "offline_after",
+        300,
+        "Seconds of silence after which a printer counts as offline.",
+        _pos_int,
+    ),
+    Setting(
+        "offline_check_interval",
+        15,
+        "Seconds between checks for printers that fell silent (one process checks at a time).",
+        _pos_int,
+    ),
+    Setting(
+        "purge_after_days",
+        10,
+        "Remove printers that have not checked in for this many days (0 disables).",
+        _nonneg_int,
+    ),
+    Setting(
+        "purge_warn_days",
+        7,
+        "Warn the owner (dashboard, and mail when configured) after this many days of silence.",
+        _nonneg_int,
+    ),
+    Setting("event_retention_days", 30, "Keep stored printer events this many days.", _pos_int),
+    Setting(
+        "live_heartbeat",
+        15.0,
+        "Seconds between keep-alive messages on the live dashboard stream; each one also "
+        "re-reads the user's printers from the database (added, renamed or removed printers, "
+        "and status accepted by another worker process).",
+        _pos_float,
+    ),
+    Setting(
+        "status_flush_interval",
+        1.0,
+        "Seconds between writes of coalesced printer status to the database.",
+        _pos_float,
+    ),
+    # --- Alexa and the OAuth server
+    Setting(
+        "alexa_skill_id",
+        "",
+        "The Alexa skill's id (amzn1.ask.skill....); requests for any other skill are refused. "
+        "Empty refuses every Alexa request.",
+    ),
+    Setting(
+        "alexa_verify_requests",
+        True,
+        "Verify that Alexa requests are signed by Amazon. Turn off only for local testing: "
+        "Herald then logs a warning at every start.",
+        _bool,
+    ),
+    Setting(
+        "alexa_single_owner",
+        False,
+        "One-person household: answer every Alexa request for the admin's printers, "
+        "without account linking.",
+        _bool,
+    ),
+    Setting(
+        "oauth_access_token_minutes",
+        60,
+        "Lifetime of OAuth access tokens in minutes (at least 6, as Alexa requires).",
+        _token_minutes,
+    ),
+    # --- webhooks
+    Setting(
+        "webhook_allow_private",
+        False,
+        "Let users who are not admins send webhooks to private, loopback, link-local and other "
+        "addresses that are not globally routable (admins' targets may always).",
+        _bool,
+        runtime=True,
+    ),
+    Setting("webhook_concurrency", 16, "Webhook requests sent at once per process.", _pos_int),
+    Setting("webhook_timeout", 15.0, "Seconds a webhook receiver has to answer.", _pos_float),
+    Setting(
+        "webhook_retry_schedule",
+        [5, 300, 1800, 7200, 18000, 36000, 36000],
+        "Seconds to wait before each retry of a failed webhook (comma-separated), "
+        "each varied by 20% either way. After the last, the delivery is marked failed.",
+        _seconds_list,
+    ),
+    Setting(
+        "webhook_lease",
+        60.0,
+        "Seconds a process holds a claimed delivery; a killed process's claims return to "
+        "the queue after this. Herald uses at least twice the timeout plus one second.",
+        _pos_float,
+    ),
+    Setting(
+        "webhook_disable_after_days",
+        5.0,
+        "Disable a webhook target that has failed continuously for this many days.",
+        _pos_float,
+    ),
+    Setting("webhook_retention_days", 30, "Keep webhook deliveries and their attempts this many days.", _pos_int),
+    Setting(
+        "webhook_poll_interval",
+        1.0,
+        "Seconds between looks for due webhook deliveries (new events wake the worker at once).",
+        _pos_float,
+    ),
+)
+
+_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved settings. Build with ``load_settings()`` or ``Settings.build(**overrides)``."""
+
+    values: Mapping[str, Any]
+    from_env: frozenset[str] = field(default_factory=frozenset)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    # derived values -------------------------------------------------------------
+    @property
+    def data_path(self) -> Path:
+        return Path(self.values["data_dir"]).expanduser().resolve()
+
+    @property
+    def db_url(self) -> str:
+        url = self.values["database_url"]
+        if url:
+            if url.startswith("postgresql://"):
+                url = "postgres://" + url.removeprefix("postgresql://")
+            return url
+        return f"sqlite://{self.data_path / 'herald.sqlite3'}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.db_url.startswith("sqlite:")
+
+    @property
+    def base_url(self) -> str:
+        url = self.values["public_url"]
+        if url:
+            return url.rstrip("/")
+        host = self.values["host"]
+        if host in ("0.0.0.0", "::", ""):
+            host = "127.0.0.1"
+        return f"http://{host}:{self.values['port']}"
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.base_url.startswith("https://")
+
+    def replace(self, **changes: Any) -> Settings:
+        return Settings.build(base=self, **changes)
+
+    @classmethod
+    def build(cls, base: Settings | None = None, **overrides: Any) -> Settings:
+        """Settings from defaults (or ``base``) plus keyword overrides; used by tests."""
+        values = dict(base.values) if base else {s.name: s.default for s in SETTINGS}
+        for name, raw in overrides.items():
+            values[name] = _parse(name, raw)
+        return cls(values=values, from_env=base.from_env if base else frozenset())
+
+
+def _parse(name: str, raw: Any) -> Any:
+    setting = _BY_NAME.get(name)
+    if setting is None:
+        raise SettingsError(f"unknown setting {name!r}")
+    try:
+        return setting.parse(raw)
+    except (TypeError, ValueError) as exc:
+        raise SettingsError(f"setting {name} (HERALD_{name.upper()}): {exc}") from None
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Defaults, then the TOML file, then ``HERALD_*`` environment variables."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {s.name: s.default for s in SETTINGS}
+
+    data_dir = environ.get("HERALD_DATA_DIR", values["data_dir"])
+    config_path = environ.get("HERALD_CONFIG")
+    path = Path(config_path) if config_path else Path(data_dir).expanduser() / "herald.toml"
+    if config_path and not path.is_file():
+        raise SettingsError(f"HERALD_CONFIG points to {path}, which is not a file")
+    if path.is_file():
+        try:
+            table = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"{path}: {exc}") from None
+        table = table.get("herald", table)
+        for name, raw in table.items():
+            values[name] = _parse(name, raw)
+
+    from_env = set()
+    for setting in SETTINGS:
+        key = f"HERALD_{setting.name.upper()}"
+        if key in environ:
+            values[setting.name] = _parse(setting.name, environ[key])
+            from_env.add(setting.name)
+    return Settings(values=values, from_env=frozenset(from_env))
+
+
+def settings_markdown() -> str:
+    """The settings table as Markdown, for docs/settings.md."""
+    lines = ["| Environment variable | Default | Meaning |", "| --- | --- | --- |"]
+    for s in SETTINGS:
+        default = ", ".join(map(str, s.default)) if isinstance(s.default, list) else s.default
+        default = f"`{default}`" if default not in ("", []) else "(empty)"
+        extra = " Can be changed by an admin in the web UI." if s.runtime else ""
+        lines.append(f"| `HERALD_{s.name.upper()}` | {default} | {s.help}{extra} |")
+    return "\n".join(lines) + "\n"
+
+
+__all__ = ["SETTINGS", "Setting", "Settings", "SettingsError", "load_settings"]

@@ -1,0 +1,42 @@
+"""The event vocabulary: every event type Herald knows, who sends it, and its OctoPrint-Webhooks names.
+
+The schemas (what the plugin may post), the read API's filter, the webhooks (topics,
+default messages, subscriptions) and the printers area all take their words from here,
+so a new event type is added in one place (and in docs/printers.md's table).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# type -> (OctoPrint-Webhooks topic, its default message)
+EVENT_TOPICS: Final[dict[str, tuple[str, str]]] = {
+    "print.started": ("Print Started", "Your print has started."),
+    "print.done": ("Print Done", "Your print is done."),
+    "print.failed": ("Print Failed", "Something went wrong and your print has failed."),
+    "print.cancelled": ("Print Cancelled", "Your print has been cancelled."),
+    "print.paused": ("Print Paused", "Your print has been paused."),
+    "print.resumed": ("Print Resumed", "Your print has resumed."),
+    "print.progress": ("Print Progress", "Your print is {progress}% complete."),
+    "printer.user_action_needed": ("User Action Needed",
+                                   "User action needed. You may need to change the filament."),
+    "printer.error": ("Error", "There was an error."),
+    "printer.offline": ("Printer Offline", "Your printer has stopped checking in."),
+    "printer.online": ("Printer Online", "Your printer is back online."),
+}
+EVENT_TYPES: Final = tuple(EVENT_TOPICS)
+
+# Herald records these itself; a plugin may not post them.
+HERALD_EVENT_TYPES: Final = ("printer.offline", "printer.online")
+PLUGIN_EVENT_TYPES: Final = tuple(t for t in EVENT_TYPES if t not in HERALD_EVENT_TYPES)
+
+# OctoPrint's printer states as the status contract names them (``state_id``).
+STATE_IDS: Final = (
+    "offline", "connecting", "operational", "printing", "pausing", "paused",
+    "resuming", "cancelling", "finishing", "error",
+)
+
+
+def topic_of(event_type: str) -> str:
+    """The OctoPrint-Webhooks topic ("Print Done"); an unknown type stands for itself."""
+    return EVENT_TOPICS.get(event_type, (event_type, event_type))[0]

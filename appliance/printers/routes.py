@@ -1,0 +1,197 @@
+"""Printer pages: approve a link request (/link), add, rename, re-key and remove printers.
+
+The dashboard at / belongs to the home blueprint; these pages are the printer
+management around it.
+"""
+
+from __future__ import annotations
+
+from quart import Blueprint, redirect, render_template, request
+from quart_schema import hide
+
+from appliance.accounts.auth import require_user
+from appliance.core.errors import HeraldError, NotFound, RateLimited, status_of
+from appliance.core.herald import Herald, current_herald
+from appliance.core.netaddr import client_address
+from appliance.core.times import user_zone
+from appliance.printers import linking
+from appliance.printers.chart import chart_for
+from appliance.printers.jobs import recent_jobs
+from appliance.printers.manage import create_printer, remove_printer, rename_printer, rotate_key
+from appliance.printers.views import owned_printer, printer_view, printer_views
+
+blueprint = Blueprint("printers", __name__)
+
+_NO_STORE = {"Cache-Control": "no-store"}
+
+
+def _herald() -> Herald:
+    return current_herald()
+
+
+def _address() -> str:
+    return client_address(request, _herald().settings.trusted_proxies)
+
+
+async def _page(template: str, status: int = 200, headers: dict | None = None, **context):
+    return await render_template(template, **context), status, headers or {}
+
+
+# --- linking by code -------------------------------------------------------------------
+
+
+@blueprint.get("/link")
+@hide
+async def link_form():
+    user = await require_user()
+    code = request.args.get("user_code", "")
+    if not code:
+        return await _page("printers/link.html", user_code="", error=None)
+    pending = await linking.find_pending(_herald(), user, _address(), code)
+    if pending is None:
+        return await _page("printers/link.html", 400, user_code=code,
+                           error="This code is unknown or expired; check the code the printer shows.")
+    return await _confirm_page(user, pending)
+
+
+async def _confirm_page(user, pending):
+    unlinked = [p for p in await printer_views(_herald(), user) if not p["linked"]]
+    return await _page("printers/link_confirm.html", request_=pending,
+                       user_code=linking.format_user_code(pending.user_code), unlinked=unlinked)
+
+
+@blueprint.post("/link")
+@hide
+async def link_lookup():
+    user = await require_user()
+    form = await request.form
+    code = form.get("user_code", "")
+    pending = await linking.find_pending(_herald(), user, _address(), code)
+    if pending is None:
+        return await _page("printers/link.html", 400, user_code=code,
+                           error="This code is unknown or expired; check the code the printer shows.")
+    return await _confirm_page(user, pending)
+
+
+@blueprint.post("/link/decide")
+@hide
+async def link_decide():
+    user = await require_user()
+    form = await request.form
+    approve = form.get("decision") == "approve"
+    relink = form.get("relink") or None
+    try:
+        decided = await linking.decide_link(_herald(), user, _address(), form.get("user_code", ""),
+                                            approve=approve, relink_printer_id=relink)
+    except HeraldError as exc:
+        if isinstance(exc, RateLimited):
+            raise
+        return await _page("printers/link.html", status_of(exc), user_code=form.get("user_code", ""),
+                           error=exc.message)
+    name = await linking.linked_name(decided) if approve else decided.printer_name
+    return await _page("printers/link_done.html", approved=approve, name=name, asked_as=decided.printer_name)
+
+
+# --- managing printers -----------------------------------------------------------------
+
+
+_LIST_NOTICES = {"removed": "The printer was removed."}
+_DETAIL_NOTICES = {"renamed": "The printer was renamed."}
+
+
+@blueprint.get("/printers")
+@hide
+async def printer_list():
+    user = await require_user()
+    views = await printer_views(_herald(), user)
+    return await _page("printers/list.html", printers=views,
+                       notice=_LIST_NOTICES.get(request.args.get("done", "")))
+
+
+@blueprint.get("/printers/new")
+@hide
+async def printer_new_form():
+    await require_user()
+    return await _page("printers/new.html", name="", error=None)
+
+
+@blueprint.post("/printers/new")
+@hide
+async def printer_create():
+    user = await require_user()
+    form = await request.form
+    name = form.get("name", "")
+    try:
+        created = await create_printer(_herald(), user, name)
+    except HeraldError as exc:
+        return await _page("printers/new.html", 400, name=name, error=exc.message)
+    return await _page("printers/key.html", headers=_NO_STORE, printer=created.printer,
+                       key=created.key, new=True)
+
+
+async def _detail_page(user, printer, status: int = 200, **context):
+    herald = _herald()
+    context.setdefault("error", None)
+    context.setdefault("notice", None)
+    return await _page("printers/detail.html", status, printer=printer,
+                       view=printer_view(herald, printer), jobs=await recent_jobs(printer.id),
+                       chart=await chart_for(herald, printer.id, user_zone(user.time_zone)), **context)
+
+
+@blueprint.get("/printers/<printer_id>")
+@hide
+async def printer_detail(printer_id: str):
+    user = await require_user()
+    printer = await owned_printer(user, printer_id)
+    return await _detail_page(user, printer, notice=_DETAIL_NOTICES.get(request.args.get("done", "")))
+
+
+@blueprint.post("/printers/<printer_id>/rename")
+@hide
+async def printer_rename(printer_id: str):
+    user = await require_user()
+    form = await request.form
+    try:
+        await rename_printer(_herald(), user, printer_id, form.get("name", ""))
+    except HeraldError as exc:
+        if isinstance(exc, NotFound):
+            raise
+        printer = await owned_printer(user, printer_id)
+        return await _detail_page(user, printer, 400, error=exc.message)
+    return redirect(f"/printers/{printer_id}?done=renamed")
+
+
+@blueprint.get("/printers/<printer_id>/rotate")
+@hide
+async def printer_rotate_form(printer_id: str):
+    """Ask first: a new key stops the working one at once."""
+    user = await require_user()
+    printer = await owned_printer(user, printer_id)
+    return await _page("printers/rotate.html", printer=printer, view=printer_view(_herald(), printer))
+
+
+@blueprint.post("/printers/<printer_id>/rotate")
+@hide
+async def printer_rotate(printer_id: str):
+    user = await require_user()
+    rotated = await rotate_key(_herald(), user, printer_id)
+    return await _page("printers/key.html", headers=_NO_STORE, printer=rotated.printer,
+                       key=rotated.key, new=False)
+
+
+@blueprint.get("/printers/<printer_id>/remove")
+@hide
+async def printer_remove_form(printer_id: str):
+    user = await require_user()
+    printer = await owned_printer(user, printer_id)
+    return await _page("printers/remove.html", printer=printer)
+
+
+@blueprint.post("/printers/<printer_id>/remove")
+@hide
+async def printer_remove(printer_id: str):
+    user = await require_user()
+    await remove_printer(_herald(), user, printer_id)
+    return redirect("/printers?done=removed")
+
+

@@ -1,0 +1,84 @@
+"""The webhook presets a user starts from: OctoPrint-Webhooks' default body and common receivers."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+_STANDARD_BODY = {
+    "deviceIdentifier": "@deviceIdentifier",
+    "apiSecret": "@apiSecret",
+    "topic": "@topic",
+    "message": "@message",
+    "extra": "@extra",
+    "state": "@state",
+    "job": "@job",
+    "progress": "@progress",
+    "currentZ": "@currentZ",
+    "offsets": "@offsets",
+    "currentTime": "@currentTime",
+    "printer": "@printer",
+    "sequence": "@sequence",
+}
+
+
+def _pretty(value: dict) -> str:
+    return json.dumps(value, indent=2)
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "blank": {
+        "label": "Blank (OctoPrint-Webhooks default body)",
+        "url": "https://",
+        "method": "POST",
+        "content_type": "json",
+        "headers": "{}",
+        "body": _pretty(_STANDARD_BODY),
+        "help": "The body OctoPrint-Webhooks sends by default; change it freely.",
+    },
+    "home_assistant": {
+        "label": "Home Assistant webhook trigger",
+        "url": "http://homeassistant.local:8123/api/webhook/YOUR_WEBHOOK_ID",
+        "method": "POST",
+        "content_type": "json",
+        "headers": "{}",
+        "body": _pretty({
+            "topic": "@topic", "event": "@event", "message": "@message", "printer": "@printer.name",
+            "printer_id": "@printer.id", "state": "@state.text", "file": "@job.file.name",
+            "progress": "@progress.completion", "milestone": "@percentCompleteMilestone",
+            "sequence": "@sequence", "occurred_at": "@occurredAt",
+        }),
+        "help": "In Home Assistant, add an automation with a Webhook trigger and paste its URL here; "
+                "the fields arrive as trigger.json.",
+    },
+    "ntfy": {
+        "label": "ntfy notification",
+        "url": "https://ntfy.example.com/",
+        "method": "POST",
+        "content_type": "json",
+        "headers": "{}",
+        "body": _pretty({"topic": "YOUR_TOPIC", "title": "@printer.name: @topic",
+                         "message": "@message", "tags": ["printer"]}),
+        "help": "Publishes JSON to the ntfy server's root URL; set your server and topic.",
+    },
+    "discord": {
+        "label": "Discord channel webhook",
+        "url": "https://discord.com/api/webhooks/ID/TOKEN",
+        "method": "POST",
+        "content_type": "json",
+        "headers": "{}",
+        "body": _pretty({"username": "Herald", "content": "**@printer.name** @topic: @message"}),
+        "help": "Channel settings, Integrations, Webhooks: copy the webhook URL here.",
+    },
+    "slack": {
+        "label": "Slack incoming webhook",
+        "url": "https://hooks.slack.com/services/T000/B000/XXXX",
+        "method": "POST",
+        "content_type": "json",
+        "headers": "{}",
+        "body": _pretty({"text": "*@printer.name* @topic: @message"}),
+        "help": "Create an incoming webhook in your Slack app and paste its URL here.",
+    },
+}
+DEFAULT_EVENTS = ["print.started", "print.done", "print.failed", "print.cancelled", "print.paused",
+                  "printer.user_action_needed", "printer.error"]

@@ -39,6 +39,7 @@ from appliance.core.errors import register_error_handlers
 from appliance.core.herald import HERALD_KEY, Herald, herald_of
 from appliance.core.jsonbody import install_json_provider
 from appliance.core.leases import new_holder, run_periodically
+from appliance.core.netaddr import client_scheme, https_address_for
 from appliance.core.ratelimit import SharedRateLimiter, rate_limiter_for
 from appliance.core.row_ids import RowIdConverter
 from appliance.core.secrets import SecretBox
@@ -251,6 +252,8 @@ def _install_http(app: Quart, herald: Herald) -> None:
     @app.context_processor
     async def _template_globals() -> dict[str, Any]:
         return {
+            # set when an https Herald is opened over plain http: base.html says where to go
+            "https_address": https_address_for(request, settings.base_url, settings.trusted_proxies),
             "csrf_token": csrf_token,
             "current_user": await current_user(),
             "herald_version": __version__,
@@ -273,7 +276,7 @@ def _install_http(app: Quart, herald: Herald) -> None:
         headers.setdefault("X-Frame-Options", "DENY")
         headers.setdefault("X-Content-Type-Options", "nosniff")
         headers.setdefault("Referrer-Policy", "same-origin")
-        if settings.secure_cookies:
+        if settings.secure_cookies and client_scheme(request, settings.trusted_proxies) == "https":
             headers.setdefault("Strict-Transport-Security", "max-age=31536000")
         return response
 

@@ -23,6 +23,7 @@ from appliance.accounts.sessions import resolve_session
 from appliance.core.db import shielded
 from appliance.core.errors import NotAllowed, Unauthenticated, wants_json
 from appliance.core.herald import current_herald
+from appliance.core.netaddr import https_address_for
 from appliance.core.secrets import ACCESS_TOKEN_PREFIX, constant_time_equal, token_hash
 
 SESSION_COOKIE = "herald_session"
@@ -93,6 +94,14 @@ async def check_csrf() -> None:
     if not sent and request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
         sent = (await request.form).get("csrf_token", "")
     if not expected or not sent or not constant_time_equal(expected, sent):
+        settings = current_herald().settings
+        https = https_address_for(request, settings.base_url, settings.trusted_proxies)
+        if https is not None:
+            # The usual cause on a LAN address: Secure cookies are never sent over http.
+            raise NotAllowed(f"This Herald is set up for https, and this form was sent over plain http, "
+                             f"where your browser does not send Herald's cookies. Open "
+                             f"{settings.base_url.rstrip('/')}/login and log in there.",
+                             code="csrf_failed")
         raise NotAllowed("The form has expired or the CSRF token is missing; reload the page and try again.", code="csrf_failed")
 
 

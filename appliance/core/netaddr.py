@@ -37,8 +37,22 @@ def client_address(request: Request, trusted_proxies: list[str] | tuple[str, ...
 
 
 def client_scheme(request: Request, trusted_proxies: list[str] | tuple[str, ...]) -> str:
+    """The scheme the browser used: X-Forwarded-Proto when a trusted proxy sent it, else the
+    connection's own (a client could claim https over plain http otherwise)."""
     if _is_trusted(request.remote_addr or "", tuple(trusted_proxies)):
         proto = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
         if proto in ("http", "https"):
             return proto
     return request.scheme
+
+
+def https_address_for(request: Request, public_url: str, trusted_proxies: list[str] | tuple[str, ...]) -> str | None:
+    """Where to go instead when a page of an https Herald was opened over plain http.
+
+    With an https public URL Herald's cookies are Secure: a browser on plain http (a LAN
+    address, ``http://herald.local``) neither keeps nor sends them, so no login or form
+    can work there. None when the request came over https (or the instance is http-only).
+    """
+    if not public_url.startswith("https://") or client_scheme(request, trusted_proxies) == "https":
+        return None
+    return public_url.rstrip("/") + request.full_path.rstrip("?")

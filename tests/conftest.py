@@ -105,6 +105,14 @@ def database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path):
         run_sync(pg.drop_database(name))
 
 
+@pytest.fixture(autouse=True)
+def _fresh_statement_cache() -> None:
+    """Tortoise caches INSERT statements per connection *name*; tests switch the "default"
+    connection between SQLite and PostgreSQL in one process, which a real server never
+    does, so every test (also those that call create_app themselves) starts with none."""
+    EXECUTOR_CACHE.clear()
+
+
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()

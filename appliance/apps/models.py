@@ -67,7 +67,7 @@ class AppConnection(Model):
 
     class Meta:
         table = "app_connections"
-        indexes = (("user_id",), ("printer_id",), ("webhook_expires_at",))
+        indexes = (("user_id",), ("printer_id",), ("webhook_target_id",), ("webhook_expires_at",))
 
 
 class LiveLink(Model):
@@ -97,4 +97,4 @@ class LiveLink(Model):
 
     class Meta:
         table = "live_links"
-        indexes = (("owner_id",), ("printer_id",))
+        indexes = (("owner_id",), ("printer_id",), ("connection_id",))

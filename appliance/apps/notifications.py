@@ -96,6 +96,11 @@ async def set_webhook(herald: Herald, connection: AppConnection, url: Any, numbe
     return connection
 
 
+async def signing_secret(herald: Herald, connection: AppConnection) -> str | None:
+    target = await WebhookTarget.get_or_none(id=connection.webhook_target_id) if connection.webhook_target_id else None
+    return herald.secret_box.decrypt(target.signing_secret) if target else None
+
+
 async def delete_webhook(connection: AppConnection) -> bool:
     """Forget the registration; True when there was one."""
     target_id = connection.webhook_target_id

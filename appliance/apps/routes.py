@@ -223,8 +223,11 @@ async def app_set_webhook(herald: Herald, connection: AppConnection, body: dict[
     await connections.connection_printer(herald, connection)
     updated = await notifications.set_webhook(herald, connection, body.get("WebhookUrl"),
                                               body.get("InclusiveEventTypesFilter"))
+    # Herald's additions: when the registration lapses unless set again, and the Standard
+    # Webhooks secret that signs every notification (webhook-signature), for the app to check
     return {"ExpiresAtUtc": updated.webhook_expires_at.isoformat().replace("+00:00", "Z")
-            if updated.webhook_expires_at else None}
+            if updated.webhook_expires_at else None,
+            "SigningSecret": await notifications.signing_secret(herald, updated)}
 
 
 @blueprint.post("/api/appconnection/DeleteNotificationWebhook")

@@ -34,7 +34,7 @@ class Migration(migrations.Migration):
                 ('webhook_target', fields.ForeignKeyField('herald.WebhookTarget', source_field='webhook_target_id', null=True, db_constraint=True, to_field='id', related_name='app_connections', on_delete=OnDelete.SET_NULL)),
                 ('webhook_expires_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
             ],
-            options={'table': 'app_connections', 'app': 'herald', 'indexes': [Index(fields=['user_id']), Index(fields=['printer_id']), Index(fields=['webhook_expires_at'])], 'pk_attr': 'id', 'table_description': "What the portal made: an app's access to one printer of one user, with its credentials."},
+            options={'table': 'app_connections', 'app': 'herald', 'indexes': [Index(fields=['user_id']), Index(fields=['printer_id']), Index(fields=['webhook_target_id']), Index(fields=['webhook_expires_at'])], 'pk_attr': 'id', 'table_description': "What the portal made: an app's access to one printer of one user, with its credentials."},
             bases=['Model'],
         ),
         ops.CreateModel(
@@ -53,7 +53,7 @@ class Migration(migrations.Migration):
                 ('ended_reason', fields.CharField(default='', max_length=40)),
                 ('extra', fields.JSONField(default=dict, encoder=functools.partial(dumps, separators=(',', ':')), decoder=loads)),
             ],
-            options={'table': 'live_links', 'app': 'herald', 'indexes': [Index(fields=['owner_id']), Index(fields=['printer_id'])], 'pk_attr': 'id', 'table_description': 'A read-only page of one printer that anyone holding its link may open until it ends.'},
+            options={'table': 'live_links', 'app': 'herald', 'indexes': [Index(fields=['owner_id']), Index(fields=['printer_id']), Index(fields=['connection_id'])], 'pk_attr': 'id', 'table_description': 'A read-only page of one printer that anyone holding its link may open until it ends.'},
             bases=['Model'],
         ),
         ops.CreateModel(

@@ -107,3 +107,28 @@ async def test_deleting_the_user_ends_every_connection(app, client, herald):
     await make_user("admin@example.com", admin=True)
     await delete_user(user)
     assert await AppConnection.all().count() == 0
+
+
+async def test_a_printer_linked_from_the_portal_comes_back_to_it(app, client, herald):
+    await make_user()
+    await login(client)
+    portal = "/appportal/v1/?appId=octopod&returnUrl=octopod%3A%2F%2Foctoeverywhere"
+    page = await (await client.get(portal)).get_data(as_text=True)
+    assert "You have no linked printer yet." in page
+    link = re.search(r'href="(/link\?next=[^"]+)"', page).group(1)
+    started = await (await client.post("/api/v1/link", json={"printer_name": "Voron 2.4"})).get_json()
+    form_page = await (await client.get(link.replace("&amp;", "&"))).get_data(as_text=True)
+    next_value = re.search(r'name="next" value="([^"]+)"', form_page).group(1).replace("&amp;", "&")
+    assert next_value.startswith("/appportal/v1/?appId=octopod")
+    csrf = _CSRF.search(form_page).group(1)
+    confirm = await client.post("/link", form={"csrf_token": csrf, "user_code": started["user_code"],
+                                               "next": next_value})
+    assert 'name="next"' in await confirm.get_data(as_text=True)
+    done = await client.post("/link/decide", form={"csrf_token": csrf, "user_code": started["user_code"],
+                                                   "decision": "approve", "next": next_value})
+    html = await done.get_data(as_text=True)
+    assert "Approved" in html and 'href="/appportal/v1/?appId=octopod' in html
+    # the plugin's next poll takes the key, and the printer is there
+    await client.post("/api/v1/link/token", json={"device_code": started["device_code"]})
+    back = await (await client.get(next_value)).get_data(as_text=True)
+    assert "Voron 2.4" in back and "You have no linked printer yet." not in back

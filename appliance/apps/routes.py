@@ -101,6 +101,16 @@ def _next_query(target: str) -> str:
     return urlencode({"next": target})
 
 
+@blueprint.get("/appportal/v1/nosupporterperks")
+@hide
+async def portal_no_supporter_perks():
+    """Where apps send users on OctoEverywhere's 605; Herald has no supporter perks to lose."""
+    html = await render_template("apps/portal_error.html", title="No supporter perks needed",
+                                 message="This Herald has no supporter perks: App Connections are always "
+                                 "available here. If an app says otherwise, set the printer up in it again.")
+    return html, 200
+
+
 @blueprint.get("/appportal/v1/consent")
 @hide
 async def portal_consent():

@@ -98,13 +98,19 @@ def call(server, method: str, path: str, *, token: str | None = None, body: dict
 # --- the completion URL as each app reads it ---------------------------------------------------
 
 
+OCTOPOD_REQUIRED = ("url", "printername", "authbasichttpuser", "authbasichttppassword")
+
+
 def parse_as_octopod(url: str) -> dict[str, str]:
-    """OctoPod: the query's names folded to lower case; success, url, the Basic pair and the app token."""
-    query = {k.lower(): v[0] for k, v in parse_qs(urlsplit(url).query).items()}
-    assert query["success"] == "true"
+    """OctoPod (AddOctoEverywherePrinterViewController): exact names; success must be "true", then
+    url, printername and the lower-case Basic pair are all required; octoPrintApiKey is optional."""
+    query = {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
+    assert query.get("success") == "true"
+    missing = [name for name in OCTOPOD_REQUIRED if not query.get(name)]
+    assert not missing, f"OctoPod would ignore the completion: missing {missing}"
     return {"url": query["url"], "user": query["authbasichttpuser"], "password": query["authbasichttppassword"],
-            "app_token": query["appapitoken"], "name": query.get("printername", ""),
-            "local_ip": query.get("printerlastknownlocalip", "")}
+            "name": query["printername"], "api_key": query.get("octoPrintApiKey", ""),
+            "app_token": query["appApiToken"], "local_ip": query.get("printerLastKnownLocalIp", "")}
 
 
 MOBILERAKER_REQUIRED = ("appApiToken", "authbasichttpuser", "authbasichttppassword", "authBearerToken", "id", "url")
@@ -130,10 +136,12 @@ def test_octopod_connects_through_the_portal_and_uses_the_app_api(chromium, app_
     printer_id, key = app_server.add_printer("Voron 2.4", status, datetime.now(UTC))
     app_server.push_status(key, status)
 
-    # the app opens its start URL, with the casings and extra parameters real apps send
-    start = "/appportal/v1/?" + urlencode({"appid": "octopod", "ReturnUrl": "octopod://octoeverywhere",
-                                           "printerid": printer_id, "moonraker": "true", "formatVersion": "1",
-                                           "OctoPrintApiKeyAppName": "OctoPod", "authType": "enhanced"})
+    # the app opens its start URL as OctoPod builds it (appid, authType, an http logo Herald does
+    # not load, OctoPrintApiKeyAppName), plus a printerId and the extras other apps send
+    start = "/appportal/v1/?" + urlencode({
+        "appid": "octopod", "authType": "enhanced", "appLogoUrl": "http://octopod.example/octopod.png",
+        "returnUrl": "octopod://octoeverywhere", "OctoPrintApiKeyAppName": "OctoPod-OctoEverywhere-123",
+        "printerid": printer_id, "moonraker": "true", "formatVersion": "1"})
     page = new_page(chromium, app_server)
     page.goto(app_server.url + start)
     page.wait_for_url(re.compile(r".*/login\?next=.*"))
@@ -172,7 +180,7 @@ def test_octopod_connects_through_the_portal_and_uses_the_app_api(chromium, app_
     assert octopod["name"] == "Voron 2.4" and octopod["local_ip"] == LOCAL_IP
     assert octopod["url"] == mobileraker["url"]
     assert octopod["user"] == mobileraker["authbasichttpuser"]
-    assert "octoPrintApiKey" not in completion  # the relay would mint it; there is none yet
+    assert octopod["api_key"] == ""  # the relay would mint it; there is none yet, OctoPod asks for one
     token = octopod["app_token"]
 
     # the app API with the token

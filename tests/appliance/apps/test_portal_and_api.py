@@ -298,3 +298,8 @@ async def test_registry_admin_rules(app, herald):
     off = herald.settings.replace(apps_builtin=False)
     herald.settings = off
     assert await registry.find_app(herald, "mobileraker") is None
+
+
+async def test_no_supporter_perks_page_says_none_are_needed(app, client):
+    response = await client.get("/appportal/v1/nosupporterperks?moonraker=true&appid=mobileraker")
+    assert response.status_code == 200 and "always available" in await response.get_data(as_text=True)

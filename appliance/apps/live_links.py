@@ -92,8 +92,8 @@ async def live_links(herald: Herald, owner: User, printer_id: str) -> list[LiveL
     return await LiveLink.filter(printer_id=printer.id, ended_at=None, expires_at__gt=now).order_by("-created_at")
 
 
-async def revoke_live_link(herald: Herald, owner: User, live_id: str) -> LiveLink:
-    link = await LiveLink.get_or_none(live_id=live_id, owner_id=owner.id, ended_at=None)
+async def revoke_live_link(herald: Herald, owner: User, printer_id: str, live_id: str) -> LiveLink:
+    link = await LiveLink.get_or_none(live_id=live_id, printer_id=printer_id, owner_id=owner.id, ended_at=None)
     if link is None:
         raise NotFound("No such live link.")
     link.ended_at = herald.clock.now()

@@ -366,7 +366,7 @@ async def printer_live_create(printer_id: str):
 @hide
 async def printer_live_revoke(printer_id: str, live_id: str):
     user = await require_user()
-    await live_links.revoke_live_link(_herald(), user, live_id)
+    await live_links.revoke_live_link(_herald(), user, printer_id, live_id)
     return redirect(f"/printers/{printer_id}/live?done=revoked")
 
 

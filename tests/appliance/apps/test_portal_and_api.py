@@ -303,3 +303,19 @@ async def test_registry_admin_rules(app, herald):
 async def test_no_supporter_perks_page_says_none_are_needed(app, client):
     response = await client.get("/appportal/v1/nosupporterperks?moonraker=true&appid=mobileraker")
     assert response.status_code == 200 and "always available" in await response.get_data(as_text=True)
+
+
+async def test_a_new_user_signs_up_from_the_portal_and_comes_back(app, client, herald):
+    from appliance.core.runtime_settings import set_runtime
+
+    await set_runtime(herald, "signup_mode", "open")
+    login_page = await client.get((await client.get(START)).headers["Location"])
+    html = await login_page.get_data(as_text=True)
+    signup_link = re.search(r'href="(/signup\?next=[^"]+)"', html).group(1).replace("&amp;", "&")
+    signup = await (await client.get(signup_link)).get_data(as_text=True)
+    next_value = re.search(r'name="next" value="([^"]+)"', signup).group(1).replace("&amp;", "&")
+    response = await client.post("/signup", form={"csrf_token": _CSRF.search(signup).group(1), "next": next_value,
+                                                  "email": "new@example.com", "password": "plywood lantern orbit 42"})
+    assert response.status_code == 302 and response.headers["Location"].startswith("/appportal/v1/?appId=octopod")
+    back = await client.get(response.headers["Location"])
+    assert back.status_code == 200 and "Connect OctoPod to a printer" in await back.get_data(as_text=True)

@@ -132,3 +132,20 @@ async def test_a_printer_linked_from_the_portal_comes_back_to_it(app, client, he
     await client.post("/api/v1/link/token", json={"device_code": started["device_code"]})
     back = await (await client.get(next_value)).get_data(as_text=True)
     assert "Voron 2.4" in back and "You have no linked printer yet." not in back
+
+
+async def test_live_link_shows_the_latest_snapshot(app, herald):
+    user = await make_user()
+    made = await create_printer(herald, user, "Prusa")
+    made_link = await live_links.create_live_link(herald, user, made.printer.id, 2)
+    path = made_link.url.removeprefix(herald.settings.base_url)
+    relative = "snapshots/test.jpg"
+    (herald.settings.data_path / "snapshots").mkdir(parents=True, exist_ok=True)
+    (herald.settings.data_path / relative).write_bytes(b"\xff\xd8\xff\xe0 a jpeg")
+    await store_event(herald, made.printer, "print.started", snapshot_path=relative)
+    anonymous = app.test_client()
+    page = await (await anonymous.get(path)).get_data(as_text=True)
+    assert f'src="{path}/snapshot.jpg"' in page
+    snapshot = await anonymous.get(path + "/snapshot.jpg")
+    assert snapshot.status_code == 200 and snapshot.mimetype == "image/jpeg"
+    assert await snapshot.get_data() == b"\xff\xd8\xff\xe0 a jpeg"

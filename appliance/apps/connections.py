@@ -7,6 +7,7 @@ token (``AppToken:`` header), the relay's Basic user and password, and the relay
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import logging
 import secrets
@@ -22,7 +23,7 @@ from appliance.apps.registry import KnownApp
 from appliance.core.db import shielded
 from appliance.core.errors import NotFound, Unauthenticated, Unavailable
 from appliance.core.herald import Herald
-from appliance.core.secrets import new_token, token_hash
+from appliance.core.secrets import constant_time_equal, new_token, token_hash
 from appliance.core.settings import Settings
 from appliance.printers.models import Event, Printer
 from appliance.printers.views import owned_printer, printer_view
@@ -186,6 +187,34 @@ async def connection_for_token(herald: Herald, token: str | None) -> AppConnecti
     if connection.last_used_at is None or now - connection.last_used_at > _LAST_USED_EVERY:
         await shielded(AppConnection.filter(id=connection.id).update(last_used_at=now))
         connection.last_used_at = now
+    return connection
+
+
+async def relay_connection(host_label: str, authorization: str) -> AppConnection:
+    """The connection a relay request is for, checked against its Basic or Bearer credential.
+
+    For the relay (and its placeholder today): 603 unknown, 604 revoked, 401 a missing or wrong credential.
+    """
+    connection = await AppConnection.get_or_none(host_label=host_label)
+    if connection is None:
+        raise UnknownConnection("No such App Connection.")
+    if connection.revoked_at is not None:
+        raise RevokedConnection("This App Connection was revoked.")
+    scheme, _, value = (authorization or "").strip().partition(" ")
+    value = value.strip()
+    ok = False
+    if scheme.lower() == "bearer" and value:
+        ok = constant_time_equal(token_hash(value), connection.bearer_token_hash)
+    elif scheme.lower() == "basic" and value:
+        try:
+            user, _, password = base64.b64decode(value, validate=True).decode().partition(":")
+        except (ValueError, UnicodeDecodeError):
+            user, password = "", ""
+        ok = constant_time_equal(user, connection.basic_user) and constant_time_equal(
+            token_hash(password), connection.basic_password_hash)
+    if not ok:
+        raise Unauthenticated("Send the App Connection's credentials (HTTP Basic or Bearer) with every request.",
+                              code="relay_credentials", challenge='Basic realm="Herald App Connection"')
     return connection
 
 

@@ -272,13 +272,12 @@ async def app_create_live_link(herald: Herald, connection: AppConnection, body: 
 async def _relay_answer(label: str) -> Response:
     """What a connection's relay address answers for now: 601 while the printer is away, else 502."""
     herald = _herald()
-    connection = await AppConnection.get_or_none(host_label=label)
-    if connection is None or connection.revoked_at is not None:
-        return envelope(None, status=604 if connection else 603, user_error=True,
-                        error="This App Connection was revoked." if connection else "No such App Connection.")
     try:
+        connection = await connections.relay_connection(label, request.headers.get("Authorization", ""))
         await connections.connection_printer(herald, connection, must_be_online=True)
     except HeraldError as exc:
+        if isinstance(exc, Unauthenticated) and exc.challenge:
+            return envelope(None, status=401, error=exc.message, user_error=True, headers=headers_of(exc))
         return _error_envelope(exc)
     return envelope(None, status=502, error="Herald's relay is not available on this server yet: the App "
                     "Connection is valid, but requests cannot reach OctoPrint through it.")

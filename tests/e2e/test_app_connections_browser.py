@@ -78,6 +78,16 @@ def receiver():
         yield running
 
 
+def relay(url: str, bearer: str) -> int:
+    """What a request to the connection's relay address answers (the relay itself is another issue)."""
+    request = urllib.request.Request(url + "/api/version", headers={"Authorization": f"Bearer {bearer}"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
 def call(server, method: str, path: str, *, token: str | None = None, body: dict | None = None,
          bearer: str | None = None) -> tuple[int, dict]:
     headers = {"Content-Type": "application/json"}
@@ -182,6 +192,10 @@ def test_octopod_connects_through_the_portal_and_uses_the_app_api(chromium, app_
     assert octopod["user"] == mobileraker["authbasichttpuser"]
     assert octopod["api_key"] == ""  # the relay would mint it; there is none yet, OctoPod asks for one
     token = octopod["app_token"]
+    # the relay address takes the Bearer credential; without the relay it says so (502)
+    assert octopod["url"].startswith(app_server.url + "/relay/app-")  # an IP address: the path form
+    assert relay(octopod["url"], mobileraker["authBearerToken"]) == 502
+    assert relay(octopod["url"], "hcb_wrong") == 401
 
     # the app API with the token
     code, info = call(app_server, "GET", "/api/appconnection/info", token=token)
@@ -234,6 +248,7 @@ def test_octopod_connects_through_the_portal_and_uses_the_app_api(chromium, app_
     page.wait_for_url(re.compile(r".*/account/apps\?revoked=OctoPod"))
     code, revoked = call(app_server, "GET", "/api/appconnection/info", token=token)
     assert code == 604 and revoked["Status"] == 604 and "revoked" in revoked["Error"]
+    assert relay(octopod["url"], mobileraker["authBearerToken"]) == 604
     assert_clean(page)
 
 

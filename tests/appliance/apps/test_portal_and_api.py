@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 from urllib.parse import parse_qs, urlsplit
 
@@ -194,13 +195,24 @@ async def test_printer_offline_is_601_on_the_relay_address(app, client, herald):
     result = await _connect(client, herald, made.printer.id)
     parts = urlsplit(result["url"])
     assert parts.hostname.startswith("app-")  # the test settings' public URL is http://herald.test
-    host = {"Host": parts.netloc}
+    nothing = await client.get("/api/version", headers={"Host": parts.netloc})
+    assert nothing.status_code == 401 and nothing.headers["WWW-Authenticate"].startswith("Basic")
+    wrong = await client.get("/api/version", headers={"Host": parts.netloc, "Authorization": "Bearer hcb_nope"})
+    assert wrong.status_code == 401
+    basic = base64.b64encode(f"{result['authbasichttpuser']}:{result['authbasichttppassword']}".encode()).decode()
+    assert (await client.get("/api/version", headers={"Host": parts.netloc, "Authorization": f"Basic {basic}"})
+            ).status_code == 601
+    host = {"Host": parts.netloc, "Authorization": f"Bearer {result['authBearerToken']}"}
     response = await client.get("/api/version", headers=host)
     assert response.status_code == 601
     await client.put("/api/v1/printer/status", headers=bearer(made.key),
                      json={"state": "Operational", "state_id": "operational"})
     response = await client.get("/api/version", headers=host)
     assert response.status_code == 502 and "relay is not available" in (await response.get_json())["Error"]
+    # revoking ends the relay credentials at once
+    await client.post(f"/account/app-connections/{result['id']}/revoke", form={"csrf_token": _CSRF.search(
+        await (await client.get("/account/apps")).get_data(as_text=True)).group(1)})
+    assert (await client.get("/api/version", headers=host)).status_code == 604
 
 
 async def test_relay_host_form(app, herald):

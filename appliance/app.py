@@ -32,6 +32,10 @@ from appliance.accounts.auth import (
 from appliance.alexa import routes as alexa_routes
 from appliance.alexa.certificates import CachingCertFetcher
 from appliance.alexa.verification import RequestVerifier, default_trust_roots
+from appliance.apps import connections as app_connections
+from appliance.apps import live_links as app_live_links
+from appliance.apps import notifications as app_notifications
+from appliance.apps import routes as apps_routes
 from appliance.core import health
 from appliance.core.clock import Clock
 from appliance.core.db import close_database, open_database, shielded
@@ -90,6 +94,7 @@ BLUEPRINTS = (
     dashboard_routes.blueprint,
     webhook_routes.blueprint,
     plugin_routes.blueprint,
+    apps_routes.blueprint,
 )
 
 
@@ -179,6 +184,21 @@ def create_app(
     # rate limits kept in PostgreSQL expire in one process at a time
     if isinstance(herald.rate_limiter, SharedRateLimiter):
         periodic("rate-limit-purge", herald.rate_limiter.purge, PURGE_EVERY, check_every=60.0)
+
+    # apps (App Connections): a printer's end ends its connections; a print's end ends the live
+    # links made to last as long as it; notification registrations expire; a connection's relay
+    # host answers "relay not available" until the relay exists
+    herald.hooks.printers_ending.append(lambda ids: app_connections.end_for_printers(herald, ids))
+
+    async def end_live_links(event, printer, connection) -> None:
+        await app_live_links.end_with_print(herald, event, printer, connection)
+
+    async def expire_app_webhooks() -> None:
+        await shielded(app_notifications.expire_webhooks(herald))
+
+    herald.hooks.event_listeners.append(end_live_links)
+    periodic("app-webhook-expiry", expire_app_webhooks, PURGE_EVERY, check_every=60.0)
+    app.before_request(apps_routes.relay_host_guard)
 
     # oauth and alexa
     herald.provide(OAuthServer(herald))

@@ -160,7 +160,7 @@ async def setup_submit(token: str):
 # --- signup ------------------------------------------------------------------------------
 
 
-async def _signup_page(invite: str = "", email: str = "", exc: HeraldError | None = None):
+async def _signup_page(invite: str = "", email: str = "", exc: HeraldError | None = None, next_url: str = "/"):
     mode = await invites.signup_mode(_herald())
     closed_message = None
     if mode == "closed":
@@ -169,15 +169,16 @@ async def _signup_page(invite: str = "", email: str = "", exc: HeraldError | Non
         closed_message = "Signup on this Herald needs an invite link from its admin."
     status = 403 if closed_message and exc is None else None
     return await render_form("accounts/signup.html", exc, status, invite=invite, email=email,
-                             closed_message=closed_message)
+                             closed_message=closed_message, next=next_url)
 
 
 @blueprint.get("/signup")
 @hide
 async def signup_form():
+    next_url = safe_next(request.args.get("next"))
     if await current_user() is not None:
-        return redirect("/")
-    return await _signup_page()
+        return redirect(next_url)
+    return await _signup_page(next_url=next_url)
 
 
 @blueprint.get("/invite/<token>")
@@ -193,14 +194,16 @@ async def signup_submit():
     form = await request.form
     invite = form.get("invite", "")
     email = form.get("email", "")
+    next_url = safe_next(form.get("next"))
     try:
         user = await invites.signup(_herald(), email, form.get("password", ""), invite_token=invite,
                                     address=_address())
     except HeraldError as exc:
         if exc.code in ("signup_closed", "invite_required", "invalid_invite"):
             raise
-        return await _signup_page(invite, email, exc)
-    return await log_in(user, "/account?welcome=1")
+        return await _signup_page(invite, email, exc, next_url)
+    # Someone sent here from elsewhere (the App Connection portal) goes back there.
+    return await log_in(user, next_url if next_url != "/" else "/account?welcome=1")
 
 
 # --- email verification and password reset ----------------------------------------------

@@ -38,6 +38,8 @@ EventListener = Callable[[Any, Any, "BaseDBAsyncClient"], Awaitable[None]]
 StatusListener = Callable[[str, dict[str, Any]], None]
 # hook(printer_ids): awaited after a status flush wrote these printers.
 FlushedHook = Callable[[list[str]], Awaitable[None]]
+# hook(printer_ids): awaited when printers are unlinked or are about to be removed.
+PrintersEnding = Callable[[list[str]], Awaitable[None]]
 # provider(herald) -> [(label, value)]: rows an area adds to Admin > System.
 SystemRows = Callable[["Herald"], Awaitable[list[tuple[str, str]]]]
 
@@ -50,6 +52,9 @@ class Hooks:
     status_listeners: list[StatusListener] = field(default_factory=list)
     status_flushed: list[FlushedHook] = field(default_factory=list)
     system_rows: list[SystemRows] = field(default_factory=list)
+    # Awaited when printers are unlinked, and before printers are removed: what was granted
+    # on a printer (App Connections) ends there.
+    printers_ending: list[PrintersEnding] = field(default_factory=list)
     # Called as soon as the server is told to stop, before it waits for open
     # connections: long-lived responses (the dashboard's event streams) end there.
     stopping: list[Callable[[], None]] = field(default_factory=list)

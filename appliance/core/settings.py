@@ -214,6 +214,21 @@ SETTINGS: tuple[Setting, ...] = (
         "Lifetime of OAuth access tokens in minutes (at least 6, as Alexa requires).",
         _token_minutes,
     ),
+    # --- app connections
+    Setting(
+        "relay_url",
+        "",
+        "Base address of App Connections' relay, e.g. https://relay.example.com: each connection "
+        "gets its own host under it (https://app-<id>.relay.example.com, so a wildcard DNS name and "
+        "certificate are needed). Empty means the public URL's host.",
+    ),
+    Setting(
+        "apps_builtin",
+        True,
+        "Whether the App Connection portal knows OctoPod and Mobileraker (and their return-URL "
+        "schemes) without an admin registering them.",
+        _bool,
+    ),
     # --- webhooks
     Setting(
         "webhook_allow_private",

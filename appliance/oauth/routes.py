@@ -8,6 +8,7 @@ from authlib.oauth2.base import OAuth2Error
 from quart import Blueprint, Response, redirect, render_template, request
 
 from appliance.accounts.auth import csrf_exempt, require_user
+from appliance.apps.connections import list_connections
 from appliance.core.db import shielded
 from appliance.core.herald import current_herald
 from appliance.oauth import server as oauth
@@ -97,7 +98,8 @@ async def connected_apps():
     user = await require_user()
     herald = current_herald()
     grants = await oauth.list_grants(user, herald.clock.now())
-    return await render_template("account/apps.html", grants=grants, revoked=request.args.get("revoked"))
+    return await render_template("account/apps.html", grants=grants, revoked=request.args.get("revoked"),
+                                 connections=await list_connections(user))
 
 
 @blueprint.post("/account/apps/<client_id>/revoke")

@@ -144,7 +144,10 @@ async def printer_unlink():
 async def printer_status():
     printer = await current_printer()
     body = await read_model(PrinterStatus)
-    await accept_status(_herald(), printer, body.model_dump())
+    status = body.model_dump()
+    if status.get("local_ip") is None:
+        status.pop("local_ip", None)  # optional: older plugins (and the setting off) send none
+    await accept_status(_herald(), printer, status)
     return "", 204
 
 

@@ -30,6 +30,22 @@ EVENT_TYPES: Final = tuple(EVENT_TOPICS)
 HERALD_EVENT_TYPES: Final = ("printer.offline", "printer.online")
 PLUGIN_EVENT_TYPES: Final = tuple(t for t in EVENT_TYPES if t not in HERALD_EVENT_TYPES)
 
+# OctoEverywhere's notification event numbers (App Connections' InclusiveEventTypesFilter and
+# the @eventNumber webhook param) -> the Herald event types each stands for.
+APP_EVENT_NUMBERS: Final[dict[int, tuple[str, ...]]] = {
+    1: ("print.started",),
+    2: ("print.done",),
+    3: ("print.failed", "print.cancelled"),
+    4: ("print.paused",),
+    5: ("print.resumed",),
+    6: ("print.progress",),
+    9: ("printer.error",),
+    12: ("printer.user_action_needed",),
+}
+APP_TEST_EVENT_NUMBER: Final = 16
+EVENT_NUMBER_OF: Final[dict[str, int]] = {t: n for n, types in APP_EVENT_NUMBERS.items() for t in types}
+
+
 # OctoPrint's printer states as the status contract names them (``state_id``).
 STATE_IDS: Final = (
     "offline", "connecting", "operational", "printing", "pausing", "paused",

@@ -70,6 +70,8 @@ async def rotate_key(herald: Herald, user: User, printer_id: str) -> NewKey:
 
 async def unlink_printer(herald: Herald, printer_id: str) -> None:
     """The plugin's "Unlink": the key stops working, the printer stays in the owner's list."""
+    for hook in herald.hooks.printers_ending:
+        await hook([printer_id])
     await shielded(Printer.filter(id=printer_id).update(
         key_hash=None, online=False, changed_at=herald.clock.now()))
     printer_state(herald).forget(printer_id)
@@ -87,6 +89,8 @@ async def delete_printers(herald: Herald, printer_ids: list[str]) -> None:
 
     if not printer_ids:
         return
+    for hook in herald.hooks.printers_ending:
+        await hook(list(printer_ids))
     paths = await snapshot_paths_of(printer_ids)
     await shielded(Printer.filter(id__in=printer_ids).delete())
     state = printer_state(herald)

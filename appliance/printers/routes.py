@@ -10,6 +10,7 @@ from quart import Blueprint, redirect, render_template, request
 from quart_schema import hide
 
 from appliance.accounts.auth import require_user
+from appliance.accounts.routes import safe_next
 from appliance.core.errors import HeraldError, NotFound, RateLimited, status_of
 from appliance.core.herald import Herald, current_herald
 from appliance.core.netaddr import client_address
@@ -45,18 +46,25 @@ async def _page(template: str, status: int = 200, headers: dict | None = None, *
 async def link_form():
     user = await require_user()
     code = request.args.get("user_code", "")
+    next_url = _next(request.args.get("next"))
     if not code:
-        return await _page("printers/link.html", user_code="", error=None)
+        return await _page("printers/link.html", user_code="", error=None, next=next_url)
     pending = await linking.find_pending(_herald(), user, _address(), code)
     if pending is None:
-        return await _page("printers/link.html", 400, user_code=code,
+        return await _page("printers/link.html", 400, user_code=code, next=next_url,
                            error="This code is unknown or expired; check the code the printer shows.")
-    return await _confirm_page(user, pending)
+    return await _confirm_page(user, pending, next_url)
 
 
-async def _confirm_page(user, pending):
+def _next(target: str | None) -> str:
+    """Where to go on after linking (the App Connection portal sends users here); "" for nowhere."""
+    checked = safe_next(target)
+    return "" if checked == "/" else checked
+
+
+async def _confirm_page(user, pending, next_url: str = ""):
     unlinked = [p for p in await printer_views(_herald(), user) if not p["linked"]]
-    return await _page("printers/link_confirm.html", request_=pending,
+    return await _page("printers/link_confirm.html", request_=pending, next=next_url,
                        user_code=linking.format_user_code(pending.user_code), unlinked=unlinked)
 
 
@@ -66,11 +74,12 @@ async def link_lookup():
     user = await require_user()
     form = await request.form
     code = form.get("user_code", "")
+    next_url = _next(form.get("next"))
     pending = await linking.find_pending(_herald(), user, _address(), code)
     if pending is None:
-        return await _page("printers/link.html", 400, user_code=code,
+        return await _page("printers/link.html", 400, user_code=code, next=next_url,
                            error="This code is unknown or expired; check the code the printer shows.")
-    return await _confirm_page(user, pending)
+    return await _confirm_page(user, pending, next_url)
 
 
 @blueprint.post("/link/decide")
@@ -87,9 +96,10 @@ async def link_decide():
         if isinstance(exc, RateLimited):
             raise
         return await _page("printers/link.html", status_of(exc), user_code=form.get("user_code", ""),
-                           error=exc.message)
+                           error=exc.message, next=_next(form.get("next")))
     name = await linking.linked_name(decided) if approve else decided.printer_name
-    return await _page("printers/link_done.html", approved=approve, name=name, asked_as=decided.printer_name)
+    return await _page("printers/link_done.html", approved=approve, name=name, asked_as=decided.printer_name,
+                       next=_next(form.get("next")))
 
 
 # --- managing printers -----------------------------------------------------------------

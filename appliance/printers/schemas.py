@@ -11,6 +11,7 @@ covers models validated from Python values too.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -138,6 +139,19 @@ class PrinterStatus(_Strict):
     )
     job: JobStatus | None = None
     last_job: LastJob | None = None
+    local_ip: str | None = Field(
+        default=None, max_length=45, description="The printer's IP address on its local network (optional; "
+        "App Connections report it to apps). The plugin leaves it out when its setting is off.")
+
+    @field_validator("local_ip")
+    @classmethod
+    def _ip_address(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return str(ipaddress.ip_address(value))
+        except ValueError:
+            raise PydanticCustomError("ip_address", "must be an IP address such as 192.168.1.20") from None
 
 
 class PrinterEvent(_Strict):

@@ -19,7 +19,12 @@ from appliance.accounts.models import User
 from appliance.core.db import shielded
 from appliance.core.errors import NotFound, Unprocessable
 from appliance.core.herald import Herald
-from appliance.printers.event_types import EVENT_TOPICS, EVENT_TYPES
+from appliance.printers.event_types import (
+    APP_TEST_EVENT_NUMBER,
+    EVENT_NUMBER_OF,
+    EVENT_TOPICS,
+    EVENT_TYPES,
+)
 from appliance.printers.models import Event, Printer
 from appliance.webhooks import templates as tpl
 from appliance.webhooks.models import Delivery, WebhookTarget
@@ -32,7 +37,7 @@ _DROPPED_HEADERS = {"host", "content-length", "webhook-id", "webhook-timestamp",
 
 def event_params(herald: Herald, target: WebhookTarget, *, event_type: str, event_id: str, sequence: int,
                  occurred_at: datetime, payload: dict | None, printer_data: dict | None,
-                 printer: dict[str, Any], milestone: int | None) -> dict[str, Any]:
+                 printer: dict[str, Any], milestone: int | None, is_test: bool = False) -> dict[str, Any]:
     """The @params of one event for one target (OctoPrint-Webhooks' names, plus Herald's)."""
     topic, message = EVENT_TOPICS.get(event_type, (event_type, event_type))
     payload = payload or {}
@@ -60,6 +65,8 @@ def event_params(herald: Herald, target: WebhookTarget, *, event_type: str, even
         "event": event_type,
         "eventId": event_id,
         "occurredAt": occurred_at.isoformat(),
+        # OctoEverywhere's number for the event (App Connections' notifications); 16 for a test
+        "eventNumber": APP_TEST_EVENT_NUMBER if is_test else EVENT_NUMBER_OF.get(event_type, 0),
     }
 
 
@@ -177,7 +184,7 @@ def _delivery_row(herald: Herald, target: WebhookTarget, *, event_type: str, eve
                   event_pk: int | None, is_test: bool = False) -> Delivery:
     params = event_params(herald, target, event_type=event_type, event_id=event_id, sequence=sequence,
                           occurred_at=occurred_at, payload=payload, printer_data=printer_data,
-                          printer=printer, milestone=milestone)
+                          printer=printer, milestone=milestone, is_test=is_test)
     request = build_request(target, params, has_snapshot=bool(snapshot_path))
     return Delivery(
         target_id=target.id, event_id=event_pk, printer_id=printer.get("id"), event_type=event_type,

@@ -23,7 +23,7 @@ TOKEN = re.compile(r"@@|(?<![A-Za-z0-9_.+\-@])@([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za
 KNOWN_ROOTS = frozenset({
     "deviceIdentifier", "apiSecret", "topic", "message", "extra", "state", "job", "progress",
     "currentZ", "offsets", "meta", "currentTime", "percentCompleteMilestone", "printer",
-    "sequence", "event", "eventId", "occurredAt", "snapshot",
+    "sequence", "event", "eventId", "occurredAt", "snapshot", "eventNumber",
 })
 SNAPSHOT = "@snapshot"
 DEFERRED = "__herald_template__"  # a value waiting for OAuth @params at send time

@@ -17,6 +17,7 @@ from octoprint.access.permissions import Permissions
 from .client import HeraldClient, HeraldError, version_problem
 from .linking import LinkSession
 from .mapping import STATUS_EVENTS, EventMapper, build_status, hide_file_names, json_safe
+from .netinfo import LocalAddress
 from .outbox import Outbox
 from .publisher import Intervals, Publisher
 from .version import __version__
@@ -42,6 +43,7 @@ class HeraldPlugin(
         self._link: LinkSession | None = None
         self._last_job: dict | None = None
         self._lock = threading.RLock()
+        self._local_address = LocalAddress()
 
     ##~~ SettingsPlugin mixin
 
@@ -54,6 +56,7 @@ class HeraldPlugin(
             "verify_tls": True,
             "ca_bundle": "",
             "publish_file_names": True,
+            "publish_local_ip": True,
             "attach_snapshot": False,
             "snapshot_url": "",
             "interval_printing": 30,
@@ -337,13 +340,20 @@ class HeraldPlugin(
         self._save_state({"last_job": self._last_job})
 
     def _current_status(self):
-        return build_status(
+        status = build_status(
             self._printer.get_current_data(),
             self._printer.get_current_temperatures(),
             self._printer.get_state_id(),
             self._last_job,
             publish_file_names=bool(self._settings.get_boolean(["publish_file_names"])),
         )
+        # Optional in the status contract: apps connected through Herald use it to find the
+        # printer on the local network. Off with the "publish_local_ip" setting.
+        if self._settings.get_boolean(["publish_local_ip"]):
+            address = self._local_address.get(self._settings.get(["herald_url"]) or "")
+            if address:
+                status["local_ip"] = address
+        return status
 
     def _intervals(self):
         return Intervals(printing=max(5, self._settings.get_int(["interval_printing"]) or 30),

@@ -17,6 +17,9 @@ CASES = {
     ("GET", "/printers/<printer_id>/remove"): None,
     ("GET", "/printers/<printer_id>/rotate"): None,
     ("POST", "/printers/<printer_id>/remove"): {},
+    ("GET", "/printers/<printer_id>/live"): None,
+    ("POST", "/printers/<printer_id>/live"): {"hours": "2"},
+    ("POST", "/printers/<printer_id>/live/<live_id>/revoke"): {},
 }
 
 

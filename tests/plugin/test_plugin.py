@@ -242,3 +242,29 @@ def test_only_admins_may_use_the_api(make_plugin, api_app, as_admin):
         plugin.on_api_command("test", {})
     with pytest.raises(Forbidden):
         plugin.on_api_get(None)
+
+
+def test_status_reports_the_local_ip_unless_the_setting_is_off(make_plugin):
+    plugin = make_plugin(herald_url="http://127.0.0.1:9", printer_key="hpk_k")
+    assert plugin.get_settings_defaults()["publish_local_ip"] is True
+    plugin._local_address.get = lambda url: "192.168.1.20"
+    assert plugin._current_status()["local_ip"] == "192.168.1.20"
+    hidden = make_plugin(herald_url="http://127.0.0.1:9", printer_key="hpk_k", publish_local_ip=False)
+    hidden._local_address.get = lambda url: "192.168.1.20"
+    assert "local_ip" not in hidden._current_status()
+
+
+def test_local_address_skips_loopback_and_is_cached(monkeypatch):
+    from octoprint_herald import netinfo
+
+    assert netinfo._address_towards("127.0.0.1") is None  # Herald on this machine: say nothing useless
+    asked = []
+    monkeypatch.setattr(netinfo, "_address_towards", lambda host: asked.append(host) or "10.0.0.7")
+    now = [0.0]
+    local = netinfo.LocalAddress(clock=lambda: now[0])
+    assert local.get("http://10.0.0.1:8080") == "10.0.0.7"
+    assert local.get("http://10.0.0.1:8080") == "10.0.0.7"
+    assert asked == ["10.0.0.1"]
+    now[0] = 61.0
+    local.get("http://10.0.0.1:8080")
+    assert asked == ["10.0.0.1", "10.0.0.1"]

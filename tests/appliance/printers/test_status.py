@@ -244,3 +244,17 @@ async def test_failing_event_listener_does_not_hold_back_status(client, herald, 
     stored = await Printer.get(id=printer.id)
     assert stored.status["state_id"] == "operational"  # the status got through
     assert await Event.filter(printer_id=printer.id).count() == 0  # the event rolled back
+
+
+async def test_local_ip_is_optional_and_checked(client, herald):
+    user = await make_user()
+    printer, key = await make_printer(herald, user)
+    await login(client)
+    assert (await put_status(client, key, STATUS)).status_code == 204
+    view = await (await client.get(f"/api/v1/printers/{printer.id}")).get_json()
+    assert "local_ip" not in view["status"]  # an older plugin's status stays as it was
+    bad = await put_status(client, key, {**STATUS, "local_ip": "my-laptop"})
+    assert bad.status_code == 422 and "local_ip" in (await bad.get_json())["message"]
+    assert (await put_status(client, key, {**STATUS, "local_ip": "192.168.1.20"})).status_code == 204
+    view = await (await client.get(f"/api/v1/printers/{printer.id}")).get_json()
+    assert view["status"]["local_ip"] == "192.168.1.20"

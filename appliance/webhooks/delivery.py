@@ -84,7 +84,7 @@ def encode(*, webhook_id: str, url: str, headers: dict, body_kind: str, body: An
         body = {}
     if body_kind == "json":
         return url, headers, json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
-    pairs = [(str(k), tpl.form_value(v)) for k, v in body.items()]
+    pairs = [(str(k), text) for k, v in body.items() if (text := tpl.form_value(v)) is not None]
     if body_kind == "form":
         return url, headers, urlencode(pairs).encode()
     if body_kind == "query":

@@ -210,8 +210,10 @@ async def enqueue_event(herald: Herald, event: Event, printer: Printer, connecti
             milestone = progress_milestone(target.progress_step, previous, current)
             if milestone is None:
                 continue
-        else:
+        elif "print.progress" in (target.events or []):
             milestone = last_milestone(target.progress_step, previous)
+        else:
+            milestone = 0  # as OctoPrint-Webhooks: only a hook sending progress counts milestones
         rows.append(_delivery_row(herald, target, event_type=event.type, event_id=event.event_id,
                                   sequence=event.sequence, occurred_at=event.occurred_at,
                                   payload=event.payload, printer_data=event.printer_data,

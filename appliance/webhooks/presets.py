@@ -22,19 +22,50 @@ _STANDARD_BODY = {
 }
 
 
+# OctoPrint-Webhooks' shipped default (its settings defaults): with "@snapshot" in it, the
+# request is multipart/form-data, as its receivers expect.
+OCTOPRINT_WEBHOOKS_BODY = {
+    "deviceIdentifier": "@deviceIdentifier",
+    "apiSecret": "@apiSecret",
+    "topic": "@topic",
+    "message": "@message",
+    "extra": "@extra",
+    "state": "@state",
+    "job": "@job",
+    "progress": "@progress",
+    "currentZ": "@currentZ",
+    "offsets": "@offsets",
+    "meta": "@meta",
+    "currentTime": "@currentTime",
+    "snapshot": "@snapshot",
+}
+OCTOPRINT_WEBHOOKS_HEADERS = {"Content-Type": "application/json"}
+
+
 def _pretty(value: dict) -> str:
     return json.dumps(value, indent=2)
 
 
 PRESETS: dict[str, dict[str, Any]] = {
+    "octoprint_webhooks": {
+        "label": "OctoPrint-Webhooks default (multipart with snapshot)",
+        "url": "https://",
+        "method": "POST",
+        "content_type": "json",
+        "headers": _pretty(OCTOPRINT_WEBHOOKS_HEADERS),
+        "body": _pretty(OCTOPRINT_WEBHOOKS_BODY),
+        "help": "Exactly what OctoPrint-Webhooks sends by default: because the body uses @snapshot, "
+                "it is multipart/form-data, objects as JSON text, with or without a picture.",
+    },
     "blank": {
-        "label": "Blank (OctoPrint-Webhooks default body)",
+        "label": "Blank (OctoPrint-Webhooks' fields as JSON, plus Herald's)",
         "url": "https://",
         "method": "POST",
         "content_type": "json",
         "headers": "{}",
         "body": _pretty(_STANDARD_BODY),
-        "help": "The body OctoPrint-Webhooks sends by default; change it freely.",
+        "help": "OctoPrint-Webhooks' fields (without the snapshot, so JSON with native types) and "
+                "Herald's printer and sequence; change it freely.",
     },
     "home_assistant": {
         "label": "Home Assistant webhook trigger",

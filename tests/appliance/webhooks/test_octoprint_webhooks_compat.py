@@ -22,6 +22,7 @@ import pytest
 
 from appliance.printers.models import Printer
 from appliance.webhooks import targets as service
+from appliance.webhooks.presets import PRESETS
 from tests.support.users import make_user
 from tests.support.webhooks import Received, Receiver, store_event
 
@@ -346,3 +347,35 @@ async def test_messages_per_target(app, herald, owner, printer, receiver):
     with pytest.raises(Exception) as bad:
         await service.update_target(herald, owner, target, {"messages": {"print.started": "@nosuch"}})
     assert "messages.print.started" in str(bad.value)
+
+
+async def test_messages_through_the_api_and_the_form(app, herald, owner, client):
+    from tests.support.users import login
+
+    csrf = await login(client, "admin@example.com")
+    response = await client.post("/api/v1/webhooks", headers={"X-CSRF-Token": csrf}, json={
+        "preset": "octoprint_webhooks", "name": "OW", "url": "https://example.com/hook",
+        "messages": {"print.done": "@job.file.name is done", "print.failed": ""}})
+    assert response.status_code == 201, await response.get_data(as_text=True)
+    made = await response.get_json()
+    assert made["body"] == PRESETS["octoprint_webhooks"]["body"] and "@snapshot" in made["body"]
+    assert made["messages"]["print.done"] == "@job.file.name is done"
+    assert made["messages"]["print.failed"] == MESSAGES["Print Failed"]  # empty: the default
+    response = await client.patch(f"/api/v1/webhooks/{made['id']}", headers={"X-CSRF-Token": csrf},
+                                  json={"messages": {"print.started": "@nosuch started"}})
+    problem = await response.get_json()
+    assert response.status_code == 422 and problem["details"][0]["field"] == "messages.print.started"
+    response = await client.patch(f"/api/v1/webhooks/{made['id']}", headers={"X-CSRF-Token": csrf},
+                                  json={"messages": {"print.nope": "x"}})
+    assert response.status_code == 422
+
+    page = await (await client.get(f"/webhooks/{made['id']}")).get_data(as_text=True)
+    assert 'name="message_print.done"' in page and "@job.file.name is done" in page
+    assert f'placeholder="{MESSAGES["Print Paused"]}"' in page
+    form = {"csrf_token": csrf, "name": "OW", "url": "https://example.com/hook", "method": "POST",
+            "content_type": "json", "headers": "{}", "body": "{}", "events": "print.done", "progress_step": "10",
+            "message_print.done": "", "message_print.paused": "Paused: @job.file.name"}
+    response = await client.post(f"/webhooks/{made['id']}", form=form)
+    assert response.status_code == 302, await response.get_data(as_text=True)
+    target = await service.get_target(owner, made["id"])
+    assert target.messages == {"print.paused": "Paused: @job.file.name"}

@@ -124,6 +124,8 @@ def build_request(target: WebhookTarget, params: dict[str, Any], *, has_snapshot
         kind = "multipart"
     else:
         kind = target.content_type
+    if kind != "json":
+        body = [[key, value] for key, value in body.items()]  # in order (see delivery.encode)
     if kind == "json":
         _ensure_content_type(headers, "application/json")
     elif kind == "form":

@@ -284,7 +284,8 @@ async def enqueue_test(herald: Herald, owner: User, target: WebhookTarget, event
                         sequence=0, occurred_at=now, payload=sample["payload"],
                         printer_data=sample["printer_data"],
                         printer={"id": printer.id if printer else "test", "name": printer.name if printer else "Test printer"},
-                        milestone=sample["milestone"], snapshot_path=None, now=now, event_pk=None, is_test=True)
+                        milestone=sample["milestone"], snapshot_path=None, now=now, event_pk=None, is_test=True,
+                        topic_type=delivered_as(target.events, event_type) or event_type)
     await shielded(row.save())
     if notify is not None:
         notify()

@@ -128,6 +128,22 @@ _STARTING = ("Starting", "Starting print from SD", "Starting to send file to SD"
 META_HISTORY = 20  # newest entries of @meta.history sent with an event
 
 
+META_LIMIT = 24 * 1024  # bytes of JSON: an event is at most 64 KiB
+
+
+def _bounded_meta(meta: dict) -> dict:
+    """The metadata cut to fit an event: the newest history entries, then OctoPrint's own keys only."""
+    history = meta.get("history")
+    if isinstance(history, list) and len(history) > META_HISTORY:
+        meta["history"] = history[-META_HISTORY:]
+    for keep in (None, ("hash", "analysis", "statistics", "history"), ("hash", "statistics")):
+        if keep is not None:
+            meta = {k: v for k, v in meta.items() if k in keep}
+        if len(json.dumps(meta, default=str)) <= META_LIMIT:
+            return meta
+    return {"hash": meta.get("hash")} if meta.get("hash") else {}
+
+
 def event_printer_data(event_type: str, data: dict | None, meta: dict | None = None) -> dict:
     """An event's snapshot of the printer: OctoPrint's current data agreeing with the event.
 
@@ -137,10 +153,7 @@ def event_printer_data(event_type: str, data: dict | None, meta: dict | None = N
     result = copy.deepcopy(data or {})
     if meta:
         result["meta"] = copy.deepcopy(meta)
-        history = result["meta"].get("history")
-        if isinstance(history, list) and len(history) > META_HISTORY:
-            # An event is at most 64 KiB: a long-used file keeps only its newest prints.
-            result["meta"]["history"] = history[-META_HISTORY:]
+        result["meta"] = _bounded_meta(result["meta"])
     state = result.get("state")
     wanted = _EVENT_STATES.get(event_type)
     if wanted is None and event_type == "print.progress" and isinstance(state, dict) \

@@ -135,6 +135,19 @@ def test_events_carry_the_files_metadata_and_a_state_that_agrees(make_plugin, pr
     assert ("sdcard", "sd.gcode") in plugin._file_manager.asked
 
 
+def test_a_huge_metadata_is_cut_to_fit_an_event():
+    from octoprint_herald.mapping import META_LIMIT, event_printer_data
+
+    meta = {"hash": "h", "statistics": {"lastPrintTime": {"_default": 5.0}}, "analysis": {"x": "y" * 100},
+            "someplugin": {"thumbnail": "z" * 100_000}}
+    sent = event_printer_data("print.done", {"state": {"text": "Operational"}}, meta)["meta"]
+    assert sent == {"hash": "h", "statistics": {"lastPrintTime": {"_default": 5.0}}, "analysis": {"x": "y" * 100}}
+    meta["analysis"] = {"x": "y" * 100_000}
+    sent = event_printer_data("print.done", {}, meta)["meta"]
+    assert sent == {"hash": "h", "statistics": {"lastPrintTime": {"_default": 5.0}}}
+    assert len(json.dumps(sent)) <= META_LIMIT
+
+
 def test_progress_reported_from_many_threads_is_queued_in_order(make_plugin):
     import threading
 

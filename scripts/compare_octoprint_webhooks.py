@@ -42,10 +42,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
@@ -76,6 +74,9 @@ MESSAGES = {"eventPrintStartedMessage": "Your print has started.", "eventPrintDo
             "eventErrorMessage": "There was an error."}
 IGNORED_HEADERS = {"host", "content-length", "user-agent", "accept", "accept-encoding", "connection"}
 TIMING_FIELDS = {"currentTime"}
+
+
+HOOK_PATHS = ("/default", "/every", "/form")
 
 
 def hooks(receiver_url: str) -> list[dict]:
@@ -113,39 +114,24 @@ class Got:
         return "webhook-id" in self.headers
 
 
-class Receiver:
-    def __init__(self) -> None:
-        self.requests: list[Got] = []
-        receiver = self
+def received(receiver) -> list[Got]:
+    """The receiver's requests (tests/plugin/receiver.py records them in arrival order)."""
+    out = []
+    for number, request in enumerate(receiver.requests):
+        parts = urlsplit(request.path)
+        out.append(Got(request.method, parts.path, parts.query,
+                       {k.lower(): v for k, v in request.headers.items()}, request.body, float(number)))
+    return out
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args) -> None:
-                pass
 
-            def _handle(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                parts = urlsplit(self.path)
-                receiver.requests.append(Got(self.command, parts.path, parts.query,
-                                             {k.lower(): v for k, v in self.headers.items()}, body, time.monotonic()))
-                self.send_response(200)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok")
+def start_receiver():
+    from tests.plugin.receiver import Receiver
 
-            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _handle
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    receiver = Receiver()
+    for path in HOOK_PATHS:
+        for method in ("GET", "POST", "PUT", "DELETE"):
+            receiver.routes[(method, path)] = lambda request: (200, {"ok": True})
+    return receiver
 
 
 # --- what a request says --------------------------------------------------------------------
@@ -275,7 +261,7 @@ def run(source: Path | None, keep: bool) -> int:
     from tests.support.server import LiveServer
 
     work = Path(tempfile.mkdtemp(prefix="compare-owh-"))
-    receiver = Receiver()
+    receiver = start_receiver()
     herald = LiveServer(data_dir=work / "herald", port=free_port())
     herald.data_dir.mkdir(parents=True)
     made = subprocess.run([sys.executable, "-m", "appliance", "create-admin", "--email", EMAIL, "--password",
@@ -339,7 +325,7 @@ def run(source: Path | None, keep: bool) -> int:
             print("kept:", work)
         else:
             shutil.rmtree(work, ignore_errors=True)
-    return report(receiver.requests, herald_only=source is None)
+    return report(received(receiver), herald_only=source is None)
 
 
 def report(requests: list[Got], *, herald_only: bool) -> int:

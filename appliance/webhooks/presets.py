@@ -5,23 +5,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-_STANDARD_BODY = {
-    "deviceIdentifier": "@deviceIdentifier",
-    "apiSecret": "@apiSecret",
-    "topic": "@topic",
-    "message": "@message",
-    "extra": "@extra",
-    "state": "@state",
-    "job": "@job",
-    "progress": "@progress",
-    "currentZ": "@currentZ",
-    "offsets": "@offsets",
-    "currentTime": "@currentTime",
-    "printer": "@printer",
-    "sequence": "@sequence",
-}
-
-
 # OctoPrint-Webhooks' shipped default (its settings defaults): with "@snapshot" in it, the
 # request is multipart/form-data, as its receivers expect.
 OCTOPRINT_WEBHOOKS_BODY = {
@@ -40,6 +23,9 @@ OCTOPRINT_WEBHOOKS_BODY = {
     "snapshot": "@snapshot",
 }
 OCTOPRINT_WEBHOOKS_HEADERS = {"Content-Type": "application/json"}
+# Its fields without the snapshot (so JSON with native types), plus Herald's own.
+_STANDARD_BODY = {**{k: v for k, v in OCTOPRINT_WEBHOOKS_BODY.items() if k not in ("meta", "snapshot")},
+                  "printer": "@printer", "sequence": "@sequence"}
 
 
 def _pretty(value: dict) -> str:

@@ -12,7 +12,6 @@ stores real events and reads what Herald's real receiver (tests/support/webhooks
 from __future__ import annotations
 
 import json
-import uuid
 from datetime import UTC, datetime
 from email.parser import BytesParser
 from email.policy import HTTP
@@ -20,11 +19,9 @@ from urllib.parse import parse_qsl
 
 import pytest
 
-from appliance.printers.models import Printer
 from appliance.webhooks import targets as service
 from appliance.webhooks.presets import PRESETS
-from tests.support.users import make_user
-from tests.support.webhooks import Received, Receiver, store_event
+from tests.support.webhooks import Received, store_event
 
 WHEN = datetime(2026, 5, 1, 12, 0, 0, tzinfo=UTC)
 META = {
@@ -68,23 +65,6 @@ MESSAGES = {
     "Error": "There was an error.",
 }
 JPEG = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 8 + b"\xff\xd9"
-
-
-@pytest.fixture
-async def receiver():
-    server = await Receiver().start()
-    yield server
-    await server.stop()
-
-
-@pytest.fixture
-async def owner(app):
-    return await make_user("admin@example.com", admin=True)
-
-
-@pytest.fixture
-async def printer(owner):
-    return await Printer.create(id=str(uuid.uuid4()), owner=owner, name="Prusa MK4")
 
 
 async def hook(herald, owner, receiver, path="/hook", **fields):

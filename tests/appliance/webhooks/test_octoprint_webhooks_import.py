@@ -14,7 +14,7 @@ from appliance.webhooks.models import WebhookTarget
 from tests.support.octoprint import import_octoprint_quietly
 from tests.support.printers import bearer, make_printer
 from tests.support.users import make_user
-from tests.support.webhooks import Receiver, store_event
+from tests.support.webhooks import store_event
 
 HOOKS = [
     {   # OctoPrint-Webhooks' defaults, a device identifier, a secret and its own message texts
@@ -53,13 +53,6 @@ HOOKS = [
         "headers": "{}", "data": '{"who": "@nosuchparam"}', "eventPrintDone": True,
     },
 ]
-
-
-@pytest.fixture
-async def receiver():
-    server = await Receiver().start()
-    yield server
-    await server.stop()
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from appliance.webhooks import targets as service
 from appliance.webhooks.delivery import DeliveryWorker
 from appliance.webhooks.models import Delivery, DeliveryAttempt, WebhookTarget
 from tests.support.users import make_user
-from tests.support.webhooks import Receiver, store_event
+from tests.support.webhooks import store_event
 
 PRINTER_DATA = {
     "state": {"text": "Printing", "flags": {"printing": True}},
@@ -26,23 +26,6 @@ PRINTER_DATA = {
     "currentZ": 0.2,
     "offsets": {},
 }
-
-
-@pytest.fixture
-async def receiver():
-    server = await Receiver().start()
-    yield server
-    await server.stop()
-
-
-@pytest.fixture
-async def owner(app):
-    return await make_user("admin@example.com", admin=True)
-
-
-@pytest.fixture
-async def printer(owner):
-    return await Printer.create(id=str(uuid.uuid4()), owner=owner, name="Prusa MK4")
 
 
 async def make_target(herald, owner, receiver, **fields):

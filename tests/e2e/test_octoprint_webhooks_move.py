@@ -12,6 +12,7 @@ config.yaml.
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -121,3 +122,47 @@ def test_move_from_octoprint_webhooks(herald, octoprint: OctoPrintServer, receiv
     on_disk = yaml.safe_load((octoprint.basedir / "config.yaml").read_text())["plugins"]["webhooks"]["hooks"]
     assert [h["webhook_enabled"] for h in on_disk] == [False, False]
     assert [h["enabled"] for h in command(octoprint, "webhooks_find")["hooks"]] == [False, False]
+
+
+def test_move_on_the_settings_page_in_chromium(herald, octoprint: OctoPrintServer, receiver: Receiver):  # noqa: F811
+    """The user's way: the settings page lists the hooks, creates them in Herald, turns the old ones off."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.e2e.test_plugin_octoprint import CHROMIUM_ARGS
+    from tests.support.octoprint import ADMIN_PASSWORD, ADMIN_USER
+
+    owner = HeraldOwner(herald.url).login()
+    link(octoprint, owner)
+    artifacts = Path(os.environ.get("HERALD_TEST_ARTIFACTS", "test-artifacts"))
+    artifacts.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_context(viewport={"width": 1280, "height": 1000}).new_page()
+            page.set_default_timeout(30_000)
+            page.goto(octoprint.url + "/")
+            page.fill("#login-user", ADMIN_USER)
+            page.fill("#login-password", ADMIN_PASSWORD)
+            page.click("#login-button")
+            page.wait_for_selector("#navbar_show_settings", state="visible", timeout=60_000)
+            page.click("#navbar_show_settings")
+            page.wait_for_selector("#settings_dialog", state="visible")
+            page.click("#settings_plugin_herald_link a")
+            page.wait_for_selector("#herald_owh", state="visible")
+            rows = page.locator("#herald_owh_hooks tbody tr")
+            assert rows.count() == 2
+            assert receiver.url + "/default" in rows.nth(0).inner_text()
+            assert "not yet" in rows.nth(0).inner_text()
+            page.click("#herald_owh_import")
+            page.wait_for_selector("#herald_owh_hooks >> text=created as", timeout=30_000)
+            assert "Not carried over: custom events (ZChange)" in rows.nth(1).inner_text()
+            page.screenshot(path=str(artifacts / "plugin-settings-octoprint-webhooks.png"))
+            page.click("#herald_owh_turn_off")
+            page.click(".modal-footer >> text=Turn off")  # OctoPrint's confirmation dialog
+            page.wait_for_selector("#herald_message >> text=2 old hooks turned off.", timeout=30_000)
+        finally:
+            browser.close()
+    targets = owner.session.get(herald.url + "/api/v1/webhooks", timeout=10).json()["targets"]
+    assert [t["url"] for t in targets] == [receiver.url + "/default", receiver.url + "/meta"]
+    on_disk = yaml.safe_load((octoprint.basedir / "config.yaml").read_text())["plugins"]["webhooks"]["hooks"]
+    assert [h["webhook_enabled"] for h in on_disk] == [False, False]

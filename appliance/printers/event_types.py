@@ -9,17 +9,18 @@ from __future__ import annotations
 
 from typing import Final
 
-# type -> (OctoPrint-Webhooks topic, its default message)
+# type -> (OctoPrint-Webhooks topic, its default message: OctoPrint-Webhooks' own text where it has
+# the event; a message is a template, so @params in it are filled in)
 EVENT_TOPICS: Final[dict[str, tuple[str, str]]] = {
     "print.started": ("Print Started", "Your print has started."),
     "print.done": ("Print Done", "Your print is done."),
     "print.failed": ("Print Failed", "Something went wrong and your print has failed."),
     "print.cancelled": ("Print Cancelled", "Your print has been cancelled."),
-    "print.paused": ("Print Paused", "Your print has been paused."),
+    "print.paused": ("Print Paused", "Your print has paused. You might need to change the filament color."),
     "print.resumed": ("Print Resumed", "Your print has resumed."),
-    "print.progress": ("Print Progress", "Your print is {progress}% complete."),
+    "print.progress": ("Print Progress", "Your print is @percentCompleteMilestone % complete."),
     "printer.user_action_needed": ("User Action Needed",
-                                   "User action needed. You may need to change the filament."),
+                                   "User action needed. You might need to change the filament color."),
     "printer.error": ("Error", "There was an error."),
     "printer.offline": ("Printer Offline", "Your printer has stopped checking in."),
     "printer.online": ("Printer Online", "Your printer is back online."),

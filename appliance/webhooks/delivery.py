@@ -80,11 +80,15 @@ def encode(*, webhook_id: str, url: str, headers: dict, body_kind: str, body: An
         body = tpl.resolve_deferred(body, oauth) if body is not None else {}
     else:
         headers = dict(headers or {})
-    if not isinstance(body, dict):
-        body = {}
+    # A form, multipart or query body is stored as [name, value] pairs (PostgreSQL's jsonb
+    # does not keep an object's key order, and these encodings are sent in the body's order).
+    if isinstance(body, list):
+        items = [(item[0], item[1]) for item in body if isinstance(item, list) and len(item) == 2]
+    else:
+        items = list(body.items()) if isinstance(body, dict) else []
     if body_kind == "json":
-        return url, headers, json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
-    pairs = [(str(k), tpl.form_value(v)) for k, v in body.items()]
+        return url, headers, json.dumps(dict(items), separators=(",", ":"), ensure_ascii=False).encode()
+    pairs = [(str(k), text) for k, v in items if (text := tpl.form_value(v)) is not None]
     if body_kind == "form":
         return url, headers, urlencode(pairs).encode()
     if body_kind == "query":

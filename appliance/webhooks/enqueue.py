@@ -35,22 +35,47 @@ _DROPPED_HEADERS = {"host", "content-length", "webhook-id", "webhook-timestamp",
                     "herald-sequence", "transfer-encoding"}
 
 
+def delivered_as(target_events: list[str] | None, event_type: str) -> str | None:
+    """The event type a target receives an event as, or None when it does not receive it.
+
+    OctoPrint fires PrintFailed for a cancel too, so OctoPrint-Webhooks' receivers see a
+    cancelled print as "Print Failed" (reason "cancelled"). A target subscribed to
+    print.cancelled gets Herald's own "Print Cancelled"; one subscribed to print.failed
+    but not print.cancelled gets the cancel as OctoPrint-Webhooks sends it.
+    """
+    events = target_events or []
+    if event_type in events:
+        return event_type
+    if event_type == "print.cancelled" and "print.failed" in events:
+        return "print.failed"
+    return None
+
+
+def default_message(event_type: str) -> str:
+    return EVENT_TOPICS.get(event_type, (event_type, event_type))[1]
+
+
 def event_params(herald: Herald, target: WebhookTarget, *, event_type: str, event_id: str, sequence: int,
                  occurred_at: datetime, payload: dict | None, printer_data: dict | None,
-                 printer: dict[str, Any], milestone: int | None, is_test: bool = False) -> dict[str, Any]:
-    """The @params of one event for one target (OctoPrint-Webhooks' names, plus Herald's)."""
-    topic, message = EVENT_TOPICS.get(event_type, (event_type, event_type))
-    payload = payload or {}
+                 printer: dict[str, Any], milestone: int | None, topic_type: str | None = None,
+                 is_test: bool = False) -> dict[str, Any]:
+    """The @params of one event for one target (OctoPrint-Webhooks' names, plus Herald's).
+
+    ``topic_type`` is the type the target receives the event as (see delivered_as): its
+    topic and message are used, and a cancel sent as print.failed carries OctoPrint's
+    ``reason: "cancelled"`` in @extra.
+    """
+    shown = topic_type or event_type
+    topic = EVENT_TOPICS.get(shown, (shown, shown))[0]
+    payload = dict(payload or {})
+    if shown == "print.failed" and event_type == "print.cancelled":
+        payload.setdefault("reason", "cancelled")
     data = printer_data or {}
-    if event_type == "print.progress":
-        message = message.format(progress=milestone if milestone is not None else payload.get("progress", ""))
-    elif event_type == "printer.error" and payload.get("error"):
-        message = f"There was an error: {payload['error']}"
-    return {
+    params: dict[str, Any] = {
         "deviceIdentifier": target.device_identifier,
         "apiSecret": herald.secret_box.decrypt(target.api_secret) if target.api_secret else "",
         "topic": topic,
-        "message": message,
+        "message": "",
         "extra": payload,
         "state": data.get("state", {}),
         "job": data.get("job", {}),
@@ -59,7 +84,8 @@ def event_params(herald: Herald, target: WebhookTarget, *, event_type: str, even
         "offsets": data.get("offsets", {}),
         "meta": data.get("meta", {}),
         "currentTime": int(occurred_at.timestamp()),
-        "percentCompleteMilestone": milestone if milestone is not None else "",
+        # As OctoPrint-Webhooks: the milestone last reached (0 before the first one).
+        "percentCompleteMilestone": milestone if milestone is not None else 0,
         "printer": printer,
         "sequence": sequence,
         "event": event_type,
@@ -68,6 +94,12 @@ def event_params(herald: Herald, target: WebhookTarget, *, event_type: str, even
         # OctoEverywhere's number for the event (App Connections' notifications); 16 for a test
         "eventNumber": APP_TEST_EVENT_NUMBER if is_test else EVENT_NUMBER_OF.get(event_type, 0),
     }
+    # The message is itself a template (OctoPrint-Webhooks' progress text uses
+    # @percentCompleteMilestone); its @params are filled once, before it is used.
+    text = (target.messages or {}).get(shown) or default_message(shown)
+    rendered = tpl.render_string(text, params)
+    params["message"] = rendered if isinstance(rendered, str) else tpl.as_text(rendered)
+    return params
 
 
 def build_request(target: WebhookTarget, params: dict[str, Any], *, has_snapshot: bool) -> dict[str, Any]:
@@ -81,19 +113,27 @@ def build_request(target: WebhookTarget, params: dict[str, Any], *, has_snapshot
         rendered = tpl.render(value, params, defer=defer)
         headers[str(key)] = rendered if isinstance(rendered, dict) else tpl.as_text(rendered)
     body_template = json.loads(target.body or "{}")
+    # As OctoPrint-Webhooks: the first top-level "@snapshot" value names the picture's field
+    # and makes the request multipart/form-data, picture or not (without one the field is
+    # left out). A further "@snapshot" renders empty.
     snapshot_key = ""
+    uses_snapshot = False
     for key, value in list(body_template.items()):
         if value == tpl.SNAPSHOT:
             del body_template[key]
-            if has_snapshot and not snapshot_key:
+            uses_snapshot = True
+            if has_snapshot:
                 snapshot_key = key
+            break
     body = tpl.render(body_template, params, defer=defer)
     if target.method == "GET":
         kind = "query"
-    elif snapshot_key:
+    elif uses_snapshot:
         kind = "multipart"
     else:
         kind = target.content_type
+    if kind != "json":
+        body = [[key, value] for key, value in body.items()]  # in order (see delivery.encode)
     if kind == "json":
         _ensure_content_type(headers, "application/json")
     elif kind == "form":
@@ -126,6 +166,19 @@ def progress_milestone(step: int, previous: float, current: float) -> int | None
     return None
 
 
+def last_milestone(step: int, progress: float) -> int:
+    """The milestone last reached at progress percent (0 before the first), as OctoPrint-Webhooks' @percentCompleteMilestone."""
+    if step <= 0 or progress <= 0:
+        return 0
+    reached = math.floor(min(progress, 99.999) / step) * step
+    return reached if 0 < reached < 100 else 0
+
+
+def _uses_milestone(target: WebhookTarget) -> bool:
+    texts = (target.body or "", target.headers or "", target.url or "", *(target.messages or {}).values())
+    return any("percentCompleteMilestone" in text for text in texts)
+
+
 async def _previous_progress(event: Event, connection) -> float:
     earlier = await (Event.filter(printer_id=event.printer_id, type__in=("print.progress", "print.started"),
                                   sequence__lt=event.sequence)
@@ -150,7 +203,7 @@ async def enqueue_event(herald: Herald, event: Event, printer: Printer, connecti
     candidates = await (WebhookTarget.filter(owner_id=printer.owner_id, enabled=True).using_db(connection)
                         .values_list("id", "events", "printer_ids"))
     wanted = [tid for tid, events, printer_ids in candidates
-              if event.type in (events or []) and (not printer_ids or printer.id in printer_ids)]
+              if delivered_as(events, event.type) and (not printer_ids or printer.id in printer_ids)]
     if not wanted:
         return 0
     matching = await WebhookTarget.filter(id__in=wanted).using_db(connection).order_by("id")
@@ -158,19 +211,25 @@ async def enqueue_event(herald: Herald, event: Event, printer: Printer, connecti
     if event.type == "print.progress":
         current = _progress_of(event.payload)
         previous = await _previous_progress(event, connection)
+    elif event.type.startswith("print.") and any(_uses_milestone(t) for t in matching):
+        previous = await _previous_progress(event, connection)
     now = herald.clock.now()
     rows = []
     for target in matching:
-        milestone = None
         if event.type == "print.progress":
             milestone = progress_milestone(target.progress_step, previous, current)
             if milestone is None:
                 continue
+        elif "print.progress" in (target.events or []):
+            milestone = last_milestone(target.progress_step, previous)
+        else:
+            milestone = 0  # as OctoPrint-Webhooks: only a hook sending progress counts milestones
         rows.append(_delivery_row(herald, target, event_type=event.type, event_id=event.event_id,
                                   sequence=event.sequence, occurred_at=event.occurred_at,
                                   payload=event.payload, printer_data=event.printer_data,
                                   printer={"id": printer.id, "name": printer.name}, milestone=milestone,
-                                  snapshot_path=event.snapshot_path, now=now, event_pk=event.id))
+                                  snapshot_path=event.snapshot_path, now=now, event_pk=event.id,
+                                  topic_type=delivered_as(target.events, event.type)))
     if rows:
         await Delivery.bulk_create(rows, using_db=connection)
         if notify is not None:
@@ -181,10 +240,10 @@ async def enqueue_event(herald: Herald, event: Event, printer: Printer, connecti
 def _delivery_row(herald: Herald, target: WebhookTarget, *, event_type: str, event_id: str, sequence: int,
                   occurred_at: datetime, payload, printer_data, printer: dict[str, Any],
                   milestone: int | None, snapshot_path: str | None, now: datetime,
-                  event_pk: int | None, is_test: bool = False) -> Delivery:
+                  event_pk: int | None, is_test: bool = False, topic_type: str | None = None) -> Delivery:
     params = event_params(herald, target, event_type=event_type, event_id=event_id, sequence=sequence,
                           occurred_at=occurred_at, payload=payload, printer_data=printer_data,
-                          printer=printer, milestone=milestone, is_test=is_test)
+                          printer=printer, milestone=milestone, topic_type=topic_type, is_test=is_test)
     request = build_request(target, params, has_snapshot=bool(snapshot_path))
     return Delivery(
         target_id=target.id, event_id=event_pk, printer_id=printer.get("id"), event_type=event_type,
@@ -233,7 +292,8 @@ async def enqueue_test(herald: Herald, owner: User, target: WebhookTarget, event
                         sequence=0, occurred_at=now, payload=sample["payload"],
                         printer_data=sample["printer_data"],
                         printer={"id": printer.id if printer else "test", "name": printer.name if printer else "Test printer"},
-                        milestone=sample["milestone"], snapshot_path=None, now=now, event_pk=None, is_test=True)
+                        milestone=sample["milestone"], snapshot_path=None, now=now, event_pk=None, is_test=True,
+                        topic_type=delivered_as(target.events, event_type) or event_type)
     await shielded(row.save())
     if notify is not None:
         notify()

@@ -31,6 +31,8 @@ class WebhookTarget(Model):
     # Empty: every printer of the owner.
     printer_ids: fields.JSONField[list[str]] = fields.JSONField(default=list)
     progress_step = fields.IntField(default=10)  # percent
+    # Event type -> the @message text for it (a template), when not the default.
+    messages: fields.JSONField[dict[str, str]] = fields.JSONField(default=dict)
     device_identifier = fields.CharField(max_length=100, default="")
     api_secret = fields.TextField(default="")  # encrypted, empty when unset
     signing_secret = fields.TextField()  # encrypted whsec_...

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-_STANDARD_BODY = {
+# OctoPrint-Webhooks' shipped default (its settings defaults): with "@snapshot" in it, the
+# request is multipart/form-data, as its receivers expect.
+OCTOPRINT_WEBHOOKS_BODY = {
     "deviceIdentifier": "@deviceIdentifier",
     "apiSecret": "@apiSecret",
     "topic": "@topic",
@@ -16,10 +18,14 @@ _STANDARD_BODY = {
     "progress": "@progress",
     "currentZ": "@currentZ",
     "offsets": "@offsets",
+    "meta": "@meta",
     "currentTime": "@currentTime",
-    "printer": "@printer",
-    "sequence": "@sequence",
+    "snapshot": "@snapshot",
 }
+OCTOPRINT_WEBHOOKS_HEADERS = {"Content-Type": "application/json"}
+# Its fields without the snapshot (so JSON with native types), plus Herald's own.
+_STANDARD_BODY = {**{k: v for k, v in OCTOPRINT_WEBHOOKS_BODY.items() if k not in ("meta", "snapshot")},
+                  "printer": "@printer", "sequence": "@sequence"}
 
 
 def _pretty(value: dict) -> str:
@@ -27,14 +33,25 @@ def _pretty(value: dict) -> str:
 
 
 PRESETS: dict[str, dict[str, Any]] = {
+    "octoprint_webhooks": {
+        "label": "OctoPrint-Webhooks default (multipart with snapshot)",
+        "url": "https://",
+        "method": "POST",
+        "content_type": "json",
+        "headers": _pretty(OCTOPRINT_WEBHOOKS_HEADERS),
+        "body": _pretty(OCTOPRINT_WEBHOOKS_BODY),
+        "help": "Exactly what OctoPrint-Webhooks sends by default: because the body uses @snapshot, "
+                "it is multipart/form-data, objects as JSON text, with or without a picture.",
+    },
     "blank": {
-        "label": "Blank (OctoPrint-Webhooks default body)",
+        "label": "Blank (OctoPrint-Webhooks' fields as JSON, plus Herald's)",
         "url": "https://",
         "method": "POST",
         "content_type": "json",
         "headers": "{}",
         "body": _pretty(_STANDARD_BODY),
-        "help": "The body OctoPrint-Webhooks sends by default; change it freely.",
+        "help": "OctoPrint-Webhooks' fields (without the snapshot, so JSON with native types) and "
+                "Herald's printer and sequence; change it freely.",
     },
     "home_assistant": {
         "label": "Home Assistant webhook trigger",

@@ -8,12 +8,20 @@ from typing import Any
 
 from quart import Blueprint, redirect, render_template, request
 
-from appliance.accounts.auth import current_user, require_bearer_or_session, require_user
-from appliance.core.errors import HeraldError, Invalid, Unprocessable
+from appliance.accounts.auth import (
+    bearer_credential,
+    csrf_exempt,
+    current_user,
+    require_bearer_or_session,
+    require_user,
+)
+from appliance.core.errors import HeraldError, Invalid, Unauthenticated, Unprocessable
 from appliance.core.herald import Herald, current_herald
 from appliance.core.jsonbody import read_object
+from appliance.printers.keys import printer_for_key
 from appliance.printers.views import printer_list
 from appliance.webhooks import enqueue as webhook_enqueue
+from appliance.webhooks import octoprint_import
 from appliance.webhooks import presets as webhook_presets
 from appliance.webhooks import targets as service
 from appliance.webhooks.delivery import DeliveryWorker
@@ -143,6 +151,18 @@ async def api_resend(delivery_id: str):
     return service.delivery_json(copy), 202
 
 
+@blueprint.post("/api/v1/printer/webhooks/import")
+@csrf_exempt
+async def api_import_octoprint_webhooks():
+    """The plugin moves OctoPrint-Webhooks' hooks here (printer key; owned by the printer's owner)."""
+    key = bearer_credential()
+    if key is None:
+        raise Unauthenticated("Send the printer key as 'Authorization: Bearer hpk_...'.", challenge="Bearer")
+    printer = await printer_for_key(_herald(), key)
+    data = await _json_body()
+    return await octoprint_import.import_hooks(_herald(), printer.owner_id, printer.id, data.get("hooks")), 200
+
+
 # --- pages ------------------------------------------------------------------------------------
 
 
@@ -151,6 +171,7 @@ def _form_data(form) -> dict[str, Any]:
         "name", "url", "method", "content_type", "headers", "body", "device_identifier", "progress_step",
         "oauth_url", "oauth_method", "oauth_content_type", "oauth_headers", "preset")}
     data["events"] = form.getlist("events")
+    data["messages"] = {t: form.get(f"message_{t}") or "" for t in service.EVENT_TOPICS if f"message_{t}" in form}
     data["printer_ids"] = form.getlist("printer_ids")
     data["oauth_enabled"] = form.get("oauth_enabled") == "on"
     data["enabled"] = form.get("enabled") == "on"
@@ -225,7 +246,7 @@ async def page_edit(target_id: str):
     values = {f: getattr(target, f) for f in (
         "name", "url", "method", "content_type", "headers", "body", "device_identifier", "progress_step",
         "events", "printer_ids", "enabled", "oauth_enabled", "oauth_url", "oauth_method",
-        "oauth_content_type", "oauth_headers", "preset")}
+        "oauth_content_type", "oauth_headers", "preset", "messages")}
     return await _edit_page(user, values, target=target, notice=_EDIT_NOTICES.get(request.args.get("done", "")))
 
 

@@ -136,7 +136,9 @@ async def clean_target(herald: Herald, owner: User, data: dict[str, Any],
         problems.append(problem.as_dict())
     for problem in tpl.check_template("body", body, allow_unknown=oauth_enabled, snapshot_allowed=True):
         problems.append(problem.as_dict())
+    messages = _clean_messages(get("messages", {}), problems)
     fields: dict[str, Any] = {
+        "messages": messages,
         "name": name, "method": method, "content_type": content_type, "events": events,
         "printer_ids": printer_ids, "progress_step": step, "url": url, "headers": headers or "{}",
         "body": body or "{}", "oauth_enabled": oauth_enabled,
@@ -176,6 +178,37 @@ async def clean_target(herald: Herald, owner: User, data: dict[str, Any],
 
 
 _SAMPLE_URL_PARAMS: dict[str, Any] = {root: "x" for root in tpl.KNOWN_ROOTS}
+MAX_MESSAGE_LENGTH = 1000
+
+
+def _clean_messages(value: Any, problems: list[dict[str, Any]]) -> dict[str, str]:
+    """Per-event @message texts: event type -> template text; an empty text means the default."""
+    if value is None or value == "":
+        return {}
+    if not isinstance(value, dict):
+        problems.append({"field": "messages", "problem": "must be an object of event type to message text"})
+        return {}
+    out: dict[str, str] = {}
+    for event_type, text in value.items():
+        field = f"messages.{event_type}"
+        if event_type not in EVENT_TOPICS:
+            problems.append({"field": field, "problem": f"each event must be one of {', '.join(EVENT_TYPES)}"})
+            continue
+        if text is None:
+            continue
+        if not isinstance(text, str):
+            problems.append({"field": field, "problem": "must be text"})
+            continue
+        text = text.strip()
+        if len(text) > MAX_MESSAGE_LENGTH:
+            problems.append({"field": field, "problem": f"at most {MAX_MESSAGE_LENGTH} characters"})
+            continue
+        for problem in tpl.check_url(field, text):
+            problems.append({**problem.as_dict(), "problem": problem.message.replace("cannot be used here",
+                                                                                       "is not an @param")})
+        if text and text != EVENT_TOPICS[event_type][1]:
+            out[event_type] = text
+    return out
 
 
 async def create_target(herald: Herald, owner: User, data: dict[str, Any]) -> WebhookTarget:
@@ -263,6 +296,7 @@ def target_json(herald: Herald, target: WebhookTarget) -> dict[str, Any]:
         "method": target.method, "content_type": target.content_type, "headers": target.headers,
         "body": target.body, "events": target.events, "printer_ids": target.printer_ids,
         "progress_step": target.progress_step, "device_identifier": target.device_identifier,
+        "messages": {t: (target.messages or {}).get(t) or msg for t, (_topic, msg) in EVENT_TOPICS.items()},
         "api_secret_set": bool(target.api_secret),
         "signing_secret": herald.secret_box.decrypt(target.signing_secret),
         "oauth_enabled": target.oauth_enabled, "oauth_url": target.oauth_url,

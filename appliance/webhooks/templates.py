@@ -225,5 +225,17 @@ def render_url(template: str, params: dict[str, Any]) -> str:
     return TOKEN.sub(substitute, template)
 
 
-def form_value(value: Any) -> str:
-    return as_text(value)
+def form_value(value: Any) -> str | None:
+    """A top-level body value in form, query or multipart encoding, as OctoPrint-Webhooks sends it.
+
+    Objects and lists become JSON text (``json.dumps`` with its default separators and
+    ASCII escapes), numbers their decimal text, true/false ``True``/``False`` (Python's
+    words, which is what its receivers see) and null is dropped (None is returned).
+    """
+    if value is None or value is _MISSING:
+        return None
+    if isinstance(value, dict | list):
+        return json.dumps(value)
+    if isinstance(value, bool):
+        return "True" if value else "False"
+    return value if isinstance(value, str) else str(value)

@@ -14,9 +14,18 @@ import flask
 import octoprint.plugin
 from octoprint.access.permissions import Permissions
 
+from . import webhooks_import
 from .client import HeraldClient, HeraldError, version_problem
 from .linking import LinkSession
-from .mapping import STATUS_EVENTS, EventMapper, build_status, hide_file_names, json_safe
+from .mapping import (
+    STATUS_EVENTS,
+    EventMapper,
+    build_status,
+    event_printer_data,
+    file_of,
+    hide_file_names,
+    json_safe,
+)
 from .netinfo import LocalAddress
 from .outbox import Outbox
 from .publisher import Intervals, Publisher
@@ -184,7 +193,8 @@ class HeraldPlugin(
         return True
 
     def get_api_commands(self):
-        return {"link": [], "link_cancel": [], "verify": ["printer_key"], "test": [], "unlink": []}
+        return {"link": [], "link_cancel": [], "verify": ["printer_key"], "test": [], "unlink": [],
+                "webhooks_find": [], "webhooks_import": [], "webhooks_turn_off": ["indexes"]}
 
     def on_api_get(self, request):
         if not Permissions.SETTINGS.can():
@@ -263,6 +273,38 @@ class HeraldPlugin(
         self._configure_publisher()
         return self._state()
 
+    ##~~ moving from OctoPrint-Webhooks
+
+    def _webhooks_settings(self):
+        return self._settings.global_get(webhooks_import.PLUGIN_PATH) or {}
+
+    def _command_webhooks_find(self, data):
+        hooks = webhooks_import.find_hooks(self._webhooks_settings())
+        return {"hooks": webhooks_import.summary(hooks)}
+
+    def _command_webhooks_import(self, data):
+        """At the user's word: the same webhooks in Herald, through the printer's key."""
+        found = webhooks_import.find_hooks(self._webhooks_settings())
+        wanted = data.get("indexes")
+        indexes = [i for i in range(len(found)) if not isinstance(wanted, list) or i in wanted]
+        hooks = [found[i] for i in indexes]
+        if not hooks:
+            return {"hooks": [], "created": 0, "already_imported": 0, "not_imported": 0}
+        answer = self._client().import_webhooks(hooks)
+        for result in answer.get("hooks") or []:  # Herald numbers what it was sent: map back
+            if isinstance(result.get("index"), int) and result["index"] < len(indexes):
+                result["index"] = indexes[result["index"]]
+        return answer
+
+    def _command_webhooks_turn_off(self, data):
+        """Turn the old hooks off (webhook_enabled false) so nothing is sent twice."""
+        indexes = [i for i in data.get("indexes") or [] if isinstance(i, int)]
+        hooks, changed = webhooks_import.turned_off(self._webhooks_settings(), indexes)
+        if changed:
+            self._settings.global_set(webhooks_import.HOOKS_PATH, hooks, force=True)
+            self._settings.save()
+        return {"turned_off": changed, "hooks": webhooks_import.summary(hooks)}
+
     ##~~ helpers
 
     def _apply_form(self, data):
@@ -319,13 +361,27 @@ class HeraldPlugin(
         publisher = self._publisher
         if publisher is None or not publisher.accepting:
             return
-        printer_data = json_safe(self._printer.get_current_data())
+        data = self._printer.get_current_data()
+        printer_data = json_safe(event_printer_data(event_type, data, self._file_metadata(data)))
         payload = json_safe(payload)
         if not self._settings.get_boolean(["publish_file_names"]):
             payload, printer_data = hide_file_names(payload, printer_data)
         # Progress comes 99 times a print: pictures go with the events people look at.
         snapshot = event_type != "print.progress" and bool(self._settings.get_boolean(["attach_snapshot"]))
         publisher.enqueue_event(event_type, payload, printer_data, snapshot=snapshot)
+
+    def _file_metadata(self, data):
+        """The file manager's metadata of the job's file (@meta), as OctoPrint-Webhooks reads it."""
+        origin, path = file_of(data)
+        if path is None:
+            return None
+        try:
+            if not self._file_manager.file_exists(origin, path):
+                return None
+            return self._file_manager.get_metadata(origin, path) or None
+        except Exception:  # an SD file or a storage without metadata
+            self._logger.debug("No metadata for %s:%s", origin, path, exc_info=True)
+            return None
 
     def _remember_job(self, event_type, payload):
         results = {"print.done": "completed", "print.failed": "failed", "print.cancelled": "cancelled"}

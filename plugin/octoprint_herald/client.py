@@ -152,6 +152,13 @@ class HeraldClient:
         if response.status_code not in (200, 204, 401):
             raise self._fail(response, "the unlink")
 
+    def import_webhooks(self, hooks: list) -> dict:
+        """Herald creates a webhook per OctoPrint-Webhooks hook; its answer names each result."""
+        response = self._request("POST", f"{API_PREFIX}/printer/webhooks/import", json={"hooks": hooks})
+        if response.status_code != 200:
+            raise self._fail(response, "the webhook import")
+        return response.json()
+
     def put_status(self, status: dict) -> None:
         response = self._request("PUT", f"{API_PREFIX}/printer/status", json=status)
         if not 200 <= response.status_code < 300:

@@ -111,6 +111,78 @@ def json_safe(value):
     return json.loads(json.dumps(value, default=str))
 
 
+# The state an event's snapshot shows once the event has happened: OctoPrint fires
+# PrintStarted while it is still "Starting" and PrintPaused while "Pausing", where
+# OctoPrint-Webhooks' receivers saw "Printing" and "Paused" (its calls came later).
+_PRINTING_FLAGS = {"operational": True, "printing": True, "paused": False, "pausing": False,
+                   "resuming": False, "cancelling": False, "finishing": False, "ready": False}
+_EVENT_STATES = {
+    "print.started": ("Printing", _PRINTING_FLAGS),
+    "print.resumed": ("Printing", _PRINTING_FLAGS),
+    "print.paused": ("Paused", {**_PRINTING_FLAGS, "printing": False, "paused": True}),
+}
+# Transitional states a progress report may still see at the start of a print.
+_STARTING = ("Starting", "Starting print from SD", "Starting to send file to SD")
+
+
+META_HISTORY = 20  # newest entries of @meta.history sent with an event
+
+
+META_LIMIT = 24 * 1024  # bytes of JSON: an event is at most 64 KiB
+
+
+def _bounded_meta(meta: dict) -> dict:
+    """The metadata cut to fit an event: the newest history entries, then OctoPrint's own keys only."""
+    history = meta.get("history")
+    if isinstance(history, list) and len(history) > META_HISTORY:
+        meta["history"] = history[-META_HISTORY:]
+    for keep in (None, ("hash", "analysis", "statistics", "history"), ("hash", "statistics")):
+        if keep is not None:
+            meta = {k: v for k, v in meta.items() if k in keep}
+        if len(json.dumps(meta, default=str)) <= META_LIMIT:
+            return meta
+    return {"hash": meta.get("hash")} if meta.get("hash") else {}
+
+
+def event_printer_data(event_type: str, data: dict | None, meta: dict | None = None) -> dict:
+    """An event's snapshot of the printer: OctoPrint's current data agreeing with the event.
+
+    ``meta`` is the file manager's metadata of the job's file (hash, analysis, statistics,
+    history), sent as ``meta`` as OctoPrint-Webhooks does; it is left out when unknown.
+    """
+    result = copy.deepcopy(data or {})
+    if meta:
+        result["meta"] = copy.deepcopy(meta)
+        result["meta"] = _bounded_meta(result["meta"])
+    state = result.get("state")
+    wanted = _EVENT_STATES.get(event_type)
+    if wanted is None and event_type == "print.progress" and isinstance(state, dict) \
+            and state.get("text") in _STARTING:
+        wanted = _EVENT_STATES["print.started"]
+    if wanted is not None and isinstance(state, dict):
+        if not str(state.get("text") or "").startswith(wanted[0]):  # keep "Printing from SD"
+            state["text"] = wanted[0]
+        flags = state.get("flags")
+        if isinstance(flags, dict):
+            flags.update(wanted[1])
+    if event_type == "print.started":
+        progress = result.get("progress")
+        if isinstance(progress, dict):
+            for key in ("completion", "filepos", "printTime"):
+                if progress.get(key) is None:
+                    progress[key] = 0.0 if key == "completion" else 0
+    return result
+
+
+def file_of(data: dict | None) -> tuple[str | None, str | None]:
+    """(origin, path) of the job's file in OctoPrint's current data, or (None, None)."""
+    job = (data or {}).get("job") or {}
+    file = job.get("file") if isinstance(job, dict) else None
+    if not isinstance(file, dict) or not isinstance(file.get("path"), str) or not file.get("path"):
+        return None, None
+    return file.get("origin") or "local", file["path"]
+
+
 _FILE_KEYS = ("name", "path", "display", "file", "filename")
 
 

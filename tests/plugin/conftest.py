@@ -49,6 +49,12 @@ class StubSettings:
             value = value.get(key) if isinstance(value, dict) else None
         return value
 
+    def global_set(self, path, value, force=False):
+        target = self.global_values
+        for key in path[:-1]:
+            target = target.setdefault(key, {})
+        target[path[-1]] = copy.deepcopy(value)
+
     def save(self):
         self.saves += 1
 

@@ -63,7 +63,7 @@ def test_events_are_queued_with_the_snapshot_of_that_moment(make_plugin, printer
     events = outbox_events(plugin)
     assert [e["type"] for e in events] == ["print.started", "print.progress", "print.progress", "print.cancelled"]
     assert events[0]["printer_data"]["state"]["text"] == "Printing"
-    assert events[0]["printer_data"]["progress"]["completion"] is None
+    assert events[0]["printer_data"]["progress"]["completion"] == 0.0  # a started print is at 0 %
     assert events[1]["printer_data"]["progress"]["completion"] == 50.0
     assert events[3]["printer_data"]["state"]["text"] == "Cancelling"
     assert events[3]["payload"]["time"] == 7.2
@@ -74,6 +74,78 @@ def test_events_are_queued_with_the_snapshot_of_that_moment(make_plugin, printer
     # The last job is remembered across a restart of OctoPrint.
     with open(os.path.join(plugin.get_plugin_data_folder(), "state.json")) as handle:
         assert json.load(handle)["last_job"]["result"] == "cancelled"
+
+
+class StubFileManager:
+    """OctoPrint's file manager as far as @meta needs it: metadata of stored files."""
+
+    def __init__(self, files):
+        self.files = files
+        self.asked = []
+
+    def file_exists(self, origin, path):
+        self.asked.append((origin, path))
+        return (origin, path) in self.files
+
+    def get_metadata(self, origin, path):
+        return json.loads(json.dumps(self.files[(origin, path)]))
+
+
+def test_events_carry_the_files_metadata_and_a_state_that_agrees(make_plugin, printer):
+    """@meta as OctoPrint-Webhooks reads it; Print Started says Printing, Print Paused says Paused."""
+    history = [{"timestamp": 1588195000.0 + i, "printTime": 50.0, "printerProfile": "_default", "success": True}
+               for i in range(30)]
+    meta = {"hash": "2d2f2c6a", "analysis": {"estimatedPrintTime": 476.05},
+            "statistics": {"lastPrintTime": {"_default": 50.53992706}}, "history": history}
+    plugin = make_plugin(herald_url="http://127.0.0.1:9", printer_key="hpk_k")
+    plugin._file_manager = StubFileManager({("local", "a.gcode"): meta})
+    plugin.on_after_startup()
+    # OctoPrint fires PrintStarted while it is still "Starting", with no progress yet.
+    printer.data["state"] = {"text": "Starting", "flags": {"operational": True, "printing": False, "ready": True}}
+    printer.data["job"]["file"].update(name="a.gcode", path="a.gcode", display="a.gcode", origin="local")
+    plugin.on_event("PrintStarted", {"name": "a.gcode", "path": "a.gcode", "origin": "local", "size": 10})
+    printer.data["state"] = {"text": "Pausing", "flags": {"operational": True, "printing": True, "pausing": True,
+                                                         "paused": False}}
+    printer.data["progress"].update(completion=12.5, printTime=30)
+    plugin.on_event("PrintPaused", {"name": "a.gcode", "path": "a.gcode", "origin": "local"})
+    printer.data["state"] = {"text": "Resuming", "flags": {"operational": True, "resuming": True, "paused": True}}
+    plugin.on_event("PrintResumed", {"name": "a.gcode", "path": "a.gcode", "origin": "local"})
+    printer.data["job"]["file"].update(name="sd.gcode", path="sd.gcode", origin="sdcard")
+    printer.data["state"] = {"text": "Cancelling", "flags": {"cancelling": True}}
+    plugin.on_event("PrintCancelled", {"name": "sd.gcode", "path": "sd.gcode", "origin": "sdcard"})
+
+    started, paused, resumed, cancelled = outbox_events(plugin)
+    state = started["printer_data"]["state"]
+    assert state["text"] == "Printing" and state["flags"]["printing"] is True and state["flags"]["ready"] is False
+    assert started["printer_data"]["progress"]["completion"] == 0.0
+    assert started["printer_data"]["progress"]["printTime"] == 0
+    assert paused["printer_data"]["state"]["text"] == "Paused"
+    assert paused["printer_data"]["state"]["flags"]["paused"] is True
+    assert paused["printer_data"]["state"]["flags"]["pausing"] is False
+    assert paused["printer_data"]["state"]["flags"]["printing"] is False
+    assert paused["printer_data"]["progress"]["completion"] == 12.5
+    assert resumed["printer_data"]["state"]["text"] == "Printing"
+    assert resumed["printer_data"]["state"]["flags"]["paused"] is False
+    assert cancelled["printer_data"]["state"]["text"] == "Cancelling"  # not an event state: as it was
+    for event in (started, paused, resumed):
+        sent = event["printer_data"]["meta"]
+        assert sent["hash"] == "2d2f2c6a" and sent["statistics"]["lastPrintTime"]["_default"] == 50.53992706
+        assert sent["history"] == history[-20:]  # the newest 20: an event stays under 64 KiB
+    assert "meta" not in cancelled["printer_data"]  # a file without metadata
+    assert ("sdcard", "sd.gcode") in plugin._file_manager.asked
+
+
+def test_a_huge_metadata_is_cut_to_fit_an_event():
+    from octoprint_herald.mapping import META_LIMIT, event_printer_data
+
+    meta = {"hash": "h", "statistics": {"lastPrintTime": {"_default": 5.0}}, "analysis": {"x": "y" * 100},
+            "someplugin": {"thumbnail": "z" * 100_000}}
+    sent = event_printer_data("print.done", {"state": {"text": "Operational"}}, meta)["meta"]
+    assert sent == {"hash": "h", "statistics": {"lastPrintTime": {"_default": 5.0}}, "analysis": {"x": "y" * 100}}
+    meta["analysis"] = {"x": "y" * 100_000}
+    sent = event_printer_data("print.done", {}, meta)["meta"]
+    assert sent == {"hash": "h", "statistics": {"lastPrintTime": {"_default": 5.0}}}
+    assert len(json.dumps(sent)) <= META_LIMIT
 
 
 def test_progress_reported_from_many_threads_is_queued_in_order(make_plugin):
@@ -268,3 +340,38 @@ def test_local_address_skips_loopback_and_is_cached(monkeypatch):
     now[0] = 61.0
     local.get("http://10.0.0.1:8080")
     assert asked == ["10.0.0.1", "10.0.0.1"]
+
+
+def test_octoprint_webhooks_hooks_are_found_imported_and_turned_off(make_plugin, receiver):
+    hooks = [{"url": "https://a.example.com/x", "http_method": "POST", "apiSecret": "s", "webhook_enabled": True,
+              "eventPrintDone": True, "eventPrintFailed": True},
+             {"url": "https://b.example.com/y", "http_method": "GET", "webhook_enabled": True, "eventError": True},
+             {"url": "https://c.example.com/z", "webhook_enabled": False}]
+    sent = []
+
+    def herald_import(request):
+        sent.append(request)
+        return 200, {"hooks": [{"index": i, "status": "created", "name": f"h{i}", "not_carried_over": []}
+                               for i in range(len(request.json()["hooks"]))],
+                     "created": len(request.json()["hooks"]), "already_imported": 0, "not_imported": 0}
+
+    receiver.routes[("POST", "/api/v1/printer/webhooks/import")] = herald_import
+    plugin = make_plugin(herald_url=receiver.url, printer_key="hpk_k")
+    plugin._settings.global_values = {"plugins": {"webhooks": {"hooks": hooks, "settings_version": 2}}}
+    found = plugin._command_webhooks_find({})["hooks"]
+    assert [(h["index"], h["url"], h["enabled"], h["events"]) for h in found] == [
+        (0, "https://a.example.com/x", True, ["Print Done", "Print Failed"]),
+        (1, "https://b.example.com/y", True, ["Error"]), (2, "https://c.example.com/z", False, [])]
+    assert "apiSecret" not in json.dumps(found)  # the page lists no secrets
+
+    answer = plugin._command_webhooks_import({"indexes": [0, 2]})
+    (request,) = sent
+    assert request.headers["Authorization"] == "Bearer hpk_k"
+    assert request.json() == {"hooks": [hooks[0], hooks[2]]}  # the hooks whole, as OctoPrint keeps them
+    assert [r["index"] for r in answer["hooks"]] == [0, 2]  # numbered as the page lists them
+
+    turned = plugin._command_webhooks_turn_off({"indexes": [0, 2]})
+    assert turned["turned_off"] == [0]  # the third was off already
+    stored = plugin._settings.global_values["plugins"]["webhooks"]["hooks"]
+    assert [h["webhook_enabled"] for h in stored] == [False, True, False]
+    assert plugin._settings.saves >= 1

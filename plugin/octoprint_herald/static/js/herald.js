@@ -171,6 +171,62 @@ $(function () {
             });
         };
 
+        // -- moving from OctoPrint-Webhooks ------------------------------------------
+        self.owhHooks = ko.observableArray([]);
+        self.owhResults = ko.observable({});
+        self.owhImported = ko.pureComputed(function () {
+            var results = self.owhResults();
+            return _.filter(self.owhHooks(), function (hook) {
+                var r = results[hook.index];
+                return hook.enabled && r && (r.status === "created" || r.status === "already_imported");
+            });
+        });
+        self.owhResultText = function (index) {
+            var r = self.owhResults()[index];
+            if (!r) return gettext("not yet");
+            if (r.status === "created") return _.sprintf(gettext("created as \"%(name)s\""), {name: r.name});
+            if (r.status === "already_imported") return _.sprintf(gettext("already there as \"%(name)s\""), {name: r.name});
+            return _.sprintf(gettext("not created: %(why)s"), {why: r.error || ""});
+        };
+        self.owhLost = function (index) {
+            var r = self.owhResults()[index];
+            return r && r.not_carried_over && r.not_carried_over.length
+                ? _.map(r.not_carried_over, function (what) { return gettext("Not carried over: ") + what; }) : [];
+        };
+        self.owhFind = function () {
+            return OctoPrint.simpleApiCommand("herald", "webhooks_find", {}).done(function (answer) {
+                self.owhHooks(answer.hooks || []);
+            });
+        };
+        self.owhImport = function () {
+            self.command("webhooks_import", {})
+                .done(function (answer) {
+                    var results = {};
+                    _.each(answer.hooks || [], function (r) { results[r.index] = r; });
+                    self.owhResults(results);
+                    var text = _.sprintf(gettext("Herald: %(c)s created, %(a)s already there, %(n)s not created."),
+                        {c: answer.created || 0, a: answer.already_imported || 0, n: answer.not_imported || 0});
+                    if (self.owhImported().length) text += " " + gettext("Turn the old hooks off so nothing is sent twice.");
+                    self.say(text, !answer.not_imported);
+                })
+                .fail(self.failure);
+        };
+        self.owhTurnOff = function () {
+            var indexes = _.map(self.owhImported(), function (hook) { return hook.index; });
+            showConfirmationDialog({
+                message: gettext("OctoPrint-Webhooks will stop sending these hooks; Herald sends them from now on."),
+                proceed: gettext("Turn off"),
+                onproceed: function () {
+                    self.command("webhooks_turn_off", {indexes: indexes})
+                        .done(function (answer) {
+                            self.owhHooks(answer.hooks || []);
+                            self.say(_.sprintf(gettext("%(n)s old hooks turned off."), {n: (answer.turned_off || []).length}));
+                        })
+                        .fail(self.failure);
+                }
+            });
+        };
+
         self.onBeforeBinding = function () {
             self.settings = self.settingsViewModel.settings;
         };
@@ -178,6 +234,7 @@ $(function () {
         self.onSettingsShown = function () {
             self.say("");
             self.refresh();
+            self.owhFind();
         };
 
         self.onDataUpdaterPluginMessage = function (plugin, data) {

@@ -226,7 +226,8 @@ def printer_in(state: str, name: str = "Prusa") -> dict[str, Any]:
                                    "last_job": LAST_JOB}}
     if state == "paused":
         return {**base, "status": {"state": "Paused", "state_id": "paused", "temperatures": TEMPS,
-                                   "job": {"file": "benchy.gcode", "progress": 61.0, "print_time_left": 1800},
+                                   "job": {"file": "benchy_0.2mm_PLA_MK3S_1h2m.gcode", "progress": 61.0,
+                                           "print_time_left": 1800},
                                    "last_job": LAST_JOB}}
     if state == "error":
         return {**base, "status": {"state": "Error: Thermal runaway", "state_id": "error",

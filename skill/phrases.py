@@ -198,20 +198,26 @@ class English:
                     else f"{name} has paused its print, and its file name is not shared.")
         return self.not_printing(printer, now, zone)
 
-    _PARTS = {"bed": "the bed", "chamber": "the chamber"}
-
-    def part(self, temp: st.Temperature) -> str:
-        return self._PARTS.get(temp.part) or (f"tool {temp.index}" if temp.index else "the nozzle")
+    PARTS = {"bed": "the bed", "chamber": "the chamber", "tool": "the nozzle", "tools": "tool {index}"}
+    READINGS = {"off": "{part} is at {actual} with its heater off",
+                "heating": "{part} is at {actual}, heating to {target}",
+                "cooling": "{part} is at {actual}, cooling to {target}",
+                "steady": "{part} is at its target of {target}"}
 
     def reading(self, temp: st.Temperature) -> str:
-        part, actual = self.part(temp), temp.actual or 0.0
+        """One heater's reading, said with the locale's PARTS and READINGS."""
+        part = self.PARTS["tools" if temp.index else temp.part].format(index=temp.index)
+        actual = temp.actual or 0.0
         if not temp.target:
-            return f"{part} is at {self.degrees(actual)} with its heater off"
-        if temp.target - actual > 2:
-            return f"{part} is at {self.degrees(actual)}, heating to {self.degrees(temp.target)}"
-        if actual - temp.target > 2:
-            return f"{part} is at {self.degrees(actual)}, cooling to {self.degrees(temp.target)}"
-        return f"{part} is at its target of {self.degrees(temp.target)}"
+            kind = "off"
+        elif temp.target - actual > 2:
+            kind = "heating"
+        elif actual - temp.target > 2:
+            kind = "cooling"
+        else:
+            kind = "steady"
+        return self.READINGS[kind].format(part=part, actual=self.degrees(actual),
+                                          target=self.degrees(temp.target or 0.0))
 
     def temperatures(self, printer: dict[str, Any], now: datetime, zone: ZoneInfo) -> str:
         name = said_name(printer)
@@ -423,20 +429,11 @@ class German(English):
                     else f"{name} hat den Druck pausiert, der Dateiname wird aber nicht geteilt.")
         return self.not_printing(printer, now, zone)
 
-    _DE_PARTS = {"bed": "das Bett", "chamber": "die Kammer"}
-
-    def part(self, temp: st.Temperature) -> str:
-        return self._DE_PARTS.get(temp.part) or (f"Werkzeug {temp.index}" if temp.index else "die Düse")
-
-    def reading(self, temp: st.Temperature) -> str:
-        part, actual = self.part(temp), temp.actual or 0.0
-        if not temp.target:
-            return f"{part} hat {self.degrees(actual)}, die Heizung ist aus"
-        if temp.target - actual > 2:
-            return f"{part} hat {self.degrees(actual)} und heizt auf {self.degrees(temp.target)}"
-        if actual - temp.target > 2:
-            return f"{part} hat {self.degrees(actual)} und kühlt auf {self.degrees(temp.target)} ab"
-        return f"{part} hat die Zieltemperatur von {self.degrees(temp.target)}"
+    PARTS = {"bed": "das Bett", "chamber": "die Kammer", "tool": "die Düse", "tools": "Werkzeug {index}"}
+    READINGS = {"off": "{part} hat {actual}, die Heizung ist aus",
+                "heating": "{part} hat {actual} und heizt auf {target}",
+                "cooling": "{part} hat {actual} und kühlt auf {target} ab",
+                "steady": "{part} hat die Zieltemperatur von {target}"}
 
     def temperatures(self, printer: dict[str, Any], now: datetime, zone: ZoneInfo) -> str:
         name = said_name(printer)

@@ -66,57 +66,6 @@ EXPECTED = {
             "LastJobIntent": "Prusa's last print, vase, failed after 1 hour and 30 minutes.",
         },
     },
-    "en-GB": {
-        "never_seen": {
-            "PrinterStatusIntent": 'Prusa has never checked in.',
-            "ProgressIntent": 'Prusa has never checked in.',
-            "TemperatureIntent": 'Prusa has never checked in.',
-            "CurrentJobIntent": 'Prusa has never checked in.',
-            "LastJobIntent": 'Prusa has never checked in.',
-        },
-        "offline": {
-            "PrinterStatusIntent": 'Prusa is offline, last seen 2 hours ago.',
-            "ProgressIntent": 'Prusa is offline, last seen 2 hours ago.',
-            "TemperatureIntent": 'Prusa is offline, last seen 2 hours ago.',
-            "CurrentJobIntent": 'Prusa is offline, last seen 2 hours ago.',
-            "LastJobIntent": "Prusa's last print, cube, finished after 1 hour.",
-        },
-        "disconnected": {
-            "PrinterStatusIntent": "Prusa's OctoPrint is running, but no printer is connected to it.",
-            "ProgressIntent": "Prusa's OctoPrint is running, but no printer is connected to it.",
-            "TemperatureIntent": 'Prusa reports no temperatures right now.',
-            "CurrentJobIntent": "Prusa's OctoPrint is running, but no printer is connected to it.",
-            "LastJobIntent": 'Prusa has no finished print yet.',
-        },
-        "idle": {
-            "PrinterStatusIntent": 'Prusa is idle.',
-            "ProgressIntent": 'Prusa is idle and not printing anything.',
-            "TemperatureIntent": 'On Prusa, the nozzle is at 24 degrees Celsius with its heater off; the bed is at 24 degrees Celsius with its heater off.',
-            "CurrentJobIntent": 'Prusa is idle and not printing anything.',
-            "LastJobIntent": "Prusa's last print, cube, finished after 1 hour.",
-        },
-        "printing": {
-            "PrinterStatusIntent": 'Prusa is printing Tom &amp; Jerry &lt;v2&gt;, 42 percent done, about 1 hour and 20 minutes left, finishing around 13:20.',
-            "ProgressIntent": 'Prusa has printed 42 percent of Tom &amp; Jerry &lt;v2&gt;, about 1 hour and 20 minutes left, finishing around 13:20.',
-            "TemperatureIntent": 'On Prusa, the nozzle is at its target of 210 degrees Celsius; the bed is at its target of 60 degrees Celsius.',
-            "CurrentJobIntent": 'Prusa is printing Tom &amp; Jerry &lt;v2&gt;.',
-            "LastJobIntent": "Prusa's last print, cube, finished after 1 hour.",
-        },
-        "paused": {
-            "PrinterStatusIntent": 'Prusa is paused while printing benchy, at 61 percent.',
-            "ProgressIntent": 'Prusa is paused at 61 percent of benchy.',
-            "TemperatureIntent": 'On Prusa, the nozzle is at its target of 210 degrees Celsius; the bed is at its target of 60 degrees Celsius.',
-            "CurrentJobIntent": 'Prusa has paused benchy.',
-            "LastJobIntent": "Prusa's last print, cube, finished after 1 hour.",
-        },
-        "error": {
-            "PrinterStatusIntent": 'Prusa reports an error: Thermal runaway.',
-            "ProgressIntent": 'Prusa reports an error: Thermal runaway.',
-            "TemperatureIntent": 'On Prusa, the nozzle is at its target of 210 degrees Celsius; the bed is at its target of 60 degrees Celsius.',
-            "CurrentJobIntent": 'Prusa reports an error: Thermal runaway.',
-            "LastJobIntent": "Prusa's last print, vase, failed after 1 hour and 30 minutes.",
-        },
-    },
     "de-DE": {
         "never_seen": {
             "PrinterStatusIntent": 'Prusa hat sich noch nie gemeldet.',
@@ -169,6 +118,9 @@ EXPECTED = {
         },
     },
 }
+# en-GB says the same as en-US, with the 24-hour clock.
+EXPECTED["en-GB"] = {state: {intent: text.replace("8:20 am", "13:20") for intent, text in answers.items()}
+                     for state, answers in EXPECTED["en-US"].items()}
 
 
 def _ask(intent=None, *, locale="en-US", printers=None, request_type="IntentRequest", screen=False,

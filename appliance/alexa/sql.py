@@ -9,7 +9,7 @@ from __future__ import annotations
 # flush) holds it, so one round trip instead of two also halves those waits.
 # Writes still go through the models. On SQLite the read runs on the event loop's
 # thread without waiting for aiosqlite's (db.read_dicts says why).
-_PRINTER_COLUMNS = ("p.id AS printer_id, p.name, p.key_hash, p.last_seen_at, p.status, p.online, "
+_PRINTER_COLUMNS = ("p.id AS printer_id, p.name, p.spoken_name, p.key_hash, p.last_seen_at, p.status, p.online, "
                     "p.created_at")
 LINKED_ACCOUNT = (
     "SELECT t.id AS token_id, t.scope, t.expires_at, t.revoked_at, t.last_used_at, u.time_zone, "

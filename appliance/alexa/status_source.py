@@ -36,8 +36,10 @@ def _printer_from_row(herald: Herald, row: dict[str, Any]) -> dict[str, Any]:
     if live is not None and (last_seen is None or live.seen_at >= last_seen):
         status, last_seen = live.status, live.seen_at
         online = online or linked
-    return build_view(printer_id=row["printer_id"], name=row["name"], linked=linked, online=online and linked,
+    view = build_view(printer_id=row["printer_id"], name=row["name"], linked=linked, online=online and linked,
                       last_seen=last_seen, status=status)
+    view["spoken_name"] = row["spoken_name"]  # the skill's, not the API's: the owner's name for voice
+    return view
 
 
 _LAST_USED_EVERY = timedelta(seconds=60)
@@ -149,5 +151,5 @@ def account_linking(values: dict[str, Any]) -> dict[str, Any]:
 
 async def skill_package(herald: Herald, user: User) -> bytes:
     values = setup_values(herald, await alexa_client(herald))
-    names = [p.name for p in await Printer.filter(owner_id=user.id)]
+    names = [(p.name, p.spoken_name) for p in await Printer.filter(owner_id=user.id)]
     return build_package(values["endpoint"], account_linking(values), names)

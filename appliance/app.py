@@ -31,6 +31,7 @@ from appliance.accounts.auth import (
 )
 from appliance.alexa import routes as alexa_routes
 from appliance.alexa.certificates import CachingCertFetcher
+from appliance.alexa.device_zone import DeviceTimeZones
 from appliance.alexa.verification import RequestVerifier, default_trust_roots
 from appliance.core import health
 from appliance.core.clock import Clock
@@ -190,6 +191,7 @@ def create_app(
         skill_id=lambda: settings.alexa_skill_id,
         now=clock.now,
     ))
+    device_zones = herald.provide(DeviceTimeZones(now=clock.now))
 
     @app.while_serving
     async def lifespan() -> AsyncGenerator[None, None]:
@@ -214,6 +216,7 @@ def create_app(
             await bridge.close()
         if own_fetcher is not None:
             await own_fetcher.close()
+        await device_zones.close()
         await status.flush_status(herald)  # the last statuses, before the database closes
         await close_database()
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from appliance.accounts.models import AccessToken, User
 from appliance.alexa import sql
+from appliance.alexa.device_zone import DeviceTimeZones
 from appliance.core.db import read_dicts, shielded
 from appliance.core.errors import Invalid
 from appliance.core.herald import Herald
@@ -54,7 +55,8 @@ def _datetime(value: Any) -> datetime | None:
 
 async def source_for_request(herald: Herald, envelope: dict[str, Any]) -> StaticSource | None:
     """The printers a request is answered for: the linked account's, or the admin's in
-    single-owner mode. None when no valid account is linked."""
+    single-owner mode, with the Echo device's time zone (the account's when Alexa does not
+    say). None when no valid account is linked."""
     now = herald.clock.now()
     if herald.settings.alexa_single_owner:
         rows = await read_dicts(sql.SINGLE_OWNER, True)
@@ -68,9 +70,15 @@ async def source_for_request(herald: Herald, envelope: dict[str, Any]) -> Static
         last_used = _datetime(rows[0]["last_used_at"])
         if last_used is None or now - last_used > _LAST_USED_EVERY:
             await shielded(AccessToken.filter(id=rows[0]["token_id"]).update(last_used_at=now))
-    time_zone = rows[0]["time_zone"] if rows else "UTC"
+    time_zone = (rows[0]["time_zone"] if rows else None) or "UTC"
+    if envelope.get("request", {}).get("type") in _TIMED_REQUESTS:
+        time_zone = await herald.part(DeviceTimeZones).zone_for(envelope) or time_zone
     printers = [_printer_from_row(herald, row) for row in rows if row["printer_id"] is not None]
-    return StaticSource(printers, time_zone or "UTC", now)
+    return StaticSource(printers, time_zone, now)
+
+
+# The requests whose answers may tell a clock time: only these look up the device's zone.
+_TIMED_REQUESTS = frozenset({"LaunchRequest", "IntentRequest"})
 
 
 def _access_token(envelope: dict[str, Any]) -> str:

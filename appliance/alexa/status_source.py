@@ -133,6 +133,8 @@ def setup_values(herald: Herald, client: OAuthClient | None) -> dict[str, Any]:
         "token_seconds": herald.settings.oauth_access_token_minutes * 60,
         "https": base.startswith("https://"),
         "skill_id": herald.settings.alexa_skill_id,
+        "single_owner": herald.settings.alexa_single_owner,
+        "verify_requests": herald.settings.alexa_verify_requests,
         "client_id": "", "client_secret": "", "redirect_uris": [], "vendor_id": "",
     }
     if client is not None:

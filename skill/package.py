@@ -136,6 +136,35 @@ def interaction_model(locale: str, printer_names: list[str] | list[tuple[str, st
     return model
 
 
+_LANGUAGE_NAMES = {"en-US": "English (US)", "en-GB": "English (UK)", "de-DE": "German"}
+_AMAZON_SAYS = {  # intent: (English, German) examples of what people say
+    "AMAZON.HelpIntent": ('Amazon\'s own utterances, such as "help"', 'Amazons eigene, etwa "Hilfe"'),
+    "AMAZON.StopIntent": ('Amazon\'s own, such as "stop"', 'Amazons eigene, etwa "stopp"'),
+    "AMAZON.CancelIntent": ('Amazon\'s own, such as "cancel"', 'Amazons eigene, etwa "abbrechen"'),
+    "AMAZON.FallbackIntent": ("anything the model does not cover", "alles, was das Modell nicht abdeckt"),
+    "AMAZON.NavigateHomeIntent": ('"go home" on a device with a screen (answered with silence: the device '
+                                  "leaves the skill)", '"geh zur Startseite" auf einem Gerät mit Bildschirm '
+                                  "(ohne Antwort: das Gerät verlässt den Skill)"),
+}
+
+
+def utterances_markdown() -> str:
+    """Every sample utterance per locale and intent, as docs/alexa.md lists them."""
+    lines: list[str] = []
+    for locale in LOCALES:
+        model = interaction_model(locale)
+        lines += [f"### {locale} — {_LANGUAGE_NAMES[locale]}", ""]
+        for intent in model["interactionModel"]["languageModel"]["intents"]:
+            samples = intent.get("samples") or []
+            if samples:
+                lines.append(f"- `{intent['name']}`: " + "; ".join(f"\"{s}\"" for s in samples))
+            else:
+                said = _AMAZON_SAYS[intent["name"]][1 if locale.startswith("de") else 0]
+                lines.append(f"- `{intent['name']}`: {said}")
+        lines.append("")
+    return "\n".join(lines)
+
+
 def build_package(endpoint: str, account_linking: dict[str, Any],
                   printer_names: list[str] | list[tuple[str, str | None]] | None = None) -> bytes:
     """A zip: skill-package/skill.json, one interaction model per locale, accountLinking.json."""

@@ -117,3 +117,12 @@ def test_the_package_carries_the_sanitised_values():
         assert printer_type["values"] == printer_slot_values(NAMES, locale)
         text = json.dumps(printer_type, ensure_ascii=False)
         assert "🚀" not in text and "<" not in text and "&" not in text
+
+
+def test_docs_list_every_utterance():
+    from pathlib import Path
+
+    from skill.package import utterances_markdown
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "alexa.md").read_text()
+    assert utterances_markdown() in doc, "docs/alexa.md is out of date: run scripts/gen-alexa-doc"

@@ -56,6 +56,11 @@ def _plain(text: str) -> str:
     return text
 
 
+def _sentence(text: str) -> str:
+    """A spoken name may start in lower case ("the big one is idle."); the screen shows a sentence."""
+    return text[:1].upper() + text[1:]
+
+
 def datasource(printers: list[dict[str, Any]], phrases, now: datetime, zone) -> dict[str, Any]:
     items = []
     for printer in printers:
@@ -67,7 +72,7 @@ def datasource(printers: list[dict[str, Any]], phrases, now: datetime, zone) -> 
         ] if st.condition(printer) not in ("never_seen", "unreachable") else []
         items.append({
             "name": printer["name"],
-            "state": _plain(phrases.brief(printer, now, zone)),
+            "state": _sentence(_plain(phrases.brief(printer, now, zone))),
             "progress": round(job.progress) if showing_job and job.progress is not None else None,
             "timeLeft": _plain(phrases.left(job.remaining)) if showing_job and job.remaining is not None else "",
             "temperatures": " · ".join(temps),

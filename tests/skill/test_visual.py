@@ -56,3 +56,13 @@ def test_the_declared_version_is_one_the_device_renders(reported, declared):
         assert directive["document"]["version"] == declared
         assert visual.version_key(directive["document"]["version"]) <= visual.version_key(reported or "1.0")
     assert answer["response"]["outputSpeech"]["ssml"].startswith("<speak>Prusa is printing")
+
+
+def test_the_screen_shows_sentences_and_units():
+    big = {**printer_in("idle", "MK4-01"), "spoken_name": "the big one"}
+    answer = skill.invoke(_apl_envelope("1.6"), skill.StaticSource([big], "UTC", NOW))
+    (directive,) = apl_directives(answer)
+    (item,) = directive["datasources"]["herald"]["printers"]
+    assert item["name"] == "MK4-01"  # the screen keeps the name as written
+    assert item["state"] == "The big one is idle."
+    assert item["temperatures"] == "24 °C · 24 °C"

@@ -108,6 +108,9 @@ async def test_the_skill_package_validates(client):
         for intent in language["intents"]:
             slots = {slot["name"]: slot["type"] for slot in intent.get("slots", [])}
             for sample in intent.get("samples", []):
+                # Alexa's rules: a slot stands alone between spaces; no punctuation but
+                # apostrophes and periods; no digits (numbers are said in words).
+                assert re.fullmatch(r"(\{\w+\}|[^\W\d_][\w']*)( (\{\w+\}|[^\W\d_][\w']*))*", sample), sample
                 for slot in [part.split("}")[0] for part in sample.split("{")[1:]]:
                     assert slot in slots, f"{locale} {intent['name']}: {{{slot}}} is not a slot"
             for slot_type in slots.values():

@@ -32,6 +32,7 @@ from appliance.accounts.auth import (
 from appliance.alexa import routes as alexa_routes
 from appliance.alexa.certificates import CachingCertFetcher
 from appliance.alexa.device_zone import DeviceTimeZones
+from appliance.alexa.notifications import AlexaNotifier
 from appliance.alexa.verification import RequestVerifier, default_trust_roots
 from appliance.core import health
 from appliance.core.clock import Clock
@@ -192,6 +193,9 @@ def create_app(
         now=clock.now,
     ))
     device_zones = herald.provide(DeviceTimeZones(now=clock.now))
+    notifier = herald.provide(AlexaNotifier(herald, now=clock.now))
+    herald.hooks.event_listeners.append(notifier.on_event)
+    herald.tasks.add("alexa-notify", notifier.run)
 
     @app.while_serving
     async def lifespan() -> AsyncGenerator[None, None]:
@@ -217,6 +221,7 @@ def create_app(
         if own_fetcher is not None:
             await own_fetcher.close()
         await device_zones.close()
+        await notifier.close()
         await status.flush_status(herald)  # the last statuses, before the database closes
         await close_database()
 

@@ -11,6 +11,7 @@ from typing import Any
 from appliance.accounts.models import AccessToken, User
 from appliance.alexa import sql
 from appliance.alexa.device_zone import DeviceTimeZones
+from appliance.alexa.notifications import remember_account
 from appliance.core.db import read_dicts, shielded
 from appliance.core.errors import Invalid
 from appliance.core.herald import Herald
@@ -70,6 +71,8 @@ async def source_for_request(herald: Herald, envelope: dict[str, Any]) -> Static
         last_used = _datetime(rows[0]["last_used_at"])
         if last_used is None or now - last_used > _LAST_USED_EVERY:
             await shielded(AccessToken.filter(id=rows[0]["token_id"]).update(last_used_at=now))
+    if rows:
+        await remember_account(herald, rows[0]["user_id"], envelope)
     time_zone = (rows[0]["time_zone"] if rows else None) or "UTC"
     if envelope.get("request", {}).get("type") in _TIMED_REQUESTS:
         time_zone = await herald.part(DeviceTimeZones).zone_for(envelope) or time_zone
@@ -135,6 +138,7 @@ def setup_values(herald: Herald, client: OAuthClient | None) -> dict[str, Any]:
         "skill_id": herald.settings.alexa_skill_id,
         "single_owner": herald.settings.alexa_single_owner,
         "verify_requests": herald.settings.alexa_verify_requests,
+        "notifications": bool(herald.settings.alexa_client_id and herald.settings.alexa_client_secret),
         "client_id": "", "client_secret": "", "redirect_uris": [], "vendor_id": "",
     }
     if client is not None:

@@ -28,6 +28,7 @@ MODEL_MODULES = (
     "appliance.printers.models",
     "appliance.webhooks.models",
     "appliance.oauth.models",
+    "appliance.alexa.models",
 )
 
 

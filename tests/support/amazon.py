@@ -1,5 +1,6 @@
 """A local server that answers as Amazon's Alexa APIs do (as documented), recording what
-Herald sends. Only the Device Settings API's time zone so far."""
+Herald sends: the Device Settings API's time zone, Login with Amazon's client-credentials
+token and the Proactive Events API's development stage."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ class Call:
     method: str
     path: str
     headers: dict[str, str]
+    body: Any = None
 
 
 @dataclass
@@ -29,7 +31,37 @@ class FakeAlexaApi:
     hold: asyncio.Event | None = None
     calls: list[Call] = field(default_factory=list)
     url: str = ""
+    client_id: str = "amzn1.application-oa2-client.herald-test"
+    client_secret: str = "skill-messaging-secret"
+    tokens: list[Call] = field(default_factory=list)
+    events: list[Call] = field(default_factory=list)
+    event_arrived: asyncio.Condition = field(default_factory=asyncio.Condition)
     _runner: web.AppRunner | None = None
+
+    async def _lwa_token(self, request: web.Request) -> web.Response:
+        """Login with Amazon: client credentials in the form body, a bearer token for an hour."""
+        form = dict(await request.post())
+        self.tokens.append(Call(request.method, request.path, dict(request.headers), form))
+        if (form.get("grant_type") != "client_credentials" or form.get("client_id") != self.client_id
+                or form.get("client_secret") != self.client_secret):
+            return web.json_response({"error": "invalid_client"}, status=401)
+        return web.json_response({"access_token": f"Atc|proactive-{len(self.tokens)}", "expires_in": 3600,
+                                  "scope": form.get("scope"), "token_type": "bearer"})
+
+    async def _proactive_event(self, request: web.Request) -> web.Response:
+        """Proactive Events, development stage: 202 Accepted for a known token."""
+        body = await request.json()
+        async with self.event_arrived:
+            self.events.append(Call(request.method, request.path, dict(request.headers), body))
+            self.event_arrived.notify_all()
+        if not request.headers.get("Authorization", "").startswith("Bearer Atc|proactive-"):
+            return web.json_response({"message": "Invalid token"}, status=401)
+        return web.Response(status=202)
+
+    async def wait_for_events(self, count: int) -> list[Call]:
+        async with self.event_arrived:
+            await asyncio.wait_for(self.event_arrived.wait_for(lambda: len(self.events) >= count), 60)
+        return self.events
 
     async def _time_zone(self, request: web.Request) -> web.Response:
         self.calls.append(Call(request.method, request.path, dict(request.headers)))
@@ -47,6 +79,8 @@ class FakeAlexaApi:
     async def __aenter__(self) -> FakeAlexaApi:
         app = web.Application()
         app.router.add_get("/v2/devices/{device_id}/settings/System.timeZone", self._time_zone)
+        app.router.add_post("/auth/o2/token", self._lwa_token)
+        app.router.add_post("/v1/proactiveEvents/stages/development", self._proactive_event)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", 0).start()

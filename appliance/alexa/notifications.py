@@ -71,6 +71,13 @@ async def subscription_changed(envelope: dict[str, Any]) -> None:
     await shielded(AlexaAccount.filter(alexa_user_id=alexa_user_id).update(subscribed=subscribed))
 
 
+async def forget_account(herald: Herald, envelope: dict[str, Any]) -> None:
+    """The skill was disabled: Amazon's user id for it is gone, and so is everything Herald kept."""
+    alexa_user_id = str((_system(envelope).get("user") or {}).get("userId") or "")
+    herald.part(AlexaNotifier).known.pop(alexa_user_id, None)
+    await shielded(AlexaAccount.filter(alexa_user_id=alexa_user_id).delete())
+
+
 async def notification_settings(user: User) -> dict[str, Any]:
     accounts = await AlexaAccount.filter(user_id=user.id)
     return {"accounts": len(accounts), "notify": any(a.notify for a in accounts),

@@ -40,6 +40,7 @@ async def alexa_endpoint():
     request_type = envelope["request"].get("type", "")
     if request_type == "AlexaSkillEvent.SkillDisabled":
         await _revoke_on_disable(herald, envelope)
+        await notifications.forget_account(herald, envelope)
         return jsonify({"version": "1.0", "response": {}})
     if request_type == "AlexaSkillEvent.ProactiveSubscriptionChanged":
         await alexa_service.source_for_request(herald, envelope)  # remembers whose Amazon account it is

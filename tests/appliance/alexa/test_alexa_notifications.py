@@ -128,6 +128,9 @@ async def test_withdrawn_permission_or_opt_out_stops_notifications(app, client, 
         await _event(client, key, 3, "print.failed")
         (only,) = await api.wait_for_events(1)
     assert only.body["event"]["payload"]["messageGroup"]["creator"]["name"] == "Prusa: print failed"
+    # disabling the skill forgets the Amazon account
+    await _alexa(client, envelope(request_type="AlexaSkillEvent.SkillDisabled"))
+    assert await AlexaAccount.all().count() == 0
 
 
 async def test_without_the_skills_client_credentials_nothing_is_sent_and_the_pages_say_so(app, client, herald):

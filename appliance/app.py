@@ -31,6 +31,8 @@ from appliance.accounts.auth import (
 )
 from appliance.alexa import routes as alexa_routes
 from appliance.alexa.certificates import CachingCertFetcher
+from appliance.alexa.device_zone import DeviceTimeZones
+from appliance.alexa.notifications import AlexaNotifier
 from appliance.alexa.verification import RequestVerifier, default_trust_roots
 from appliance.apps import connections as app_connections
 from appliance.apps import live_links as app_live_links
@@ -211,6 +213,10 @@ def create_app(
         skill_id=lambda: settings.alexa_skill_id,
         now=clock.now,
     ))
+    device_zones = herald.provide(DeviceTimeZones(now=clock.now))
+    notifier = herald.provide(AlexaNotifier(herald, now=clock.now))
+    herald.hooks.event_listeners.append(notifier.on_event)
+    herald.tasks.add("alexa-notify", notifier.run)
 
     @app.while_serving
     async def lifespan() -> AsyncGenerator[None, None]:
@@ -235,6 +241,8 @@ def create_app(
             await bridge.close()
         if own_fetcher is not None:
             await own_fetcher.close()
+        await device_zones.close()
+        await notifier.close()
         await status.flush_status(herald)  # the last statuses, before the database closes
         await close_database()
 

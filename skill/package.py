@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import unicodedata
 import zipfile
 from importlib import resources
@@ -41,14 +42,62 @@ def _slot_text(text: str) -> str:
     return " ".join(word for word in words if any(ch.isalnum() for ch in word))
 
 
-def printer_slot_values(printer_names: list[str], locale: str) -> list[dict[str, Any]]:
+# Numbers said as words, so Alexa's model learns "voron two point four" for "Voron 2.4".
+_NUMBER_WORDS = {
+    "en": ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+           "fifteen sixteen seventeen eighteen nineteen").split(),
+    "de": ("null eins zwei drei vier fünf sechs sieben acht neun zehn elf zwölf dreizehn vierzehn "
+           "fünfzehn sechzehn siebzehn achtzehn neunzehn").split(),
+}
+_TENS_WORDS = {
+    "en": "twenty thirty forty fifty sixty seventy eighty ninety".split(),
+    "de": "zwanzig dreißig vierzig fünfzig sechzig siebzig achtzig neunzig".split(),
+}
+_POINT_WORD = {"en": "point", "de": "komma"}
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+
+
+def _number_words(number: str, language: str) -> str:
+    whole, _, decimals = number.partition(".")
+    units, tens = _NUMBER_WORDS[language], _TENS_WORDS[language]
+    value = int(whole)
+    if value < 20:
+        said = units[value]
+    elif value < 100:
+        ten, unit = divmod(value, 10)
+        if not unit:
+            said = tens[ten - 2]
+        elif language == "de":
+            said = ("ein" if unit == 1 else units[unit]) + "und" + tens[ten - 2]
+        else:
+            said = f"{tens[ten - 2]} {units[unit]}"
+    else:
+        said = " ".join(units[int(digit)] for digit in whole)
+    if decimals:
+        said += f" {_POINT_WORD[language]} " + " ".join(units[int(digit)] for digit in decimals)
+    return said
+
+
+def _said_with_words(text: str, language: str) -> str | None:
+    """"Voron 2.4" -> "Voron two point four"; None when the text has no number or the
+    language has no number words here."""
+    if language not in _NUMBER_WORDS or not _NUMBER.search(text):
+        return None
+    return _NUMBER.sub(lambda match: f" {_number_words(match.group(), language)} ", text)
+
+
+def printer_slot_values(printers: list[str] | list[tuple[str, str | None]], locale: str) -> list[dict[str, Any]]:
     """PRINTER_NAME values Alexa accepts, one per distinct printer name, with synonyms for
-    how a name is said ("&" as a word, hyphens as spaces). Values and synonyms are unique
-    (ignoring case) across the whole slot type, as Alexa requires."""
-    and_word = _AND_WORD.get(locale.split("-")[0])
+    how a name is said ("&" as a word, hyphens as spaces, numbers as words) and the spoken
+    name its owner gave it. Each item is a name or a (name, spoken name) pair. Values and
+    synonyms are unique (ignoring case) across the whole slot type, as Alexa requires; a
+    resolved synonym comes back as its value, the printer's name."""
+    language = locale.split("-")[0]
+    and_word = _AND_WORD.get(language)
     used: set[str] = set()
     values = []
-    for name in printer_names:
+    for item in printers:
+        name, alias = (item, None) if isinstance(item, str) else item
         value = _slot_text(name.replace("&", " "))
         if not value or value.casefold() in used:
             continue
@@ -58,8 +107,12 @@ def printer_slot_values(printer_names: list[str], locale: str) -> list[dict[str,
             said.append(_slot_text(name.replace("&", f" {and_word} ")))
         if "-" in value:
             said.append(_slot_text(value.replace("-", " ")))
+        said.append(_said_with_words(value.replace("-", " "), language) or "")
+        if alias:
+            alias_text = _slot_text(alias.replace("&", f" {and_word or ' '} "))
+            said += [alias_text, _said_with_words(alias_text, language) or ""]
         synonyms = []
-        for synonym in said:
+        for synonym in (_slot_text(text) for text in said):
             if synonym and synonym.casefold() not in used:
                 used.add(synonym.casefold())
                 synonyms.append(synonym)
@@ -70,7 +123,8 @@ def printer_slot_values(printer_names: list[str], locale: str) -> list[dict[str,
     return values
 
 
-def interaction_model(locale: str, printer_names: list[str] | None = None) -> dict[str, Any]:
+def interaction_model(locale: str, printer_names: list[str] | list[tuple[str, str | None]] | None = None
+                      ) -> dict[str, Any]:
     model = json.loads(resources.files("skill").joinpath(f"models/{locale}.json").read_text(encoding="utf-8"))
     values = printer_slot_values(printer_names or [], locale)
     # A name with nothing Alexa can take (only emoji, say) adds no value; with none at all
@@ -82,8 +136,37 @@ def interaction_model(locale: str, printer_names: list[str] | None = None) -> di
     return model
 
 
+_LANGUAGE_NAMES = {"en-US": "English (US)", "en-GB": "English (UK)", "de-DE": "German"}
+_AMAZON_SAYS = {  # intent: (English, German) examples of what people say
+    "AMAZON.HelpIntent": ('Amazon\'s own utterances, such as "help"', 'Amazons eigene, etwa "Hilfe"'),
+    "AMAZON.StopIntent": ('Amazon\'s own, such as "stop"', 'Amazons eigene, etwa "stopp"'),
+    "AMAZON.CancelIntent": ('Amazon\'s own, such as "cancel"', 'Amazons eigene, etwa "abbrechen"'),
+    "AMAZON.FallbackIntent": ("anything the model does not cover", "alles, was das Modell nicht abdeckt"),
+    "AMAZON.NavigateHomeIntent": ('"go home" on a device with a screen (answered with silence: the device '
+                                  "leaves the skill)", '"geh zur Startseite" auf einem Gerät mit Bildschirm '
+                                  "(ohne Antwort: das Gerät verlässt den Skill)"),
+}
+
+
+def utterances_markdown() -> str:
+    """Every sample utterance per locale and intent, as docs/alexa.md lists them."""
+    lines: list[str] = []
+    for locale in LOCALES:
+        model = interaction_model(locale)
+        lines += [f"### {locale} — {_LANGUAGE_NAMES[locale]}", ""]
+        for intent in model["interactionModel"]["languageModel"]["intents"]:
+            samples = intent.get("samples") or []
+            if samples:
+                lines.append(f"- `{intent['name']}`: " + "; ".join(f"\"{s}\"" for s in samples))
+            else:
+                said = _AMAZON_SAYS[intent["name"]][1 if locale.startswith("de") else 0]
+                lines.append(f"- `{intent['name']}`: {said}")
+        lines.append("")
+    return "\n".join(lines)
+
+
 def build_package(endpoint: str, account_linking: dict[str, Any],
-                  printer_names: list[str] | None = None) -> bytes:
+                  printer_names: list[str] | list[tuple[str, str | None]] | None = None) -> bytes:
     """A zip: skill-package/skill.json, one interaction model per locale, accountLinking.json."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:

@@ -29,6 +29,13 @@ def spoken_name(name: str) -> str:
     return ssml(" ".join(kept.split()) or name)
 
 
+def said_name(printer: dict[str, Any]) -> str:
+    """What Alexa calls a printer: its spoken name (the alias its owner gave it for voice)
+    when it has one, else its name; SSML-escaped."""
+    alias = printer.get("spoken_name")
+    return spoken_name(alias if isinstance(alias, str) and alias.strip() else printer["name"])
+
+
 def local_zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
@@ -52,6 +59,11 @@ class English:
             return "".join(items)
         return ", ".join(items[:-1]) + " and " + items[-1]
 
+    def join_or(self, items: list[str]) -> str:
+        if len(items) <= 1:
+            return "".join(items)
+        return ", ".join(items[:-1]) + " or " + items[-1]
+
     def duration(self, seconds: float) -> str:
         minutes = round(seconds / 60)
         if minutes < 1:
@@ -62,7 +74,7 @@ class English:
             parts.append(self.plural(hours, "hour", "hours"))
         if minutes:
             parts.append(self.plural(minutes, "minute", "minutes"))
-        return " ".join(parts)
+        return " and ".join(parts)
 
     def clock(self, moment: datetime, now: datetime) -> str:
         if self.twelve_hour:
@@ -78,19 +90,24 @@ class English:
         return text
 
     def degrees(self, value: float) -> str:
-        return self.plural(round(value), "degree", "degrees")
+        """A temperature with its unit (OctoPrint reports degrees Celsius)."""
+        return f"{self.plural(round(value), 'degree', 'degrees')} Celsius"
 
     def left(self, seconds: float) -> str:
         if seconds < 30:
             return "less than a minute left"
         return f"about {self.duration(seconds)} left"
 
-    def file(self, job_file: str | None) -> str:
-        return ssml(job_file) if job_file else "a file"
+    def percent(self, progress: float) -> str:
+        return f"{int(progress)} percent"
+
+    def the_file(self, job_file: str | None) -> str:
+        """" of benchy" for the progress sentence; nothing when the file name is hidden."""
+        return f" of {ssml(job_file)}" if job_file else ""
 
     # --- one printer ---------------------------------------------------------------
     def brief(self, printer: dict[str, Any], now: datetime, zone: ZoneInfo) -> str:
-        name = spoken_name(printer["name"])
+        name = said_name(printer)
         cond = st.condition(printer)
         if cond == "never_seen":
             return f"{name} has never checked in."
@@ -109,13 +126,13 @@ class English:
             return f"{name} is {ssml(st.state_text(printer).lower() or st.state_id(printer))}."
         job = st.current_job(printer, now)
         if cond == "paused":
-            text = f"{name} is paused while printing {self.file(job.file)}"
+            text = f"{name} is paused while printing {ssml(job.file)}" if job.file else f"{name} is paused"
             if job.progress is not None:
-                text += f", at {int(job.progress)} percent"
+                text += f", at {self.percent(job.progress)}"
             return text + "."
-        text = f"{name} is printing {self.file(job.file)}"
+        text = f"{name} is printing {ssml(job.file)}" if job.file else f"{name} is printing"
         if job.progress is not None:
-            text += f", {int(job.progress)} percent done"
+            text += f", {self.percent(job.progress)} done"
         if job.remaining is not None:
             text += f", {self.left(job.remaining)}"
         return text + "."
@@ -131,8 +148,11 @@ class English:
         if st.condition(printer) == "printing":
             finish = self._finish(printer, now, zone)
             if finish:
-                text = text[:-1] + f", finishing around {finish}."
+                text = text[:-1] + f", {self.finishing(finish)}."
         return text
+
+    def finishing(self, clock: str) -> str:
+        return f"finishing around {clock}"
 
     def _finish(self, printer: dict[str, Any], now: datetime, zone: ZoneInfo) -> str | None:
         job = st.current_job(printer, now)
@@ -142,70 +162,83 @@ class English:
         return self.clock(local_now + timedelta(seconds=job.remaining), local_now)
 
     def progress(self, printer: dict[str, Any], now: datetime, zone: ZoneInfo) -> str:
-        name = spoken_name(printer["name"])
+        name = said_name(printer)
         cond = st.condition(printer)
         if cond not in ("printing", "paused"):
             return self.not_printing(printer, now, zone)
         job = st.current_job(printer, now)
-        done = f"{int(job.progress)} percent" if job.progress is not None else "an unknown share"
         if cond == "paused":
-            return f"{name} is paused at {done} of {self.file(job.file)}."
-        text = f"{name} has printed {done} of {self.file(job.file)}"
+            if job.progress is None:
+                return f"{name} is paused" + (f" while printing {ssml(job.file)}." if job.file else ".")
+            if job.file:
+                return f"{name} is paused at {self.percent(job.progress)} of {ssml(job.file)}."
+            return f"{name}'s print is paused at {self.percent(job.progress)}."
+        if job.progress is None:
+            text = f"{name} is printing {ssml(job.file)}" if job.file else f"{name} is printing"
+        else:
+            text = f"{name} has printed {self.percent(job.progress)}{self.the_file(job.file)}"
         if job.remaining is None:
             return text + ". The time left is not known yet."
-        return text + (f", {self.left(job.remaining)}, finishing around "
-                       f"{self._finish(printer, now, zone)}.")
+        return text + f", {self.left(job.remaining)}, {self.finishing(self._finish(printer, now, zone) or '')}."
 
     def not_printing(self, printer: dict[str, Any], now: datetime, zone: ZoneInfo) -> str:
         if st.condition(printer) == "idle":
-            return f"{spoken_name(printer['name'])} is idle and not printing anything."
+            return f"{said_name(printer)} is idle and not printing anything."
         return self.brief(printer, now, zone)
 
     def current_job(self, printer: dict[str, Any], now: datetime, zone: ZoneInfo) -> str:
-        name = spoken_name(printer["name"])
+        name = said_name(printer)
         cond = st.condition(printer)
         job = st.current_job(printer, now)
         if cond == "printing":
-            return f"{name} is printing {self.file(job.file)}."
+            return (f"{name} is printing {ssml(job.file)}." if job.file
+                    else f"{name} is printing, but its file name is not shared.")
         if cond == "paused":
-            return f"{name} has paused {self.file(job.file)}."
+            return (f"{name} has paused {ssml(job.file)}." if job.file
+                    else f"{name} has paused its print, and its file name is not shared.")
         return self.not_printing(printer, now, zone)
 
+    PARTS = {"bed": "the bed", "chamber": "the chamber", "tool": "the nozzle", "tools": "tool {index}"}
+    READINGS = {"off": "{part} is at {actual} with its heater off",
+                "heating": "{part} is at {actual}, heating to {target}",
+                "cooling": "{part} is at {actual}, cooling to {target}",
+                "steady": "{part} is at its target of {target}"}
+
+    def reading(self, temp: st.Temperature) -> str:
+        """One heater's reading, said with the locale's PARTS and READINGS."""
+        part = self.PARTS["tools" if temp.index else temp.part].format(index=temp.index)
+        actual = temp.actual or 0.0
+        if not temp.target:
+            kind = "off"
+        elif temp.target - actual > 2:
+            kind = "heating"
+        elif actual - temp.target > 2:
+            kind = "cooling"
+        else:
+            kind = "steady"
+        return self.READINGS[kind].format(part=part, actual=self.degrees(actual),
+                                          target=self.degrees(temp.target or 0.0))
+
     def temperatures(self, printer: dict[str, Any], now: datetime, zone: ZoneInfo) -> str:
-        name = spoken_name(printer["name"])
+        name = said_name(printer)
         cond = st.condition(printer)
         if cond in ("never_seen", "unreachable", "no_status"):
             return self.brief(printer, now, zone)
         temps = st.temperatures(printer)
         if not temps:
             return f"{name} reports no temperatures right now."
-        parts = []
-        for temp in temps:
-            if temp.actual is None:  # never: st.temperatures keeps only those with a reading
-                continue
-            part = {"bed": "the bed", "chamber": "the chamber"}.get(temp.part) or (
-                f"tool {temp.index}" if temp.index else "the nozzle")
-            text = f"{part} is at {self.degrees(temp.actual)}"
-            if temp.target:
-                text += (f", heating to {round(temp.target)}" if temp.target - temp.actual > 2
-                         else f", target {round(temp.target)}")
-            else:
-                text += ", heater off"
-            parts.append(text)
-        sentence = "; ".join(parts)
-        return f"On {name}, {sentence}."
+        return f"On {name}, " + "; ".join(self.reading(t) for t in temps) + "."
 
     def last_job(self, printer: dict[str, Any], now: datetime, zone: ZoneInfo) -> str:
-        name = spoken_name(printer["name"])
-        if st.condition(printer) in ("never_seen",):
+        name = said_name(printer)
+        if st.condition(printer) == "never_seen":
             return self.brief(printer, now, zone)
         last = st.last_job(printer)
         if last is None:
             return f"{name} has no finished print yet."
-        what = self.file(last.file)
         verb = {"completed": "finished", "failed": "failed", "cancelled": "was cancelled"}.get(
             last.result or "", "ended")
-        text = f"{name}'s last print, {what}, {verb}"
+        text = f"{name}'s last print, {ssml(last.file)}, {verb}" if last.file else f"{name}'s last print {verb}"
         if last.duration is not None:
             text += f" after {self.duration(last.duration)}"
         return text + "."
@@ -222,7 +255,7 @@ class English:
     def list_printers(self, printers: list[dict[str, Any]]) -> str:
         if not printers:
             return self.no_printers()
-        names = self.join([spoken_name(p["name"]) for p in printers])
+        names = self.join([said_name(p) for p in printers])
         if len(printers) == 1:
             return f"You have one printer: {names}."
         return f"You have {len(printers)} printers: {names}."
@@ -234,16 +267,10 @@ class English:
         return "You have no printers in Herald yet. Add one on your Herald web page."
 
     def which_printer(self, printers: list[dict[str, Any]]) -> str:
-        names = self.join_or([spoken_name(p["name"]) for p in printers])
-        return f"Which printer: {names}?"
-
-    def join_or(self, items: list[str]) -> str:
-        if len(items) <= 1:
-            return "".join(items)
-        return ", ".join(items[:-1]) + " or " + items[-1]
+        return f"Which printer: {self.join_or([said_name(p) for p in printers])}?"
 
     def unknown_printer(self, asked: str, printers: list[dict[str, Any]]) -> str:
-        names = self.join([spoken_name(p["name"]) for p in printers])
+        names = self.join([said_name(p) for p in printers])
         return f"I couldn't find a printer called {ssml(asked)}. Your printers are {names}. Which one?"
 
     def help(self) -> str:
@@ -270,7 +297,8 @@ class English:
 
 
 class German(English):
-    """de-DE."""
+    """de-DE. Durations come in two cases: ``noch etwa eine Stunde`` (accusative, the same
+    as the nominative here) and ``nach einer Stunde``, ``vor weniger als einer Minute`` (dative)."""
 
     def __init__(self, locale: str = "de-DE") -> None:
         super().__init__(locale)
@@ -286,17 +314,18 @@ class German(English):
             return "".join(items)
         return ", ".join(items[:-1]) + " oder " + items[-1]
 
-    def duration(self, seconds: float) -> str:
+    def duration(self, seconds: float, dative: bool = False) -> str:
+        one = "einer" if dative else "eine"
         minutes = round(seconds / 60)
         if minutes < 1:
-            return "weniger als eine Minute"
+            return f"weniger als {one} Minute"
         hours, minutes = divmod(minutes, 60)
         parts = []
         if hours:
-            parts.append(self.plural(hours, "Stunde", "Stunden"))
+            parts.append(f"{one} Stunde" if hours == 1 else f"{hours} Stunden")
         if minutes:
-            parts.append(self.plural(minutes, "Minute", "Minuten"))
-        return " ".join(parts)
+            parts.append(f"{one} Minute" if minutes == 1 else f"{minutes} Minuten")
+        return " und ".join(parts)
 
     _WEEKDAYS = ("Montag", "Dienstag", "Mittwoch", "Donnerstag", "Freitag", "Samstag", "Sonntag")
 
@@ -310,18 +339,21 @@ class German(English):
         return f"um {text}"
 
     def degrees(self, value: float) -> str:
-        return f"{round(value)} Grad"
+        return f"{round(value)} Grad Celsius"
 
     def left(self, seconds: float) -> str:
         if seconds < 30:
             return "noch weniger als eine Minute"
         return f"noch etwa {self.duration(seconds)}"
 
-    def file(self, job_file: str | None) -> str:
-        return ssml(job_file) if job_file else "eine Datei"
+    def percent(self, progress: float) -> str:
+        return f"{int(progress)} Prozent"
+
+    def the_file(self, job_file: str | None) -> str:
+        return f" von {ssml(job_file)}" if job_file else ""
 
     def brief(self, printer: dict[str, Any], now: datetime, zone: ZoneInfo) -> str:
-        name = spoken_name(printer["name"])
+        name = said_name(printer)
         cond = st.condition(printer)
         if cond == "never_seen":
             return f"{name} hat sich noch nie gemeldet."
@@ -342,13 +374,14 @@ class German(English):
             return f"{name} {word.get(st.state_id(printer), 'ist beschäftigt')}."
         job = st.current_job(printer, now)
         if cond == "paused":
-            text = f"{name} hat den Druck von {self.file(job.file)} pausiert"
+            text = (f"{name} hat den Druck von {ssml(job.file)} pausiert" if job.file
+                    else f"{name} hat den Druck pausiert")
             if job.progress is not None:
-                text += f", bei {int(job.progress)} Prozent"
+                text += f", bei {self.percent(job.progress)}"
             return text + "."
-        text = f"{name} druckt {self.file(job.file)}"
+        text = f"{name} druckt {ssml(job.file)}" if job.file else f"{name} druckt"
         if job.progress is not None:
-            text += f", {int(job.progress)} Prozent fertig"
+            text += f", {self.percent(job.progress)} fertig"
         if job.remaining is not None:
             text += f", {self.left(job.remaining)}"
         return text + "."
@@ -357,80 +390,74 @@ class German(English):
         seen = st.parse_time(printer.get("last_seen"))
         if seen is None:
             return ""
-        # "vor" takes the dative: "vor weniger als einer Minute", "vor 2 Stunden"
-        since = self.duration((now - seen).total_seconds()).replace("eine Minute", "einer Minute")
-        return f", zuletzt gesehen vor {since}"
+        return f", zuletzt gesehen vor {self.duration((now - seen).total_seconds(), dative=True)}"
 
-    def status(self, printer: dict[str, Any], now: datetime, zone: ZoneInfo) -> str:
-        text = self.brief(printer, now, zone)
-        if st.condition(printer) == "printing":
-            finish = self._finish(printer, now, zone)
-            if finish:
-                text = text[:-1] + f", fertig etwa {finish}."
-        return text
+    def finishing(self, clock: str) -> str:
+        return f"fertig etwa {clock}"
 
     def progress(self, printer: dict[str, Any], now: datetime, zone: ZoneInfo) -> str:
-        name = spoken_name(printer["name"])
+        name = said_name(printer)
         cond = st.condition(printer)
         if cond not in ("printing", "paused"):
             return self.not_printing(printer, now, zone)
         job = st.current_job(printer, now)
-        done = f"{int(job.progress)} Prozent" if job.progress is not None else "einen unbekannten Teil"
         if cond == "paused":
-            return f"{name} ist bei {done} von {self.file(job.file)} pausiert."
-        text = f"{name} hat {done} von {self.file(job.file)} gedruckt"
+            if job.progress is None:
+                return (f"{name} hat den Druck von {ssml(job.file)} pausiert." if job.file
+                        else f"{name} hat den Druck pausiert.")
+            return f"{name} ist bei {self.percent(job.progress)}{self.the_file(job.file)} pausiert."
+        if job.progress is None:
+            text = f"{name} druckt {ssml(job.file)}" if job.file else f"{name} druckt"
+        else:
+            text = f"{name} hat {self.percent(job.progress)}{self.the_file(job.file)} gedruckt"
         if job.remaining is None:
             return text + ". Die Restzeit ist noch nicht bekannt."
-        return text + (f", {self.left(job.remaining)}, fertig etwa "
-                       f"{self._finish(printer, now, zone)}.")
+        return text + f", {self.left(job.remaining)}, {self.finishing(self._finish(printer, now, zone) or '')}."
 
     def not_printing(self, printer: dict[str, Any], now: datetime, zone: ZoneInfo) -> str:
         return self.brief(printer, now, zone)
 
     def current_job(self, printer: dict[str, Any], now: datetime, zone: ZoneInfo) -> str:
-        name = spoken_name(printer["name"])
+        name = said_name(printer)
         cond = st.condition(printer)
         job = st.current_job(printer, now)
         if cond == "printing":
-            return f"{name} druckt {self.file(job.file)}."
+            return (f"{name} druckt {ssml(job.file)}." if job.file
+                    else f"{name} druckt gerade, der Dateiname wird aber nicht geteilt.")
         if cond == "paused":
-            return f"{name} hat {self.file(job.file)} pausiert."
+            return (f"{name} hat {ssml(job.file)} pausiert." if job.file
+                    else f"{name} hat den Druck pausiert, der Dateiname wird aber nicht geteilt.")
         return self.not_printing(printer, now, zone)
 
+    PARTS = {"bed": "das Bett", "chamber": "die Kammer", "tool": "die Düse", "tools": "Werkzeug {index}"}
+    READINGS = {"off": "{part} hat {actual}, die Heizung ist aus",
+                "heating": "{part} hat {actual} und heizt auf {target}",
+                "cooling": "{part} hat {actual} und kühlt auf {target} ab",
+                "steady": "{part} hat die Zieltemperatur von {target}"}
+
     def temperatures(self, printer: dict[str, Any], now: datetime, zone: ZoneInfo) -> str:
-        name = spoken_name(printer["name"])
+        name = said_name(printer)
         cond = st.condition(printer)
         if cond in ("never_seen", "unreachable", "no_status"):
             return self.brief(printer, now, zone)
         temps = st.temperatures(printer)
         if not temps:
             return f"{name} meldet gerade keine Temperaturen."
-        parts = []
-        for temp in temps:
-            if temp.actual is None:  # never: st.temperatures keeps only those with a reading
-                continue
-            part = {"bed": "Bett", "chamber": "Kammer"}.get(temp.part) or (
-                f"Werkzeug {temp.index}" if temp.index else "Düse")
-            text = f"{part} {self.degrees(temp.actual)}"
-            if temp.target:
-                text += (f", heizt auf {round(temp.target)}" if temp.target - temp.actual > 2
-                         else f", Ziel {round(temp.target)}")
-            else:
-                text += ", Heizung aus"
-            parts.append(text)
-        return f"{name}: " + "; ".join(parts) + "."
+        return f"Bei {name}: " + "; ".join(self.reading(t) for t in temps) + "."
 
     def last_job(self, printer: dict[str, Any], now: datetime, zone: ZoneInfo) -> str:
-        name = spoken_name(printer["name"])
+        name = said_name(printer)
         if st.condition(printer) == "never_seen":
             return self.brief(printer, now, zone)
         last = st.last_job(printer)
         if last is None:
             return f"{name} hat noch keinen Druck abgeschlossen."
-        after = f" nach {self.duration(last.duration)}" if last.duration is not None else ""
+        after = f" nach {self.duration(last.duration, dative=True)}" if last.duration is not None else ""
         verb = {"completed": f"wurde{after} fertig", "failed": f"ist{after} fehlgeschlagen",
                 "cancelled": f"wurde{after} abgebrochen"}.get(last.result or "", f"endete{after}")
-        return f"Der letzte Druck von {name}, {self.file(last.file)}, {verb}."
+        if last.file:
+            return f"Der letzte Druck von {name}, {ssml(last.file)}, {verb}."
+        return f"Der letzte Druck von {name} {verb}."
 
     def summary(self, printers: list[dict[str, Any]], now: datetime, zone: ZoneInfo) -> str:
         if not printers:
@@ -443,7 +470,7 @@ class German(English):
     def list_printers(self, printers: list[dict[str, Any]]) -> str:
         if not printers:
             return self.no_printers()
-        names = self.join([spoken_name(p["name"]) for p in printers])
+        names = self.join([said_name(p) for p in printers])
         if len(printers) == 1:
             return f"Du hast einen Drucker: {names}."
         return f"Du hast {len(printers)} Drucker: {names}."
@@ -455,10 +482,10 @@ class German(English):
         return "Du hast noch keine Drucker in Herald. Füge einen auf deiner Herald-Webseite hinzu."
 
     def which_printer(self, printers: list[dict[str, Any]]) -> str:
-        return f"Welcher Drucker: {self.join_or([spoken_name(p['name']) for p in printers])}?"
+        return f"Welcher Drucker: {self.join_or([said_name(p) for p in printers])}?"
 
     def unknown_printer(self, asked: str, printers: list[dict[str, Any]]) -> str:
-        names = self.join([spoken_name(p["name"]) for p in printers])
+        names = self.join([said_name(p) for p in printers])
         return f"Ich finde keinen Drucker namens {ssml(asked)}. Deine Drucker sind {names}. Welcher?"
 
     def help(self) -> str:

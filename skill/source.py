@@ -11,13 +11,15 @@ class PrinterStatusSource(Protocol):
 
     ``printers()`` returns dicts in the shape of Herald's ``<printer>``:
     ``{"id", "name", "linked", "online", "last_seen" (ISO 8601 UTC or None),
-    "status" (the last status pushed, or None)}``.
+    "status" (the last status pushed, or None)}``, and optionally ``"spoken_name"``
+    (what the owner wants Alexa to call the printer, or None).
     """
 
     def printers(self) -> list[dict[str, Any]]: ...
 
     def time_zone(self) -> str:
-        """The account's IANA time zone name, e.g. ``Europe/Berlin``."""
+        """The IANA time zone to tell clock times in, e.g. ``Europe/Berlin``: the Echo
+        device's own, else the account's."""
         ...
 
     def now(self) -> datetime:

@@ -8,7 +8,24 @@ from datetime import datetime
 from typing import Any
 
 BUSY_STATES = {"connecting", "resuming", "cancelling", "finishing"}
-_EXTENSIONS = re.compile(r"\.(gcode|gco|g|bgcode|gc)$", re.IGNORECASE)
+_EXTENSIONS = re.compile(r"\.(gcode|gco|g|bgcode|gc|ufp|stl|3mf|obj|step|stp)$", re.IGNORECASE)
+# What slicers append to a file name (PrusaSlicer's "{input_filename_base}_{layer_height}mm_
+# {filament_type}_{printer_model}_{print_time}", Cura's "CE3_" printer prefix, OrcaSlicer's
+# nozzle and plate), none of which a person says: each is one word of the name.
+_MATERIALS = ("pla", "pla+", "petg", "pet", "abs", "asa", "tpu", "tpe", "pa", "pa6", "pa12", "pc", "nylon",
+              "hips", "pva", "pp", "cf", "pla-cf", "petg-cf", "pa-cf", "flex", "silk", "pcabs", "pc-abs")
+_SLICER_WORDS = [
+    r"\d+(?:[.,]\d+)?mm",                        # layer height or nozzle: 0.2mm, 0,15mm
+    r"\d+(?:[.,]\d+)?n",                         # OrcaSlicer nozzle: 0.4n
+    r"(?:\d+d)?(?:\d+h)?(?:\d+m)?(?:\d+s)?",      # print time: 1h2m, 1d2h3m, 45m, 23m17s
+    r"\d+(?:[.,]\d+)?(?:x\d+(?:[.,]\d+)?){1,2}(?:mm)?",  # dimensions: 20x20x10mm, 100x100
+    r"mk\d(?:\.\d)?s?\+?(?:mmu\d?s?)?",          # Prusa models: MK3S, MK3S+, MK2.5S, MK4, MK3SMMU2S
+    r"mini\+?|xl|core\s?one|ce\d(?:pro|s\d)?|cr\d+|um\d|ums\d|ender\d(?:pro|v\d|s\d)?",
+    r"plate_?\d+", r"\d+(?:[.,]\d+)?%", r"\d{2,3}c",  # Orca plates, infill 20%, temperature 215C
+]
+_SLICER_WORD = re.compile("(?:" + "|".join(_SLICER_WORDS) + "|" + "|".join(
+    re.escape(m) for m in _MATERIALS) + ")", re.IGNORECASE)
+_WORDS = re.compile(r"[\s_]+")
 
 
 def condition(printer: dict[str, Any]) -> str:
@@ -47,12 +64,30 @@ def state_text(printer: dict[str, Any]) -> str:
 
 
 def spoken_file(name: Any) -> str | None:
-    """``prints/Benchy_v2.gcode`` -> ``Benchy v2``; None when the name is hidden or empty."""
+    """The name a person would say for a job file: ``prints/Benchy_v2.gcode`` -> ``Benchy v2``,
+    ``benchy_0.2mm_PLA_MK3S_1h2m.gcode`` -> ``benchy``, ``CE3_cube_20x20x20.gcode`` -> ``cube``.
+    Slicer words are dropped from both ends only, so a name that is nothing else keeps them
+    (``PLA_0.2mm.gcode`` stays ``PLA 0.2mm``). None when the name is hidden or empty."""
     if not isinstance(name, str) or not name.strip():
         return None
     base = name.strip().replace("\\", "/").rsplit("/", 1)[-1]
-    base = _EXTENSIONS.sub("", base).replace("_", " ").strip()
-    return base or None
+    while _EXTENSIONS.search(base):  # "cube.stl.gcode"
+        base = _EXTENSIONS.sub("", base)
+    words = [w for w in _WORDS.split(base.replace("-", " - ")) if w]
+    words = [w for w in words if w != "-"] if len(words) > 1 else words
+    if not words:
+        return None
+
+    def slicer(word: str) -> bool:
+        return bool(word) and _SLICER_WORD.fullmatch(word.strip("()[]")) is not None
+
+    start, end = 0, len(words)
+    while end > start and slicer(words[end - 1]):
+        end -= 1
+    while start < end and slicer(words[start]):
+        start += 1
+    kept = words[start:end] or words
+    return " ".join(kept).strip() or None
 
 
 def parse_time(text: Any) -> datetime | None:

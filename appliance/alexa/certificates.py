@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 import aiohttp
 from cryptography import x509
 
+from appliance.alexa.client import AmazonClient
+
 MAX_CERT_BYTES = 64 * 1024
 
 
@@ -17,17 +19,16 @@ class CertFetchError(Exception):
     pass
 
 
-class CachingCertFetcher:
+class CachingCertFetcher(AmazonClient):
     """``await fetcher(url)`` -> PEM bytes. Call ``close()`` when done."""
 
     def __init__(self, *, timeout: float = 5.0, max_bytes: int = MAX_CERT_BYTES,
                  max_entries: int = 16, now: Callable[[], datetime] | None = None) -> None:
-        self.timeout = timeout
+        super().__init__(timeout)
         self.max_bytes = max_bytes
         self.max_entries = max_entries
         self._now = now or (lambda: datetime.now(UTC))
         self._cache: OrderedDict[str, tuple[bytes, datetime]] = OrderedDict()
-        self._session: aiohttp.ClientSession | None = None
         self.fetches = 0  # network fetches made, for tests and diagnostics
 
     async def __call__(self, url: str) -> bytes:
@@ -49,11 +50,9 @@ class CachingCertFetcher:
         return pem
 
     async def _download(self, url: str) -> bytes:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout))
         self.fetches += 1
         try:
-            async with self._session.get(url, allow_redirects=False) as response:
+            async with self.session().get(url, allow_redirects=False) as response:
                 if response.status != 200:
                     raise CertFetchError(f"certificate URL answered HTTP {response.status}")
                 if (response.content_length or 0) > self.max_bytes:
@@ -69,10 +68,3 @@ class CachingCertFetcher:
         except aiohttp.ClientError as exc:
             raise CertFetchError(f"fetching the certificate failed: {exc}") from None
 
-    def __len__(self) -> int:
-        return len(self._cache)
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None

@@ -8,6 +8,7 @@ from quart import Blueprint, Response, jsonify, render_template, request
 
 import skill
 from appliance.accounts.auth import csrf_exempt, require_user
+from appliance.alexa import notifications
 from appliance.alexa import status_source as alexa_service
 from appliance.alexa.verification import (
     AlexaVerificationError,
@@ -39,6 +40,11 @@ async def alexa_endpoint():
     request_type = envelope["request"].get("type", "")
     if request_type == "AlexaSkillEvent.SkillDisabled":
         await _revoke_on_disable(herald, envelope)
+        await notifications.forget_account(herald, envelope)
+        return jsonify({"version": "1.0", "response": {}})
+    if request_type == "AlexaSkillEvent.ProactiveSubscriptionChanged":
+        await alexa_service.source_for_request(herald, envelope)  # remembers whose Amazon account it is
+        await notifications.subscription_changed(envelope)
         return jsonify({"version": "1.0", "response": {}})
     if request_type.startswith("AlexaSkillEvent."):
         return jsonify({"version": "1.0", "response": {}})
@@ -80,3 +86,17 @@ async def skill_package():
         "Content-Disposition": 'attachment; filename="herald-skill-package.zip"',
         "Cache-Control": "no-store",
     })
+
+
+@blueprint.route("/alexa/notifications", methods=["GET", "POST"])
+async def notifications_page():
+    user = await require_user()
+    herald = current_herald()
+    saved = False
+    if request.method == "POST":
+        form = await request.form
+        await notifications.set_notifications(user, form.get("notify") == "on")
+        saved = True
+    state = await notifications.notification_settings(user)
+    return await render_template("alexa/notifications.html", state=state, saved=saved,
+                                 configured=herald.part(notifications.AlexaNotifier).configured)

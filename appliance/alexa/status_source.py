@@ -10,6 +10,8 @@ from typing import Any
 
 from appliance.accounts.models import AccessToken, User
 from appliance.alexa import sql
+from appliance.alexa.device_zone import DeviceTimeZones
+from appliance.alexa.notifications import remember_account
 from appliance.core.db import read_dicts, shielded
 from appliance.core.errors import Invalid
 from appliance.core.herald import Herald
@@ -36,8 +38,10 @@ def _printer_from_row(herald: Herald, row: dict[str, Any]) -> dict[str, Any]:
     if live is not None and (last_seen is None or live.seen_at >= last_seen):
         status, last_seen = live.status, live.seen_at
         online = online or linked
-    return build_view(printer_id=row["printer_id"], name=row["name"], linked=linked, online=online and linked,
+    view = build_view(printer_id=row["printer_id"], name=row["name"], linked=linked, online=online and linked,
                       last_seen=last_seen, status=status)
+    view["spoken_name"] = row["spoken_name"]  # the skill's, not the API's: the owner's name for voice
+    return view
 
 
 _LAST_USED_EVERY = timedelta(seconds=60)
@@ -52,7 +56,8 @@ def _datetime(value: Any) -> datetime | None:
 
 async def source_for_request(herald: Herald, envelope: dict[str, Any]) -> StaticSource | None:
     """The printers a request is answered for: the linked account's, or the admin's in
-    single-owner mode. None when no valid account is linked."""
+    single-owner mode, with the Echo device's time zone (the account's when Alexa does not
+    say). None when no valid account is linked."""
     now = herald.clock.now()
     if herald.settings.alexa_single_owner:
         rows = await read_dicts(sql.SINGLE_OWNER, True)
@@ -66,9 +71,17 @@ async def source_for_request(herald: Herald, envelope: dict[str, Any]) -> Static
         last_used = _datetime(rows[0]["last_used_at"])
         if last_used is None or now - last_used > _LAST_USED_EVERY:
             await shielded(AccessToken.filter(id=rows[0]["token_id"]).update(last_used_at=now))
-    time_zone = rows[0]["time_zone"] if rows else "UTC"
+    if rows:
+        await remember_account(herald, rows[0]["user_id"], envelope)
+    time_zone = (rows[0]["time_zone"] if rows else None) or "UTC"
+    if envelope.get("request", {}).get("type") in _TIMED_REQUESTS:
+        time_zone = await herald.part(DeviceTimeZones).zone_for(envelope) or time_zone
     printers = [_printer_from_row(herald, row) for row in rows if row["printer_id"] is not None]
-    return StaticSource(printers, time_zone or "UTC", now)
+    return StaticSource(printers, time_zone, now)
+
+
+# The requests whose answers may tell a clock time: only these look up the device's zone.
+_TIMED_REQUESTS = frozenset({"LaunchRequest", "IntentRequest"})
 
 
 def _access_token(envelope: dict[str, Any]) -> str:
@@ -123,6 +136,9 @@ def setup_values(herald: Herald, client: OAuthClient | None) -> dict[str, Any]:
         "token_seconds": herald.settings.oauth_access_token_minutes * 60,
         "https": base.startswith("https://"),
         "skill_id": herald.settings.alexa_skill_id,
+        "single_owner": herald.settings.alexa_single_owner,
+        "verify_requests": herald.settings.alexa_verify_requests,
+        "notifications": bool(herald.settings.alexa_client_id and herald.settings.alexa_client_secret),
         "client_id": "", "client_secret": "", "redirect_uris": [], "vendor_id": "",
     }
     if client is not None:
@@ -149,5 +165,5 @@ def account_linking(values: dict[str, Any]) -> dict[str, Any]:
 
 async def skill_package(herald: Herald, user: User) -> bytes:
     values = setup_values(herald, await alexa_client(herald))
-    names = [p.name for p in await Printer.filter(owner_id=user.id)]
+    names = [(p.name, p.spoken_name) for p in await Printer.filter(owner_id=user.id)]
     return build_package(values["endpoint"], account_linking(values), names)

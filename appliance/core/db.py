@@ -29,6 +29,7 @@ MODEL_MODULES = (
     "appliance.webhooks.models",
     "appliance.oauth.models",
     "appliance.apps.models",
+    "appliance.alexa.models",
 )
 
 

@@ -209,6 +209,31 @@ SETTINGS: tuple[Setting, ...] = (
         _bool,
     ),
     Setting(
+        "alexa_client_id",
+        "",
+        "The skill's own client id for Alexa notifications (developer console, Build > Permissions, "
+        "Alexa Skill Messaging). With the secret, Herald can send print done, failed and needs-attention "
+        "notifications to users who turn them on; empty sends none.",
+    ),
+    Setting(
+        "alexa_client_secret",
+        "",
+        "The skill's client secret for Alexa notifications (next to the client id).",
+        secret=True,
+    ),
+    Setting(
+        "alexa_api_base",
+        "https://api.amazonalexa.com",
+        "Alexa's API address for notifications to a user Herald has not yet heard from; otherwise the "
+        "address the user's own requests name (apiEndpoint) is used, as it differs by region.",
+    ),
+    Setting(
+        "alexa_token_url",
+        "https://api.amazon.com/auth/o2/token",
+        "Login with Amazon's token address, where Herald exchanges the client id and secret for a "
+        "notification token.",
+    ),
+    Setting(
         "oauth_access_token_minutes",
         60,
         "Lifetime of OAuth access tokens in minutes (at least 6, as Alexa requires).",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from appliance.accounts.models import User
 from appliance.core.db import shielded
@@ -47,12 +48,34 @@ async def create_printer(herald: Herald, user: User, name: str, *, connection=No
     return NewKey(printer=printer, key=key)
 
 
-async def rename_printer(herald: Herald, user: User, printer_id: str, name: str) -> Printer:
+def clean_spoken_name(spoken_name: str | None) -> str | None:
+    """The name Alexa should also know the printer by: spaces collapsed, None when empty.
+    Alexa hears words, so it needs a letter or a digit."""
+    spoken = " ".join((spoken_name or "").split())
+    if not spoken:
+        return None
+    if len(spoken) > MAX_PRINTER_NAME:
+        raise Invalid(f"Spoken names can be at most {MAX_PRINTER_NAME} characters.", field="spoken_name",
+                      code="invalid_spoken_name")
+    if not any(ch.isalnum() for ch in spoken):
+        raise Invalid("A spoken name needs words Alexa can hear: letters or digits.", field="spoken_name",
+                      code="invalid_spoken_name")
+    return spoken
+
+
+async def rename_printer(herald: Herald, user: User, printer_id: str, name: str,
+                         spoken_name: str | None = None, *, set_spoken_name: bool = False) -> Printer:
+    """A new name and, with ``set_spoken_name``, a new spoken name (empty clears it)."""
     printer = await owned_printer(user, printer_id)
     name = clean_printer_name(name)
-    await shielded(Printer.filter(id=printer.id).update(name=name, changed_at=herald.clock.now()))
+    changes: dict[str, Any] = {"name": name, "changed_at": herald.clock.now()}
+    if set_spoken_name:
+        changes["spoken_name"] = clean_spoken_name(spoken_name)
+    await shielded(Printer.filter(id=printer.id).update(**changes))
     printer_state(herald).forget(printer.id)
     printer.name = name
+    if set_spoken_name:
+        printer.spoken_name = changes["spoken_name"]
     return printer
 
 

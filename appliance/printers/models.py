@@ -18,6 +18,8 @@ class Printer(Model):
     )
     owner_id: int
     name = fields.CharField(max_length=100)
+    # What the owner wants Alexa to call the printer ("the big one" for "MK4-01"), or null.
+    spoken_name = fields.CharField(max_length=100, null=True)
     key_hash = fields.CharField(max_length=64, null=True, unique=True)  # null = unlinked
     created_at = fields.DatetimeField(auto_now_add=True)
     linked_at = fields.DatetimeField(null=True)

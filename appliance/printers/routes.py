@@ -162,7 +162,8 @@ async def printer_rename(printer_id: str):
     user = await require_user()
     form = await request.form
     try:
-        await rename_printer(_herald(), user, printer_id, form.get("name", ""))
+        await rename_printer(_herald(), user, printer_id, form.get("name", ""), form.get("spoken_name"),
+                             set_spoken_name="spoken_name" in form)
     except HeraldError as exc:
         if isinstance(exc, NotFound):
             raise

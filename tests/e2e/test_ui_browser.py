@@ -157,7 +157,7 @@ def test_long_names_on_desktop_keep_columns_and_card_titles(chromium, herald_ser
 
     # The printer page's settings: rename, new key and remove are apart, one below the other.
     page.goto(f"/printers/{long_id}")
-    rename = box(page.get_by_role("button", name="Rename"))
+    rename = box(page.get_by_role("button", name="Save names"))
     new_key = box(page.get_by_role("link", name="Make a new key…"))
     remove = box(page.get_by_role("link", name="Remove printer…"))
     assert new_key["y"] >= rename["y"] + rename["height"] + 16

@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 
 import skill
+from skill import LOCALES
 from skill.handlers import HANDLED_INTENTS, match_printer
 from tests.support.alexa import NOW, STATES, apl_directives, envelope, printer_in, speech
 
@@ -39,30 +40,30 @@ EXPECTED = {
         "idle": {
             "PrinterStatusIntent": 'Prusa is idle.',
             "ProgressIntent": 'Prusa is idle and not printing anything.',
-            "TemperatureIntent": 'On Prusa, the nozzle is at 24 degrees, heater off; the bed is at 24 degrees, heater off.',
+            "TemperatureIntent": 'On Prusa, the nozzle is at 24 degrees Celsius with its heater off; the bed is at 24 degrees Celsius with its heater off.',
             "CurrentJobIntent": 'Prusa is idle and not printing anything.',
             "LastJobIntent": "Prusa's last print, cube, finished after 1 hour.",
         },
         "printing": {
-            "PrinterStatusIntent": 'Prusa is printing Tom &amp; Jerry &lt;v2&gt;, 42 percent done, about 1 hour 20 minutes left, finishing around 8:20 am.',
-            "ProgressIntent": 'Prusa has printed 42 percent of Tom &amp; Jerry &lt;v2&gt;, about 1 hour 20 minutes left, finishing around 8:20 am.',
-            "TemperatureIntent": 'On Prusa, the nozzle is at 210 degrees, target 210; the bed is at 60 degrees, target 60.',
+            "PrinterStatusIntent": 'Prusa is printing Tom &amp; Jerry &lt;v2&gt;, 42 percent done, about 1 hour and 20 minutes left, finishing around 8:20 am.',
+            "ProgressIntent": 'Prusa has printed 42 percent of Tom &amp; Jerry &lt;v2&gt;, about 1 hour and 20 minutes left, finishing around 8:20 am.',
+            "TemperatureIntent": 'On Prusa, the nozzle is at its target of 210 degrees Celsius; the bed is at its target of 60 degrees Celsius.',
             "CurrentJobIntent": 'Prusa is printing Tom &amp; Jerry &lt;v2&gt;.',
             "LastJobIntent": "Prusa's last print, cube, finished after 1 hour.",
         },
         "paused": {
             "PrinterStatusIntent": 'Prusa is paused while printing benchy, at 61 percent.',
             "ProgressIntent": 'Prusa is paused at 61 percent of benchy.',
-            "TemperatureIntent": 'On Prusa, the nozzle is at 210 degrees, target 210; the bed is at 60 degrees, target 60.',
+            "TemperatureIntent": 'On Prusa, the nozzle is at its target of 210 degrees Celsius; the bed is at its target of 60 degrees Celsius.',
             "CurrentJobIntent": 'Prusa has paused benchy.',
             "LastJobIntent": "Prusa's last print, cube, finished after 1 hour.",
         },
         "error": {
             "PrinterStatusIntent": 'Prusa reports an error: Thermal runaway.',
             "ProgressIntent": 'Prusa reports an error: Thermal runaway.',
-            "TemperatureIntent": 'On Prusa, the nozzle is at 210 degrees, target 210; the bed is at 60 degrees, target 60.',
+            "TemperatureIntent": 'On Prusa, the nozzle is at its target of 210 degrees Celsius; the bed is at its target of 60 degrees Celsius.',
             "CurrentJobIntent": 'Prusa reports an error: Thermal runaway.',
-            "LastJobIntent": "Prusa's last print, vase, failed after 1 hour 30 minutes.",
+            "LastJobIntent": "Prusa's last print, vase, failed after 1 hour and 30 minutes.",
         },
     },
     "de-DE": {
@@ -78,7 +79,7 @@ EXPECTED = {
             "ProgressIntent": 'Prusa ist offline, zuletzt gesehen vor 2 Stunden.',
             "TemperatureIntent": 'Prusa ist offline, zuletzt gesehen vor 2 Stunden.',
             "CurrentJobIntent": 'Prusa ist offline, zuletzt gesehen vor 2 Stunden.',
-            "LastJobIntent": 'Der letzte Druck von Prusa, cube, wurde nach 1 Stunde fertig.',
+            "LastJobIntent": 'Der letzte Druck von Prusa, cube, wurde nach einer Stunde fertig.',
         },
         "disconnected": {
             "PrinterStatusIntent": 'Das OctoPrint von Prusa läuft, aber es ist kein Drucker verbunden.',
@@ -90,33 +91,36 @@ EXPECTED = {
         "idle": {
             "PrinterStatusIntent": 'Prusa ist bereit und druckt gerade nicht.',
             "ProgressIntent": 'Prusa ist bereit und druckt gerade nicht.',
-            "TemperatureIntent": 'Prusa: Düse 24 Grad, Heizung aus; Bett 24 Grad, Heizung aus.',
+            "TemperatureIntent": 'Bei Prusa: die Düse hat 24 Grad Celsius, die Heizung ist aus; das Bett hat 24 Grad Celsius, die Heizung ist aus.',
             "CurrentJobIntent": 'Prusa ist bereit und druckt gerade nicht.',
-            "LastJobIntent": 'Der letzte Druck von Prusa, cube, wurde nach 1 Stunde fertig.',
+            "LastJobIntent": 'Der letzte Druck von Prusa, cube, wurde nach einer Stunde fertig.',
         },
         "printing": {
-            "PrinterStatusIntent": 'Prusa druckt Tom &amp; Jerry &lt;v2&gt;, 42 Prozent fertig, noch etwa 1 Stunde 20 Minuten, fertig etwa um 14:20 Uhr.',
-            "ProgressIntent": 'Prusa hat 42 Prozent von Tom &amp; Jerry &lt;v2&gt; gedruckt, noch etwa 1 Stunde 20 Minuten, fertig etwa um 14:20 Uhr.',
-            "TemperatureIntent": 'Prusa: Düse 210 Grad, Ziel 210; Bett 60 Grad, Ziel 60.',
+            "PrinterStatusIntent": 'Prusa druckt Tom &amp; Jerry &lt;v2&gt;, 42 Prozent fertig, noch etwa eine Stunde und 20 Minuten, fertig etwa um 14:20 Uhr.',
+            "ProgressIntent": 'Prusa hat 42 Prozent von Tom &amp; Jerry &lt;v2&gt; gedruckt, noch etwa eine Stunde und 20 Minuten, fertig etwa um 14:20 Uhr.',
+            "TemperatureIntent": 'Bei Prusa: die Düse hat die Zieltemperatur von 210 Grad Celsius; das Bett hat die Zieltemperatur von 60 Grad Celsius.',
             "CurrentJobIntent": 'Prusa druckt Tom &amp; Jerry &lt;v2&gt;.',
-            "LastJobIntent": 'Der letzte Druck von Prusa, cube, wurde nach 1 Stunde fertig.',
+            "LastJobIntent": 'Der letzte Druck von Prusa, cube, wurde nach einer Stunde fertig.',
         },
         "paused": {
             "PrinterStatusIntent": 'Prusa hat den Druck von benchy pausiert, bei 61 Prozent.',
             "ProgressIntent": 'Prusa ist bei 61 Prozent von benchy pausiert.',
-            "TemperatureIntent": 'Prusa: Düse 210 Grad, Ziel 210; Bett 60 Grad, Ziel 60.',
+            "TemperatureIntent": 'Bei Prusa: die Düse hat die Zieltemperatur von 210 Grad Celsius; das Bett hat die Zieltemperatur von 60 Grad Celsius.',
             "CurrentJobIntent": 'Prusa hat benchy pausiert.',
-            "LastJobIntent": 'Der letzte Druck von Prusa, cube, wurde nach 1 Stunde fertig.',
+            "LastJobIntent": 'Der letzte Druck von Prusa, cube, wurde nach einer Stunde fertig.',
         },
         "error": {
             "PrinterStatusIntent": 'Prusa meldet einen Fehler: Thermal runaway.',
             "ProgressIntent": 'Prusa meldet einen Fehler: Thermal runaway.',
-            "TemperatureIntent": 'Prusa: Düse 210 Grad, Ziel 210; Bett 60 Grad, Ziel 60.',
+            "TemperatureIntent": 'Bei Prusa: die Düse hat die Zieltemperatur von 210 Grad Celsius; das Bett hat die Zieltemperatur von 60 Grad Celsius.',
             "CurrentJobIntent": 'Prusa meldet einen Fehler: Thermal runaway.',
-            "LastJobIntent": 'Der letzte Druck von Prusa, vase, ist nach 1 Stunde 30 Minuten fehlgeschlagen.',
+            "LastJobIntent": 'Der letzte Druck von Prusa, vase, ist nach einer Stunde und 30 Minuten fehlgeschlagen.',
         },
     },
 }
+# en-GB says the same as en-US, with the 24-hour clock.
+EXPECTED["en-GB"] = {state: {intent: text.replace("8:20 am", "13:20") for intent, text in answers.items()}
+                     for state, answers in EXPECTED["en-US"].items()}
 
 
 def _ask(intent=None, *, locale="en-US", printers=None, request_type="IntentRequest", screen=False,
@@ -127,7 +131,7 @@ def _ask(intent=None, *, locale="en-US", printers=None, request_type="IntentRequ
     return skill.invoke(env, source)
 
 
-@pytest.mark.parametrize("locale", ["en-US", "de-DE"])
+@pytest.mark.parametrize("locale", LOCALES)
 @pytest.mark.parametrize("state", STATES)
 @pytest.mark.parametrize("intent", ["PrinterStatusIntent", "ProgressIntent", "TemperatureIntent",
                                     "CurrentJobIntent", "LastJobIntent"])
@@ -137,7 +141,7 @@ def test_each_printer_intent_in_each_state(intent, state, locale):
     assert response["response"]["shouldEndSession"] is True
 
 
-@pytest.mark.parametrize("locale", ["en-US", "de-DE"])
+@pytest.mark.parametrize("locale", LOCALES)
 @pytest.mark.parametrize("state", STATES)
 def test_the_printer_is_found_by_a_near_match_of_its_name(state, locale):
     printers = [printer_in(state, "Prusa Mini"), printer_in("idle", "Ender Three")]
@@ -152,9 +156,9 @@ def test_file_names_are_escaped_for_ssml():
 
 @pytest.mark.parametrize("locale, expected", [
     ("en-US", "You have 3 printers. Prusa is printing Tom &amp; Jerry &lt;v2&gt;, 42 percent done, about "
-              "1 hour 20 minutes left. Ender is idle. Voron is offline, last seen 2 hours ago."),
+              "1 hour and 20 minutes left. Ender is idle. Voron is offline, last seen 2 hours ago."),
     ("de-DE", "Du hast 3 Drucker. Prusa druckt Tom &amp; Jerry &lt;v2&gt;, 42 Prozent fertig, noch etwa "
-              "1 Stunde 20 Minuten. Ender ist bereit und druckt gerade nicht. Voron ist offline, "
+              "eine Stunde und 20 Minuten. Ender ist bereit und druckt gerade nicht. Voron ist offline, "
               "zuletzt gesehen vor 2 Stunden."),
 ])
 def test_launch_summarises_every_printer_in_one_breath(locale, expected):
@@ -177,11 +181,11 @@ def test_list_printers_with_plurals(locale, one, three, none):
 
 
 @pytest.mark.parametrize("locale, expected", [
-    ("en-US", "Prusa has printed 42 percent of Tom &amp; Jerry &lt;v2&gt;, about 1 hour 20 minutes left, "
+    ("en-US", "Prusa has printed 42 percent of Tom &amp; Jerry &lt;v2&gt;, about 1 hour and 20 minutes left, "
               "finishing around 8:20 am."),
-    ("en-GB", "Prusa has printed 42 percent of Tom &amp; Jerry &lt;v2&gt;, about 1 hour 20 minutes left, "
+    ("en-GB", "Prusa has printed 42 percent of Tom &amp; Jerry &lt;v2&gt;, about 1 hour and 20 minutes left, "
               "finishing around 13:20."),
-    ("de-DE", "Prusa hat 42 Prozent von Tom &amp; Jerry &lt;v2&gt; gedruckt, noch etwa 1 Stunde 20 Minuten, "
+    ("de-DE", "Prusa hat 42 Prozent von Tom &amp; Jerry &lt;v2&gt; gedruckt, noch etwa eine Stunde und 20 Minuten, "
               "fertig etwa um 14:20 Uhr."),
 ])
 def test_time_left_allows_for_the_time_since_the_check_in_in_the_users_zone(locale, expected):
@@ -195,17 +199,20 @@ def test_a_finish_after_midnight_says_tomorrow_and_singular_units():
     late = NOW.replace(hour=4, minute=30)  # 23:30 in New York
     printer["last_seen"] = (late - timedelta(seconds=60)).strftime("%Y-%m-%dT%H:%M:%SZ")
     response = _ask("ProgressIntent", printers=[printer], now=late)
-    assert speech(response).endswith("about 1 hour 1 minute left, finishing around tomorrow at 12:31 am.")
+    assert speech(response).endswith("about 1 hour and 1 minute left, finishing around tomorrow at 12:31 am.")
 
 
 def test_several_printers_ask_which_one_and_the_answer_continues_the_question():
     printers = [printer_in("printing", "Prusa"), printer_in("idle", "Ender")]
-    first = _ask("TemperatureIntent", printers=printers)
+    first = _ask("LastJobIntent", printers=[printer_in("printing", "Prusa"), printer_in("idle", "Ender")])
+    assert speech(first) == "Which printer: Prusa or Ender?"
+    first = _ask("TemperatureIntent", printers=[printer_in("idle", "Prusa"), printer_in("idle", "Ender")])
     assert speech(first) == "Which printer: Prusa or Ender?"
     assert first["response"]["shouldEndSession"] is False
     attributes = first["sessionAttributes"]
     second = _ask("PrinterStatusIntent", printers=printers, printer="ender", session_attributes=attributes)
-    assert speech(second) == "On Ender, the nozzle is at 24 degrees, heater off; the bed is at 24 degrees, heater off."
+    assert speech(second) == ("On Ender, the nozzle is at 24 degrees Celsius with its heater off; "
+                              "the bed is at 24 degrees Celsius with its heater off.")
 
 
 def test_unknown_printer_name_lists_the_printers():
@@ -229,8 +236,8 @@ def test_apl_visual_only_on_devices_with_a_screen(locale):
     item = directive["datasources"]["herald"]["printers"][0]
     assert item["name"] == "Prusa"
     assert item["progress"] == 42
-    assert item["timeLeft"] in ("about 1 hour 20 minutes left", "noch etwa 1 Stunde 20 Minuten")
-    assert item["temperatures"].startswith("210 ")
+    assert item["timeLeft"] in ("about 1 hour and 20 minutes left", "noch etwa eine Stunde und 20 Minuten")
+    assert item["temperatures"] == "210 °C / 210 °C · 60 °C / 60 °C"
     assert "Tom & Jerry <v2>" in item["state"]  # plain text on screen, not SSML entities
     without = _ask("PrinterStatusIntent", locale=locale, printers=printers, screen=False)
     assert apl_directives(without) == []
@@ -253,8 +260,9 @@ def test_help_stop_cancel_fallback_and_session_end(locale, help_start, bye, fall
     fallback = _ask("AMAZON.FallbackIntent", locale=locale, printers=printers)
     assert speech(fallback).startswith(fallback_start)
     assert fallback["response"]["shouldEndSession"] is False
-    home = _ask("AMAZON.NavigateHomeIntent", locale=locale, printers=printers)
-    assert speech(home) == EXPECTED[locale]["idle"]["PrinterStatusIntent"]
+    home = _ask("AMAZON.NavigateHomeIntent", locale=locale, printers=printers, screen=True)
+    assert "outputSpeech" not in home["response"] and apl_directives(home) == []
+    assert home["response"]["shouldEndSession"] is True
     ended = _ask(request_type="SessionEndedRequest", locale=locale, printers=printers)
     assert "outputSpeech" not in ended["response"]
 

@@ -56,7 +56,9 @@ def test_slot_values_hold_only_what_alexa_accepts(locale):
     by_value = {v["name"]["value"]: v["name"].get("synonyms", []) for v in values}
     assert list(by_value) == ["Voron 2.4", "b Bold b script alert 1 script", "Ender Co", "Prusa-MK4",
                               "Drucker Küche", "Bob's printer", "Heart", "Mini Lab"]
-    assert by_value["Prusa-MK4"] == ["Prusa MK4"]
+    four = {"en": "four", "de": "vier"}[locale[:2]]
+    assert by_value["Prusa-MK4"] == ["Prusa MK4", f"Prusa MK {four}"]
+    assert by_value["Voron 2.4"] == [{"en": "Voron two point four", "de": "Voron zwei komma vier"}[locale[:2]]]
     assert by_value["Ender Co"] == [{"en": "Ender and Co", "de": "Ender und Co"}[locale[:2]]]
 
 
@@ -68,6 +70,17 @@ def test_every_value_and_synonym_finds_its_printer(locale):
                      if printer_slot_values([p["name"]], locale)[0:1] == [value])
         for text in [value["name"]["value"], *value["name"].get("synonyms", [])]:
             assert match_printer(text, printers) is owner, (text, owner)
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+def test_an_owners_spoken_name_is_a_synonym_that_resolves_to_the_printer(locale):
+    values = printer_slot_values([("MK4-01", "the big one"), ("Voron 2.4 🚀", None), ("Ender", "Voron 2.4")],
+                                 locale)
+    by_value = {v["name"]["value"]: v["name"].get("synonyms", []) for v in values}
+    assert "the big one" in by_value["MK4-01"]
+    assert "Voron 2.4" not in by_value["Ender"]  # taken by a printer's own name: values stay unique
+    printers = [{"name": "MK4-01", "spoken_name": "the big one"}, {"name": "Voron 2.4 🚀"}]
+    assert match_printer("MK4-01", printers) is printers[0]  # the resolved value names the printer
 
 
 def test_spoken_names_match_the_real_names():
@@ -104,3 +117,12 @@ def test_the_package_carries_the_sanitised_values():
         assert printer_type["values"] == printer_slot_values(NAMES, locale)
         text = json.dumps(printer_type, ensure_ascii=False)
         assert "🚀" not in text and "<" not in text and "&" not in text
+
+
+def test_docs_list_every_utterance():
+    from pathlib import Path
+
+    from skill.package import utterances_markdown
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "alexa.md").read_text()
+    assert utterances_markdown() in doc, "docs/alexa.md is out of date: run scripts/gen-alexa-doc"

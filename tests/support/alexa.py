@@ -143,7 +143,8 @@ def signed_headers(body: bytes, cert: SigningCert, url: str | None = None) -> di
 def envelope(*, request_type: str = "IntentRequest", intent: str | None = None, printer: str | None = None,
              locale: str = "en-US", skill_id: str = SKILL_ID, timestamp: datetime | None = None,
              access_token: str | None = None, screen: bool = False,
-             session_attributes: dict | None = None) -> dict[str, Any]:
+             session_attributes: dict | None = None, api_endpoint: str = "https://api.amazonalexa.com",
+             api_access_token: str | None = None, device_id: str = "amzn1.ask.device.TEST") -> dict[str, Any]:
     """A request envelope as Alexa sends it."""
     stamp = (timestamp or NOW).strftime("%Y-%m-%dT%H:%M:%SZ")
     user: dict[str, Any] = {"userId": "amzn1.ask.account.TESTUSER"}
@@ -164,13 +165,16 @@ def envelope(*, request_type: str = "IntentRequest", intent: str | None = None, 
     if request_type == "SessionEndedRequest":
         request["reason"] = "USER_INITIATED"
     application = {"applicationId": skill_id}
+    system: dict[str, Any] = {"application": application, "user": user,
+                              "device": {"deviceId": device_id, "supportedInterfaces": interfaces},
+                              "apiEndpoint": api_endpoint}
+    if api_access_token:
+        system["apiAccessToken"] = api_access_token
     return {
         "version": "1.0",
         "session": {"new": session_attributes is None, "sessionId": "amzn1.echo-api.session.test",
                     "application": application, "user": user, "attributes": session_attributes or {}},
-        "context": {"System": {"application": application, "user": user,
-                               "device": {"deviceId": "amzn1.ask.device.TEST", "supportedInterfaces": interfaces},
-                               "apiEndpoint": "https://api.amazonalexa.com"}},
+        "context": {"System": system},
         "request": request,
     }
 
@@ -226,7 +230,8 @@ def printer_in(state: str, name: str = "Prusa") -> dict[str, Any]:
                                    "last_job": LAST_JOB}}
     if state == "paused":
         return {**base, "status": {"state": "Paused", "state_id": "paused", "temperatures": TEMPS,
-                                   "job": {"file": "benchy.gcode", "progress": 61.0, "print_time_left": 1800},
+                                   "job": {"file": "benchy_0.2mm_PLA_MK3S_1h2m.gcode", "progress": 61.0,
+                                           "print_time_left": 1800},
                                    "last_job": LAST_JOB}}
     if state == "error":
         return {**base, "status": {"state": "Error: Thermal runaway", "state_id": "error",
@@ -236,3 +241,18 @@ def printer_in(state: str, name: str = "Prusa") -> dict[str, Any]:
 
 
 STATES = ("never_seen", "offline", "disconnected", "idle", "printing", "paused", "error")
+
+
+async def owner_with_printer():
+    """An admin in New York with "Prusa" printing benchy: half done, 11 minutes left a minute ago."""
+    from appliance.printers.models import Printer
+    from tests.support.users import make_user
+
+    admin = await make_user("owner@example.com", admin=True)
+    admin.time_zone = "America/New_York"
+    await admin.save()
+    await Printer.create(id=str(uuid.uuid4()), owner=admin, name="Prusa", key_hash="x" * 64, online=True,
+                         last_seen_at=NOW - timedelta(seconds=60), status={
+                             "state": "Printing", "state_id": "printing",
+                             "job": {"file": "benchy.gcode", "progress": 50, "print_time_left": 660}})
+    return admin

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import uuid
 from datetime import timedelta
 
 import pytest
@@ -14,7 +13,6 @@ from appliance.alexa.verification import AlexaVerificationError, RequestVerifier
 from appliance.app import create_app
 from appliance.core.herald import herald_of
 from appliance.core.settings import Settings
-from appliance.printers.models import Printer
 from tests.support.alexa import (
     CERT_URL,
     NOW,
@@ -22,10 +20,10 @@ from tests.support.alexa import (
     body_of,
     envelope,
     make_pki,
+    owner_with_printer,
     signed_headers,
     speech,
 )
-from tests.support.users import make_user
 
 
 @pytest.fixture(scope="module")
@@ -58,15 +56,7 @@ async def _post(client, body: bytes, headers: dict[str, str]):
     return await client.post("/alexa", data=body, headers=headers)
 
 
-async def _owner_with_printer():
-    admin = await make_user("owner@example.com", admin=True)
-    admin.time_zone = "America/New_York"
-    await admin.save()
-    await Printer.create(id=str(uuid.uuid4()), owner=admin, name="Prusa", key_hash="x" * 64, online=True,
-                         last_seen_at=NOW - timedelta(seconds=60), status={
-                             "state": "Printing", "state_id": "printing",
-                             "job": {"file": "benchy.gcode", "progress": 50, "print_time_left": 660}})
-    return admin
+_owner_with_printer = owner_with_printer
 
 
 async def test_a_correctly_signed_request_is_answered(client, pki):

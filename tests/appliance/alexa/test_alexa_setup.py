@@ -108,6 +108,9 @@ async def test_the_skill_package_validates(client):
         for intent in language["intents"]:
             slots = {slot["name"]: slot["type"] for slot in intent.get("slots", [])}
             for sample in intent.get("samples", []):
+                # Alexa's rules: a slot stands alone between spaces; no punctuation but
+                # apostrophes and periods; no digits (numbers are said in words).
+                assert re.fullmatch(r"(\{\w+\}|[^\W\d_][\w']*)( (\{\w+\}|[^\W\d_][\w']*))*", sample), sample
                 for slot in [part.split("}")[0] for part in sample.split("{")[1:]]:
                     assert slot in slots, f"{locale} {intent['name']}: {{{slot}}} is not a slot"
             for slot_type in slots.values():
@@ -123,3 +126,32 @@ async def test_the_skill_package_validates(client):
     assert linking["clientId"].startswith("herald-") and linking["clientSecret"]
     assert linking["scopes"] == ["printers:read"]
     assert linking["defaultTokenExpirationInSeconds"] >= 360
+
+
+async def test_every_value_to_paste_has_a_copy_button(client):
+    _, csrf = await _admin(client)
+    response = await client.post("/alexa/setup", form={"vendor_id": "M1ABCDEF", "csrf_token": csrf})
+    page = await response.get_data(as_text=True)
+    codes = dict(re.findall(r'<code id="([^"]+)">([^<]*)</code>', page))
+    buttons = re.findall(r'<button type="button"[^>]*data-copy="#([^"]+)"[^>]*aria-label="Copy ([^"]+)"', page)
+    assert {target for target, _ in buttons} == set(codes)
+    assert set(codes) >= {"endpoint", "authorization-uri", "token-uri", "client-id", "client-secret", "scope-1",
+                          "token-seconds", "redirect-uri-1", "redirect-uri-2", "redirect-uri-3", "skill-id"}
+    assert codes["endpoint"] == "https://herald.example.net/alexa" and codes["skill-id"] == "amzn1.ask.skill.abc"
+    assert codes["scope-1"] == "printers:read" and codes["client-secret"]
+    assert len({label for _, label in buttons}) == len(buttons)  # each says what it copies
+    assert "js/herald.js" in page  # the data-copy behaviour every page loads
+
+
+@pytest.mark.parametrize("single_owner, verify", [(False, True), (True, True), (False, False), (True, False)])
+async def test_the_page_says_when_single_owner_or_verification_off_is_in_force(app, client, single_owner, verify):
+    from appliance.core.herald import herald_of
+
+    herald = herald_of(app.app)
+    herald.settings = herald.settings.replace(alexa_single_owner=single_owner, alexa_verify_requests=verify)
+    await _admin(client)
+    page = await (await client.get("/alexa/setup")).get_data(as_text=True)
+    assert ('id="single-owner-notice"' in page) is single_owner
+    assert ("HERALD_ALEXA_SINGLE_OWNER" in page) is single_owner
+    assert ('id="verification-off-notice"' in page) is not verify
+    assert ("answers requests Amazon did not sign" in page) is not verify

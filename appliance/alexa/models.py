@@ -1,0 +1,32 @@
+"""Alexa accounts Herald has heard from: whom to notify, where, and whether they agreed."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from tortoise import fields
+from tortoise.models import Model
+
+if TYPE_CHECKING:
+    from appliance.accounts.models import User
+
+
+class AlexaAccount(Model):
+    """An Amazon account that asked Herald's skill something, as the Herald user it was
+    answered for. ``notify`` is the Herald user's opt-in, ``subscribed`` Alexa's own
+    notification permission (granted in the Alexa app, reported by a skill event)."""
+
+    id = fields.IntField(primary_key=True)
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "herald.User", related_name="alexa_accounts", on_delete=fields.CASCADE
+    )
+    user_id: int
+    alexa_user_id = fields.CharField(max_length=512, unique=True)  # context.System.user.userId
+    api_endpoint = fields.CharField(max_length=200)  # context.System.apiEndpoint: the user's region
+    notify = fields.BooleanField(default=False)
+    subscribed = fields.BooleanField(default=False)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "alexa_accounts"
+        indexes = (("user_id",),)

@@ -4,6 +4,7 @@ requests by Herald's own interaction models and posts them to a real HTTP endpoi
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import shutil
 import subprocess
@@ -19,13 +20,20 @@ SIMULATOR = Path(__file__).resolve().parents[1] / "skill" / "simulator"
 
 
 def ensure_simulator() -> Path:
-    """node and the pinned virtual-alexa (``npm ci`` from the lock file on first use)."""
+    """node and the pinned virtual-alexa, installed once per lock file under ~/.cache (never in
+    the clone: CI starts from a fresh one), with drive.js beside its node_modules."""
     node, npm = shutil.which("node"), shutil.which("npm")
     assert node and npm, "node and npm are needed (.ci/run installs Debian's nodejs and npm)"
-    if not (SIMULATOR / "node_modules" / "virtual-alexa").is_dir():
-        subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--ignore-scripts"], cwd=SIMULATOR, check=True,
+    lock = (SIMULATOR / "package-lock.json").read_bytes()
+    home = Path.home() / ".cache" / "herald-virtual-alexa" / hashlib.sha256(lock).hexdigest()[:16]
+    if not (home / "node_modules" / "virtual-alexa").is_dir():
+        home.mkdir(parents=True, exist_ok=True)
+        for name in ("package.json", "package-lock.json"):
+            shutil.copyfile(SIMULATOR / name, home / name)
+        subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--ignore-scripts"], cwd=home, check=True,
                        capture_output=True, timeout=600)
-    return SIMULATOR / "drive.js"
+    shutil.copyfile(SIMULATOR / "drive.js", home / "drive.js")  # the clone's, every run
+    return home / "drive.js"
 
 
 class SkillServer:

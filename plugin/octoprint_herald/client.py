@@ -133,9 +133,18 @@ class HeraldClient:
 
     def poll_link(self, device_code: str) -> dict:
         """200 -> ``{"printer_id", "printer_key"}``; a pending answer -> ``{"error": ...}``."""
-        response = self._request("POST", f"{API_PREFIX}/link/token", auth=False, json={"device_code": device_code})
+        # A fresh connection per poll: a kept-alive one may be closed by the server just as
+        # the poll goes out, and then the answer with the key is lost.
+        response = self._request("POST", f"{API_PREFIX}/link/token", auth=False, json={"device_code": device_code},
+                                 headers={"Connection": "close"})
         if response.status_code == 200:
-            return response.json()
+            try:
+                answer = response.json()
+            except ValueError:
+                raise HeraldError("Herald's answer to the link poll is not JSON.", status=200) from None
+            if not isinstance(answer, dict) or not str(answer.get("printer_key") or "").startswith("hpk_"):
+                raise HeraldError("Herald's answer to the link poll has no printer key.", status=200)
+            return answer
         if response.status_code == 400:
             try:
                 body = response.json()

@@ -321,3 +321,51 @@ def test_only_admins_may_use_the_api(make_plugin, api_app, as_admin):
         plugin.on_api_command("test", {})
     with pytest.raises(Forbidden):
         plugin.on_api_get(None)
+
+
+def _link_routes(receiver, answers):
+    receiver.routes[("POST", "/api/v1/link")] = lambda r: (201, {
+        "device_code": "dc", "user_code": "WDJB-MJHT", "verification_uri": receiver.url + "/link",
+        "verification_uri_complete": receiver.url + "/link?code=WDJB-MJHT", "expires_in": 600, "interval": 1})
+    receiver.routes[("POST", "/api/v1/link/token")] = lambda r: next(answers)
+
+
+def test_linking_survives_a_failed_poll_and_says_every_step_in_the_log(make_plugin, receiver, api_app, as_admin,
+                                                                       caplog):
+    """The poll after approval fails on the way (Herald re-issues the key to the next poll):
+    the plugin keeps polling, links, and OctoPrint's log tells each step."""
+    caplog.set_level("INFO", logger="octoprint.plugins.herald.test")
+    _link_routes(receiver, iter([(400, {"error": "authorization_pending"}), (503, {"error": "unavailable"}),
+                                 (200, {"printer_id": "p42", "printer_key": "hpk_second"})]))
+    plugin = make_plugin()
+    plugin.on_after_startup()
+    assert command(plugin, "link", {"herald_url": receiver.url})["status"] == "done"
+    wait_for(lambda: plugin._state()["link"]["status"] == "linked", timeout=20, what="linked")
+    assert plugin._settings.get(["printer_key"]) == "hpk_second"
+    text = caplog.text
+    assert "Herald link started" in text and "Herald link poll failed" in text and "Herald link linked" in text
+    # Each poll on a fresh connection: a kept-alive one can be closed under the poll.
+    assert all(r.headers.get("Connection") == "close" for r in receiver.of("POST", "/api/v1/link/token"))
+
+
+def test_linking_tells_why_when_the_key_was_lost_with_an_older_herald(make_plugin, receiver, api_app, as_admin,
+                                                                     caplog):
+    _link_routes(receiver, iter([(503, {"error": "unavailable"}), (400, {"error": "expired_token"})]))
+    plugin = make_plugin()
+    plugin.on_after_startup()
+    command(plugin, "link", {"herald_url": receiver.url})
+    wait_for(lambda: plugin._state()["link"]["status"] != "waiting", timeout=20, what="the link to end")
+    link = plugin._state()["link"]
+    assert link["status"] == "expired" and "did not arrive" in link["message"]
+    assert "Herald link expired" in caplog.text
+
+
+def test_a_broken_link_answer_ends_the_wait_with_a_reason(make_plugin, receiver, api_app, as_admin):
+    import itertools
+
+    _link_routes(receiver, itertools.repeat((400, {"error": "something_new", "message": "no such thing"})))
+    plugin = make_plugin()
+    plugin.on_after_startup()
+    command(plugin, "link", {"herald_url": receiver.url})
+    wait_for(lambda: plugin._state()["link"]["status"] != "waiting", timeout=20, what="the link to end")
+    assert plugin._state()["link"]["status"] == "failed" and "no such thing" in plugin._state()["link"]["message"]

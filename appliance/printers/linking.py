@@ -11,11 +11,10 @@ has used its key or the code expires. Device codes are stored as SHA-256 hashes;
 
 from __future__ import annotations
 
+import logging
 import secrets
 import uuid
 from datetime import timedelta
-
-import logging
 
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction

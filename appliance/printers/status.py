@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic_core import to_json
@@ -56,12 +56,46 @@ async def accept_status(herald: Herald, printer: CachedPrinter, status: dict[str
         printer.online = True
     view = build_view(printer_id=printer.id, name=printer.name, linked=True, online=True,
                       last_seen=now, status=status)
+    _tell_listeners(herald, printer.id, view)
+    return view
+
+
+def _tell_listeners(herald: Herald, printer_id: str, view: dict[str, Any]) -> None:
     for listener in herald.hooks.status_listeners:
         try:
-            listener(printer.id, view)
+            listener(printer_id, view)
         except Exception:
             log.exception("status listener %r failed", listener)
-    return view
+
+
+async def accept_goodbye(herald: Herald, printer: CachedPrinter, reason: str) -> None:
+    """OctoPrint is shutting down cleanly (``POST /api/v1/printer/offline``): the printer is
+    offline now, with a ``printer.offline`` event, not after minutes of silence."""
+    state = printer_state(herald)
+    await flush_status(herald)  # its last status (and a return from offline) first
+    now = herald.clock.now()
+    async with in_transaction() as connection:
+        rows = await Printer.filter(id=printer.id).using_db(connection).values("last_seen_at")
+        changed = await Printer.filter(id=printer.id, online=True).using_db(connection).update(
+            online=False, changed_at=now)
+        last_seen = rows[0]["last_seen_at"] if rows else None
+        if changed:
+            await record_event(herald, printer.id, event_type="printer.offline", occurred_at=now,
+                               payload={"last_seen": iso_utc(last_seen), "reason": reason}, connection=connection)
+    state.coming_online.discard(printer.id)
+    printer.online = False  # the cached printer: its next check-in is a return
+    log.info("printer %s is offline: %s", printer.id, reason)
+    live = state.live.get(printer.id)
+    view = build_view(printer_id=printer.id, name=printer.name, linked=True, online=False,
+                      last_seen=live.seen_at if live else last_seen, status=live.status if live else None)
+    _tell_listeners(herald, printer.id, view)
+
+
+async def restored_statuses() -> tuple[int, datetime | None]:
+    """At start: how many printers have a stored status, and when the newest was written."""
+    rows = await Printer.filter(status__isnull=False).values_list("status_updated_at", flat=True)
+    moments = [moment for moment in rows if moment is not None]
+    return len(rows), max(moments, default=None)  # type: ignore[type-var]
 
 
 async def _returning_printers(printer_ids: list[str]) -> list[dict[str, Any]]:

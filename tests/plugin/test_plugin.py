@@ -369,3 +369,31 @@ def test_a_broken_link_answer_ends_the_wait_with_a_reason(make_plugin, receiver,
     command(plugin, "link", {"herald_url": receiver.url})
     wait_for(lambda: plugin._state()["link"]["status"] != "waiting", timeout=20, what="the link to end")
     assert plugin._state()["link"]["status"] == "failed" and "no such thing" in plugin._state()["link"]["message"]
+
+
+def test_a_clean_shutdown_stores_what_came_last_and_tells_herald(make_plugin, receiver, printer):
+    plugin = make_plugin(herald_url=receiver.url, printer_key="hpk_k")
+    plugin.on_after_startup()
+    wait_for(lambda: receiver.statuses(), what="a first status")
+    receiver.fail_with = 503  # Herald cannot take the event now: it must stay on disk
+    plugin.on_event("PrintStarted", {"name": "a.gcode", "path": "a.gcode", "origin": "local"})
+    receiver.fail_with = None
+    plugin.on_shutdown()
+    assert len(plugin._publisher.outbox) + len(receiver.events()) == 1
+    goodbye = receiver.of("POST", "/api/v1/printer/offline")
+    assert len(goodbye) == 1 and goodbye[0].json() == {"reason": "octoprint_shutdown"}
+    assert goodbye[0].headers["Authorization"] == "Bearer hpk_k"
+
+
+def test_a_429_waits_what_herald_says_not_the_backoff(receiver, make_plugin):
+    from octoprint_herald.client import HeraldError
+    from octoprint_herald.publisher import RetryPolicy
+
+    plugin = make_plugin(herald_url=receiver.url, printer_key="hpk_k")
+    plugin.on_after_startup()
+    publisher = plugin._publisher
+    publisher.policy = RetryPolicy(base=2, cap=300, jitter=0.0)
+    for _ in range(4):
+        publisher.attempts += 1  # deep into a backoff already
+    assert publisher._failed(HeraldError("slow down", status=429, retry_after=7.0)) == 7.0
+    assert publisher._failed(HeraldError("down", status=503)) == 64.0

@@ -45,6 +45,7 @@ from appliance.core.ratelimit import SharedRateLimiter, rate_limiter_for
 from appliance.core.row_ids import RowIdConverter
 from appliance.core.secrets import SecretBox
 from appliance.core.settings import Settings, load_settings
+from appliance.core.storage import DiskState
 from appliance.core.tasks import BackgroundTasks
 from appliance.core.templating import register as register_template_filters
 from appliance.core.times import iso_utc
@@ -142,6 +143,16 @@ def create_app(
             **({"check_every": check_every} if check_every else {})))
 
     # printers: the key cache and status store, offline detection, purging
+    # --- storage: a full data disk is told, not a 500 (core/storage.py)
+    disk = herald.provide(DiskState())
+
+    async def storage_rows(_herald: Herald) -> list[tuple[str, str]]:
+        if disk.full_since is None:
+            return [("Data disk", "ok")]
+        return [("Data disk", f"FULL since {iso_utc(disk.full_since)}: writes fail until there is room ({disk.detail})")]
+
+    herald.hooks.system_rows.append(storage_rows)
+
     printers = herald.provide(PrinterState(started_at=clock.now()))
     herald.provide(PluginArchive())
     herald.tasks.add("status-flush", lambda: status.status_flusher(herald))
@@ -244,7 +255,7 @@ async def _report_recovery(herald: Herald) -> None:
     statuses, newest = await status.restored_statuses()
     if unclean or requeued:
         log.warning(
-            "Recovered after %s: %d webhook deliveries whose lease had expired went back to the queue%s%s; "
+            "Recovered after %s: %d webhook deliveries left in flight went back to the queue%s%s; "
             "the last status of %d printers restored (newest written %s; any later status comes with the "
             "printers' next check-in)",
             "an unclean stop" if unclean else "a stopped process", len(requeued),

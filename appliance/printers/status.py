@@ -18,6 +18,7 @@ from tortoise.transactions import in_transaction
 
 from appliance.core.db import query_dicts, shielded
 from appliance.core.herald import Herald
+from appliance.core.storage import DiskState, is_disk_full
 from appliance.core.times import iso_utc
 from appliance.printers import sql
 from appliance.printers.events import record_event
@@ -93,9 +94,9 @@ async def accept_goodbye(herald: Herald, printer: CachedPrinter, reason: str) ->
 
 async def restored_statuses() -> tuple[int, datetime | None]:
     """At start: how many printers have a stored status, and when the newest was written."""
-    rows = await Printer.filter(status__isnull=False).values_list("status_updated_at", flat=True)
-    moments = [moment for moment in rows if moment is not None]
-    return len(rows), max(moments, default=None)  # type: ignore[type-var]
+    rows: list[Any] = await Printer.filter(status__isnull=False).values_list("status_updated_at", flat=True)
+    moments: list[datetime] = [moment for moment in rows if moment is not None]
+    return len(rows), max(moments, default=None)
 
 
 async def _returning_printers(printer_ids: list[str]) -> list[dict[str, Any]]:
@@ -206,9 +207,17 @@ async def status_flusher(herald: Herald) -> None:
     """Background task: flush coalesced status every ``status_flush_interval`` seconds."""
     while True:
         await asyncio.sleep(herald.settings.status_flush_interval)
+        disk = herald.part(DiskState)
         try:
             await shielded(flush_status(herald))
         except asyncio.CancelledError:
             raise
-        except Exception:
-            log.exception("writing printer status failed; will retry")
+        except Exception as exc:
+            if not is_disk_full(exc):
+                log.exception("writing printer status failed; will retry")
+            elif disk.full(exc, herald.clock.now()):
+                log.error("The data disk is full: printer statuses stay in memory (the newest of each) "
+                          "and are written when there is room (%s)", exc)
+        else:
+            if disk.room_again():
+                log.info("The data disk has room again: printer statuses are written again")

@@ -178,12 +178,13 @@ async def recover_deliveries(herald: Herald) -> tuple[list[int], int]:
     stale = Delivery.filter(status="in_flight")
     if not herald.settings.is_sqlite:
         stale = stale.filter(locked_until__lte=now)
-    ids = sorted(await stale.values_list("id", flat=True))  # type: ignore[type-var]
+    # tortoise types values_list(flat=True) as tuples; it gives the values themselves.
+    ids: list[int] = sorted(await stale.values_list("id", flat=True))  # type: ignore[arg-type]
     if ids:
         await Delivery.filter(id__in=ids, status="in_flight").update(
             status="pending", locked_until=None, claimed_by=None)
     leased = await Delivery.filter(status="in_flight").count()
-    return list(ids), leased
+    return ids, leased
 
 
 # --- the worker pool ------------------------------------------------------------------------

@@ -51,6 +51,6 @@ async def test_a_start_after_a_crash_requeues_leased_deliveries_and_logs_it(sett
         (delivery,) = await Delivery.all()
         assert delivery.claimed_by != "killed-1"  # back in the queue (perhaps claimed anew since)
     text = caplog.text
-    assert "Recovered after an unclean stop: 1 webhook deliveries whose lease had expired went back" in text
+    assert "Recovered after an unclean stop: 1 webhook deliveries left in flight went back to the queue" in text
     assert f"(ids {delivery.id})" in text
     assert "the last status of 1 printers restored" in text

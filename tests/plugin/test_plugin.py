@@ -397,3 +397,37 @@ def test_a_429_waits_what_herald_says_not_the_backoff(receiver, make_plugin):
         publisher.attempts += 1  # deep into a backoff already
     assert publisher._failed(HeraldError("slow down", status=429, retry_after=7.0)) == 7.0
     assert publisher._failed(HeraldError("down", status=503)) == 64.0
+
+
+def test_a_full_disk_keeps_events_in_memory_says_so_and_recovers(make_plugin, receiver, monkeypatch, caplog):
+    import errno
+
+    from octoprint_herald import outbox as outbox_module
+
+    full = {"value": True}
+    real_write = outbox_module.Outbox._write
+
+    def write(path, records):
+        if full["value"]:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(path, records)
+
+    monkeypatch.setattr(outbox_module.Outbox, "_write", staticmethod(write))
+    receiver.fail_with = 503  # Herald down too: the events must wait somewhere
+    plugin = make_plugin(herald_url=receiver.url, printer_key="hpk_k")
+    plugin.on_after_startup()
+    plugin.on_event("PrintStarted", {"name": "a.gcode", "path": "a.gcode", "origin": "local"})
+    plugin.on_print_progress("local", "a.gcode", 1)
+    assert plugin._intake.wait_idle(10)
+    state = plugin._state()
+    assert "No space left on device" in state["last_error"] and state["queued_events"] == 2
+    assert "Could not store events on OctoPrint's disk" in caplog.text
+    assert any("No space left" in (m[1]["state"].get("last_error") or "") for m in plugin._plugin_manager.messages
+               if m[1]["type"] == "state")
+    full["value"] = False  # space again, and Herald back: nothing was lost, no restart needed
+    receiver.fail_with = None
+    plugin._publisher.retry_at = 0.0
+    plugin._publisher.wake()
+    wait_for(lambda: len(receiver.events()) == 2, what="both events")
+    assert [e["type"] for e in receiver.events()] == ["print.started", "print.progress"]
+    assert plugin._state()["last_error"] is None

@@ -226,11 +226,16 @@ class Herald:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> None:
+    def environ_for_cli(self) -> dict:
+        """The environment ``herald`` commands of this instance run with."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("HERALD_")}
         env.update(HERALD_HOST="127.0.0.1", HERALD_PORT=str(self.port), HERALD_DATA_DIR=str(self.data_dir),
                    HERALD_DATABASE_URL=self.database_url,
                    HERALD_LOG_LEVEL=os.environ.get("SOAK_HERALD_LOG_LEVEL", "WARNING"), **self.env_extra)
+        return env
+
+    def start(self) -> None:
+        env = self.environ_for_cli()
         log = open(self.data_dir / "server.log", "ab")  # noqa: SIM115 - kept for the child's lifetime
         self.process = subprocess.Popen([sys.executable, "-m", "appliance", "serve"], env=env,
                                         stdout=log, stderr=subprocess.STDOUT)

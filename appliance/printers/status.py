@@ -162,7 +162,15 @@ async def flush_status(herald: Herald) -> int:
         except Exception:
             state.dirty.update(ids)  # try again at the next flush
             raise
+        # A first check-in is no event: all of them in one statement. One transaction per
+        # printer for them stalled the flush when a fleet checked in at once (the soak's
+        # 1,000 printers): new statuses waited in memory behind hundreds of transactions.
+        first_time = [row["id"] for row in returning if row["last_seen_at"] is None]
+        for start in range(0, len(first_time), 500):
+            await Printer.filter(id__in=first_time[start:start + 500], online=False).update(online=True)
         for row in returning:
+            if row["last_seen_at"] is None:
+                continue
             try:
                 await _record_online(herald, row)
             except Exception:

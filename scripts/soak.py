@@ -40,6 +40,7 @@ import json
 import multiprocessing
 import os
 import random
+import shutil
 import signal
 import socket
 import sqlite3
@@ -432,6 +433,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--alexa-every", type=float, default=0.25)
     parser.add_argument("--write-docs", action="store_true", help="record the figures in docs/benchmarks.md")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument("--keep", action="store_true", help="keep Herald's data directory (log, database)")
     return parser.parse_args(argv)
 
 
@@ -491,6 +493,10 @@ def run(args) -> dict:
             receiver.join(10)
         if pg_name:
             asyncio.run(drop_pg_database(pg_name))
+        if args.keep:
+            print(f"Herald's data directory (log, database) is kept in {data_dir}", file=sys.stderr)
+        else:
+            shutil.rmtree(data_dir, ignore_errors=True)
     return _report(args, tally, stored, acks, herald, load_seconds, drained_in)
 
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 from collections.abc import AsyncGenerator, Callable
+from pathlib import Path
 from typing import Any
 
 from quart import Quart, g, request
@@ -50,8 +52,10 @@ from appliance.core.ratelimit import SharedRateLimiter, rate_limiter_for
 from appliance.core.row_ids import RowIdConverter
 from appliance.core.secrets import SecretBox
 from appliance.core.settings import Settings, load_settings
+from appliance.core.storage import DiskState
 from appliance.core.tasks import BackgroundTasks
 from appliance.core.templating import register as register_template_filters
+from appliance.core.times import iso_utc
 from appliance.oauth import routes as oauth_routes
 from appliance.oauth.server import OAuthServer
 from appliance.printers import (
@@ -69,7 +73,7 @@ from appliance.printers.plugin_archive import PluginArchive
 from appliance.printers.state import PrinterState
 from appliance.webhooks import enqueue as webhook_enqueue
 from appliance.webhooks import routes as webhook_routes
-from appliance.webhooks.delivery import DeliveryWorker
+from appliance.webhooks.delivery import DeliveryWorker, recover_deliveries
 from appliance.webhooks.delivery import purge as purge_deliveries
 
 log = logging.getLogger("appliance")
@@ -147,6 +151,16 @@ def create_app(
             **({"check_every": check_every} if check_every else {})))
 
     # printers: the key cache and status store, offline detection, purging
+    # --- storage: a full data disk is told, not a 500 (core/storage.py)
+    disk = herald.provide(DiskState())
+
+    async def storage_rows(_herald: Herald) -> list[tuple[str, str]]:
+        if disk.full_since is None:
+            return [("Data disk", "ok")]
+        return [("Data disk", f"FULL since {iso_utc(disk.full_since)}: writes fail until there is room ({disk.detail})")]
+
+    herald.hooks.system_rows.append(storage_rows)
+
     printers = herald.provide(PrinterState(started_at=clock.now()))
     herald.provide(PluginArchive())
     herald.tasks.add("status-flush", lambda: status.status_flusher(herald))
@@ -223,6 +237,7 @@ def create_app(
         await open_database(settings, run_migrations=run_migrations)
         printers.started_at = clock.now()  # offline detection counts from here, so a restart never flaps
         await keys.preload_keys(herald)
+        await _report_recovery(herald)
         await setup.announce_setup_link(herald)
         if not settings.alexa_verify_requests:
             log.warning("HERALD_ALEXA_VERIFY_REQUESTS is off: /alexa accepts requests that Amazon "
@@ -245,8 +260,44 @@ def create_app(
         await notifier.close()
         await status.flush_status(herald)  # the last statuses, before the database closes
         await close_database()
+        _running_marker(settings).unlink(missing_ok=True)  # a clean stop: the next start is no recovery
 
     return app
+
+
+# --- recovery: what a start after a crash finds and puts back -------------------------------
+
+RUNNING_MARKER = "herald.running"
+
+
+def _running_marker(settings: Settings) -> Path:
+    """A file that exists while a single-process Herald serves: found at start, the last run crashed."""
+    return settings.data_path / RUNNING_MARKER
+
+
+async def _report_recovery(herald: Herald) -> None:
+    """Requeue deliveries a stopped process left in flight, and log what was recovered."""
+    settings = herald.settings
+    marker = _running_marker(settings) if settings.workers <= 1 else None
+    unclean = marker is not None and marker.exists()
+    requeued, leased = await recover_deliveries(herald)
+    statuses, newest = await status.restored_statuses()
+    if unclean or requeued:
+        log.warning(
+            "Recovered after %s: %d webhook deliveries left in flight went back to the queue%s%s; "
+            "the last status of %d printers restored (newest written %s; any later status comes with the "
+            "printers' next check-in)",
+            "an unclean stop" if unclean else "a stopped process", len(requeued),
+            f" (ids {', '.join(map(str, requeued[:20]))}{', ...' if len(requeued) > 20 else ''})" if requeued else "",
+            f", {leased} still leased by another process" if leased else "",
+            statuses, iso_utc(newest) or "never")
+    else:
+        log.info("Start: no deliveries left in flight; the last status of %d printers restored", statuses)
+    if marker is not None:
+        try:
+            marker.write_text(f"{os.getpid()}\n")
+        except OSError as exc:
+            log.warning("Could not write %s (%s): a crash will not be told at the next start", marker, exc)
 
 
 def _install_http(app: Quart, herald: Herald) -> None:

@@ -49,6 +49,10 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     config.accesslog = None
     config.errorlog = "-"
     config.graceful_timeout = 10.0
+    # Longer than any pause between a plugin's calls (a link poll every 5 s, a status
+    # every 30-60 s): with hypercorn's default of 5 s, an idle connection was closed just
+    # as the plugin's next link poll reused it, and the answer carrying the key was lost.
+    config.keep_alive_timeout = 75.0
     if settings.workers > 1:
         if settings.is_sqlite:
             log.error("HERALD_WORKERS > 1 needs PostgreSQL: SQLite allows one writer process.")

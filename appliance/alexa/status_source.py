@@ -20,7 +20,7 @@ from appliance.oauth import server as oauth
 from appliance.oauth.models import OAuthClient
 from appliance.printers.models import Printer
 from appliance.printers.state import printer_state
-from appliance.printers.views import build_view
+from appliance.printers.views import build_view, is_online
 from skill import StaticSource
 from skill.package import build_package
 
@@ -30,15 +30,17 @@ _VENDOR_ID = re.compile(r"^[A-Za-z0-9]{4,40}$")
 def _printer_from_row(herald: Herald, row: dict[str, Any]) -> dict[str, Any]:
     """The contract's ``<printer>``, by the same rules as the API and the dashboard
     (``services.printers.printer_view``): this process's fresher live status wins."""
-    status, last_seen, online = row["status"], _datetime(row["last_seen_at"]), bool(row["online"])
+    status, last_seen = row["status"], _datetime(row["last_seen_at"])
     if isinstance(status, str | bytes):
         status = json.loads(status)
     linked = row["key_hash"] is not None
     live = printer_state(herald).live.get(row["printer_id"])
     if live is not None and (last_seen is None or live.seen_at >= last_seen):
         status, last_seen = live.status, live.seen_at
-        online = online or linked
-    view = build_view(printer_id=row["printer_id"], name=row["name"], linked=linked, online=online and linked,
+    # The dashboard's rule: a fresher status in memory no longer makes a silent printer online.
+    online = is_online(herald, printer_id=row["printer_id"], linked=linked, recorded_online=bool(row["online"]),
+                       last_seen=last_seen)
+    view = build_view(printer_id=row["printer_id"], name=row["name"], linked=linked, online=online,
                       last_seen=last_seen, status=status)
     view["spoken_name"] = row["spoken_name"]  # the skill's, not the API's: the owner's name for voice
     return view

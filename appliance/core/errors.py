@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import logging
 import math
+from datetime import UTC, datetime
 from typing import Any
 
-from quart import Quart, jsonify, render_template, request
+from quart import Quart, current_app, jsonify, render_template, request
 from quart_schema import RequestSchemaValidationError
 from werkzeug.exceptions import HTTPException
+
+from appliance.core.storage import DISK_FULL_MESSAGE, DiskState, is_disk_full
 
 log = logging.getLogger(__name__)
 
@@ -229,6 +232,15 @@ def register_error_handlers(app: Quart) -> None:
 
     @app.errorhandler(Exception)
     async def _unexpected(error: Exception):
+        if is_disk_full(error):
+            disk = current_app.extensions["herald"].part(DiskState)
+            if disk.full(error, datetime.now(UTC)):
+                log.error("The data disk is full (%s): writes fail until there is room; nothing is "
+                          "corrupted, clients are told to retry", error)
+            if wants_json():
+                return _json_error(503, "disk_full", DISK_FULL_MESSAGE, {"Retry-After": "30"})
+            html = await render_template("error.html", status=503, message=DISK_FULL_MESSAGE)
+            return html, 503, {"Retry-After": "30"}
         log.exception("unhandled error on %s %s", request.method, request.path)
         message = "Herald hit an unexpected error; it has been logged."
         if wants_json():

@@ -57,18 +57,24 @@ from appliance.printers.schemas import (
     OAuthStyleError,
     PrinterEvent,
     PrinterList,
+    PrinterOffline,
     PrinterStatus,
     PrinterView,
     VerifyRequest,
     VerifyResponse,
 )
 from appliance.printers.state import CachedPrinter
-from appliance.printers.status import accept_status
+from appliance.printers.status import accept_goodbye, accept_status
 from appliance.printers.views import owned_printer, printer_view, printer_views
 
 blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
 
-EVENT_LIMIT = Limit(count=120, per=60)  # events per printer
+# A print sends at most 101 events (started, progress at every whole percent 1-99, done)
+# and a few pauses or prompts. Three back-to-back prints of a few seconds each fit in a
+# minute, so a plugin at its cadence never meets the limit; a runaway one still does (429
+# with Retry-After, which the plugin waits out exactly).
+EVENTS_PER_PRINT = 110
+EVENT_LIMIT = Limit(count=3 * EVENTS_PER_PRINT, per=60)  # events per printer
 
 # OpenAPI security requirements: scheme name -> scopes.
 _PRINTER_KEY: list[dict[str, list[str]]] = [{"printerKey": []}]
@@ -148,6 +154,19 @@ async def printer_status():
     if status.get("local_ip") is None:
         status.pop("local_ip", None)  # optional: older plugins (and the setting off) send none
     await accept_status(_herald(), printer, status)
+    return "", 204
+
+
+@blueprint.post("/printer/offline")
+@csrf_exempt
+@security_scheme(_PRINTER_KEY)
+@document_request(PrinterOffline)
+async def printer_offline():
+    """OctoPrint is shutting down cleanly: the printer shows offline at once."""
+    printer = await current_printer()
+    data = await read_json_bytes()
+    body = parse_model(PrinterOffline, data) if data.strip() else PrinterOffline()
+    await accept_goodbye(_herald(), printer, body.reason)
     return "", 204
 
 

@@ -158,7 +158,9 @@ def build_card(view: dict[str, Any], *, now: datetime, zone: ZoneInfo, offline_a
     last_seen = _parse_iso(view.get("last_seen"))
     status_at = _parse_iso(view.get("status_at")) or last_seen
     linked = bool(view.get("linked", True))
-    silent = last_seen is None or (now - last_seen).total_seconds() > offline_after
+    # Silent for too long, or recorded offline (OctoPrint shut down cleanly, offline detection).
+    silent = (last_seen is None or (now - last_seen).total_seconds() > offline_after
+              or view.get("online") is False)
     state_id = str(status.get("state_id") or "") or None
     state_text = status.get("state") if isinstance(status.get("state"), str) else None
 
@@ -233,7 +235,8 @@ def build_card(view: dict[str, Any], *, now: datetime, zone: ZoneInfo, offline_a
         "counting": counting,
         "finish_at": _iso(finish_at),
         "finish_text": clock_text(finish_at, now, zone) if finish_at else None,
-        "temperatures": temperatures(status.get("temperatures")),
+        # An offline printer's last readings are not its temperatures now: none are shown.
+        "temperatures": [] if silent else temperatures(status.get("temperatures")),
         "z_text": f"{z:.2f} mm" if z is not None and in_job else None,
         "last_seen": _iso(last_seen),
         "last_seen_text": time_ago(last_seen, now),

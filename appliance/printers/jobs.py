@@ -51,12 +51,29 @@ async def apply_event_to_jobs(event: Event, conn) -> None:
     await job.save(using_db=conn, update_fields=["ended_at", "duration", "result"])
 
 
+def _same_job(job: Job, file: str | None, result: str, duration: float | None) -> bool:
+    """Whether a recorded job is the one a status's last_job describes. The plugin rounds
+    the duration to whole seconds, the event carries OctoPrint's own (7.2 -> 7)."""
+    if job.file != file or job.result != result:
+        return False
+    return duration is None or job.duration is None or abs(job.duration - duration) <= 1.0
+
+
+async def _newest(chunk: list[str], **filters: Any) -> dict[str, Job]:
+    ids = await (Job.filter(printer_id__in=chunk, **filters).group_by("printer_id")
+                 .annotate(latest=Max("id")).values_list("latest", flat=True))
+    return {job.printer_id: job for job in await Job.filter(id__in=list(ids))} if ids else {}
+
+
 async def apply_last_jobs(last_jobs: dict[str, tuple[dict[str, Any], datetime]]) -> int:
     """Complete the history from statuses' last_job where the events did not reach Herald.
 
-    ``last_jobs`` maps printer id to (last_job, seen_at). Batched: one query per
-    500 printers finds each printer's latest job; only a job not known yet is
-    written. Returns the number of jobs added or completed.
+    ``last_jobs`` maps printer id to (last_job, seen_at). The last_job is the printer's
+    most recent finished job, so it is known when it matches the newest job with a result
+    (a newer job may be running meanwhile); a job left open with its file is completed;
+    only a job not known at all is written. Every status after a restart brings its
+    last_job again: matching this way records each real job once. Batched: two queries
+    per 500 printers. Returns the number of jobs added or completed.
     """
     wanted = {pid: pair for pid, pair in last_jobs.items() if pair[0].get("result") is not None}
     ids = list(wanted)
@@ -64,24 +81,27 @@ async def apply_last_jobs(last_jobs: dict[str, tuple[dict[str, Any], datetime]])
     new_jobs: list[Job] = []
     for start in range(0, len(ids), 500):
         chunk = ids[start:start + 500]
-        latest_ids = await (Job.filter(printer_id__in=chunk).group_by("printer_id")
-                            .annotate(latest=Max("id")).values_list("latest", flat=True))
-        latest = {job.printer_id: job for job in await Job.filter(id__in=list(latest_ids))} if latest_ids else {}
+        latest = await _newest(chunk)
+        finished = await _newest(chunk, result__not_isnull=True)
         for printer_id in chunk:
             last_job, seen_at = wanted[printer_id]
             file, result = last_job.get("file"), last_job["result"]
             duration = _number(last_job.get("duration"))
-            job = latest.get(printer_id)
-            if job is not None and job.file == file:
-                if job.result is None:  # the end event went missing: complete the job
-                    job.result = result
-                    job.ended_at = job.ended_at or seen_at
-                    job.duration = duration if duration is not None else job.duration
-                    await job.save(update_fields=["result", "ended_at", "duration"])
-                    changed += 1
+            known = finished.get(printer_id)
+            if known is not None and _same_job(known, file, result, duration):
                 continue  # already known, from the events or an earlier status
-            start_at = seen_at - timedelta(seconds=duration) if duration is not None else None
-            new_jobs.append(Job(printer_id=printer_id, file=file, started_at=start_at, ended_at=seen_at,
+            job = latest.get(printer_id)
+            if job is not None and job.file == file and job.result is None and job.ended_at is None:
+                # The end event went missing: complete the job.
+                job.result = result
+                job.ended_at = seen_at
+                job.duration = duration if duration is not None else job.duration
+                await job.save(update_fields=["result", "ended_at", "duration"])
+                changed += 1
+                continue
+            # Neither the start nor the end reached Herald: the job as the status tells it.
+            # Its start is unknown (the end is only known to be before this status).
+            new_jobs.append(Job(printer_id=printer_id, file=file, started_at=None, ended_at=seen_at,
                                 duration=duration, result=result))
     if new_jobs:
         await Job.bulk_create(new_jobs, batch_size=500)

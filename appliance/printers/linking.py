@@ -2,12 +2,16 @@
 
 The plugin asks for a code (``start_link``), the user approves it at /link
 (``decide_link``), the plugin polls (``poll_link``) and receives its printer
-key exactly once. Device codes are stored as SHA-256 hashes; user codes are
+key. Each key is shown once; when the answer carrying it was lost on the way (a
+connection closed under the request, a timeout), the next poll with the same
+device code gets a fresh key and the lost one stops working, until the printer
+has used its key or the code expires. Device codes are stored as SHA-256 hashes; user codes are
 8 letters from an alphabet without vowels or look-alikes, shown as ABCD-EFGH.
 """
 
 from __future__ import annotations
 
+import logging
 import secrets
 import uuid
 from datetime import timedelta
@@ -25,6 +29,8 @@ from appliance.printers.manage import clean_printer_name
 from appliance.printers.models import LinkRequest, Printer
 from appliance.printers.schemas import LinkStarted
 from appliance.printers.state import printer_state
+
+log = logging.getLogger(__name__)
 
 # RFC 8628 §6.1: 20 consonants, no vowels (no words), none that look alike.
 USER_CODE_ALPHABET = "BCDFGHJKLMNPQRSTVWXZ"
@@ -86,6 +92,11 @@ async def poll_link(herald: Herald, device_code: str) -> dict:
     """The plugin's poll: raises the RFC 8628 errors, or returns the key once."""
     now = herald.clock.now()
     request = await LinkRequest.get_or_none(device_code_hash=token_hash(device_code))
+    if request is not None and request.completed_at is not None and request.expires_at > now:
+        if await _key_lost(herald, request):
+            # The plugin polls again after the key went out: its answer never arrived.
+            log.info("link request %s: the printer key went out but was never used; issuing a new one", request.id)
+            return await shielded(_issue_key(herald, request.id, again=True))
     if request is None or request.completed_at is not None:
         raise _poll_error("expired_token", "This device code is unknown, expired or already used; start linking again.")
     if request.expires_at <= now:
@@ -102,13 +113,27 @@ async def poll_link(herald: Herald, device_code: str) -> dict:
     return await shielded(_issue_key(herald, request.id))
 
 
-async def _issue_key(herald: Herald, request_id: int) -> dict:
+async def _key_lost(herald: Herald, request: LinkRequest) -> bool:
+    """Whether the key this request handed out is still the printer's and was never used."""
+    if request.printer_id is None:
+        return False
+    printer = await Printer.get_or_none(id=request.printer_id)
+    if printer is None or printer.key_hash is None or printer.linked_at != request.completed_at:
+        return False  # unlinked, removed, or given another key since
+    live = printer_state(herald).live.get(printer.id)
+    seen = max([t for t in (printer.last_seen_at, live.seen_at if live else None) if t is not None], default=None)
+    return seen is None or (request.completed_at is not None and seen < request.completed_at)
+
+
+async def _issue_key(herald: Herald, request_id: int, *, again: bool = False) -> dict:
     key = new_token(PRINTER_KEY_PREFIX)
     now = herald.clock.now()
     async with in_transaction() as conn:
-        # Claim the request: only one poll can hand out the key.
-        claimed = await LinkRequest.filter(id=request_id, completed_at__isnull=True).using_db(conn).update(
-            completed_at=now)
+        # Claim the request: only one poll can hand out the key (or, again, replace a lost one).
+        claim = LinkRequest.filter(id=request_id)
+        if not again:
+            claim = claim.filter(completed_at__isnull=True)
+        claimed = await claim.using_db(conn).update(completed_at=now)
         if not claimed:
             raise _poll_error("expired_token", "This device code was already used.")
         request = await LinkRequest.get(id=request_id, using_db=conn)

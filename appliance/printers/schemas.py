@@ -129,6 +129,13 @@ class LastJob(_Strict):
     result: JobResult | None = None
 
 
+class PrinterOffline(_Strict):
+    """The plugin's notice that OctoPrint is shutting down cleanly."""
+
+    reason: str = Field(default="octoprint_shutdown", max_length=40, pattern=r"^[a-z_]+$",
+                        description="Why the printer goes offline, e.g. octoprint_shutdown.")
+
+
 class PrinterStatus(_Strict):
     """The whole latest status of a printer; it replaces the previous one."""
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic_core import to_json
@@ -18,6 +18,7 @@ from tortoise.transactions import in_transaction
 
 from appliance.core.db import query_dicts, shielded
 from appliance.core.herald import Herald
+from appliance.core.storage import DiskState, is_disk_full
 from appliance.core.times import iso_utc
 from appliance.printers import sql
 from appliance.printers.events import record_event
@@ -56,12 +57,46 @@ async def accept_status(herald: Herald, printer: CachedPrinter, status: dict[str
         printer.online = True
     view = build_view(printer_id=printer.id, name=printer.name, linked=True, online=True,
                       last_seen=now, status=status)
+    _tell_listeners(herald, printer.id, view)
+    return view
+
+
+def _tell_listeners(herald: Herald, printer_id: str, view: dict[str, Any]) -> None:
     for listener in herald.hooks.status_listeners:
         try:
-            listener(printer.id, view)
+            listener(printer_id, view)
         except Exception:
             log.exception("status listener %r failed", listener)
-    return view
+
+
+async def accept_goodbye(herald: Herald, printer: CachedPrinter, reason: str) -> None:
+    """OctoPrint is shutting down cleanly (``POST /api/v1/printer/offline``): the printer is
+    offline now, with a ``printer.offline`` event, not after minutes of silence."""
+    state = printer_state(herald)
+    await flush_status(herald)  # its last status (and a return from offline) first
+    now = herald.clock.now()
+    async with in_transaction() as connection:
+        rows = await Printer.filter(id=printer.id).using_db(connection).values("last_seen_at")
+        changed = await Printer.filter(id=printer.id, online=True).using_db(connection).update(
+            online=False, changed_at=now)
+        last_seen = rows[0]["last_seen_at"] if rows else None
+        if changed:
+            await record_event(herald, printer.id, event_type="printer.offline", occurred_at=now,
+                               payload={"last_seen": iso_utc(last_seen), "reason": reason}, connection=connection)
+    state.coming_online.discard(printer.id)
+    printer.online = False  # the cached printer: its next check-in is a return
+    log.info("printer %s is offline: %s", printer.id, reason)
+    live = state.live.get(printer.id)
+    view = build_view(printer_id=printer.id, name=printer.name, linked=True, online=False,
+                      last_seen=live.seen_at if live else last_seen, status=live.status if live else None)
+    _tell_listeners(herald, printer.id, view)
+
+
+async def restored_statuses() -> tuple[int, datetime | None]:
+    """At start: how many printers have a stored status, and when the newest was written."""
+    rows: list[Any] = await Printer.filter(status__isnull=False).values_list("status_updated_at", flat=True)
+    moments: list[datetime] = [moment for moment in rows if moment is not None]
+    return len(rows), max(moments, default=None)
 
 
 async def _returning_printers(printer_ids: list[str]) -> list[dict[str, Any]]:
@@ -127,7 +162,15 @@ async def flush_status(herald: Herald) -> int:
         except Exception:
             state.dirty.update(ids)  # try again at the next flush
             raise
+        # A first check-in is no event: all of them in one statement. One transaction per
+        # printer for them stalled the flush when a fleet checked in at once (the soak's
+        # 1,000 printers): new statuses waited in memory behind hundreds of transactions.
+        first_time = [row["id"] for row in returning if row["last_seen_at"] is None]
+        for start in range(0, len(first_time), 500):
+            await Printer.filter(id__in=first_time[start:start + 500], online=False).update(online=True)
         for row in returning:
+            if row["last_seen_at"] is None:
+                continue
             try:
                 await _record_online(herald, row)
             except Exception:
@@ -172,9 +215,17 @@ async def status_flusher(herald: Herald) -> None:
     """Background task: flush coalesced status every ``status_flush_interval`` seconds."""
     while True:
         await asyncio.sleep(herald.settings.status_flush_interval)
+        disk = herald.part(DiskState)
         try:
             await shielded(flush_status(herald))
         except asyncio.CancelledError:
             raise
-        except Exception:
-            log.exception("writing printer status failed; will retry")
+        except Exception as exc:
+            if not is_disk_full(exc):
+                log.exception("writing printer status failed; will retry")
+            elif disk.full(exc, herald.clock.now()):
+                log.error("The data disk is full: printer statuses stay in memory (the newest of each) "
+                          "and are written when there is room (%s)", exc)
+        else:
+            if disk.room_again():
+                log.info("The data disk has room again: printer statuses are written again")

@@ -3,7 +3,7 @@ dashboard, Alexa), with this process's fresher status where it has one."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from appliance.accounts.models import User
@@ -21,17 +21,31 @@ def build_view(*, printer_id: str, name: str, linked: bool, online: bool,
             "last_seen": iso_utc(last_seen), "status": status}
 
 
+def is_online(herald: Herald, *, printer_id: str, linked: bool, recorded_online: bool,
+              last_seen: datetime | None) -> bool:
+    """The one rule every reader uses (API, dashboard, Alexa): a printer is online when it is
+    linked, recorded online (or checked in here since; a clean OctoPrint shutdown or offline
+    detection records it offline), and heard from within ``offline_after`` seconds, so a
+    printer is never called idle in one place while another shows it Offline."""
+    if not linked or last_seen is None:
+        return False
+    if not (recorded_online or printer_id in printer_state(herald).coming_online):
+        return False
+    return herald.clock.now() - last_seen <= timedelta(seconds=herald.settings.offline_after)
+
+
 def printer_view(herald: Herald, printer: Printer) -> dict[str, Any]:
     """The contract's ``<printer>`` for a Printer row, with this process's fresher status if any."""
     state = printer_state(herald)
     live = state.live.get(printer.id)
-    status, last_seen, online = printer.status, printer.last_seen_at, printer.online
-    online = online or printer.id in state.coming_online
+    status, last_seen = printer.status, printer.last_seen_at
     if live is not None and (last_seen is None or live.seen_at >= last_seen):
         status, last_seen = live.status, live.seen_at
-    return build_view(printer_id=printer.id, name=printer.name, linked=printer.key_hash is not None,
-                      online=online and printer.key_hash is not None, last_seen=last_seen,
-                      status=status)
+    linked = printer.key_hash is not None
+    online = is_online(herald, printer_id=printer.id, linked=linked, recorded_online=printer.online,
+                       last_seen=last_seen)
+    return build_view(printer_id=printer.id, name=printer.name, linked=linked, online=online,
+                      last_seen=last_seen, status=status)
 
 
 async def printer_views(herald: Herald, user: User) -> list[dict[str, Any]]:

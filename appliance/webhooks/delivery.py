@@ -170,6 +170,27 @@ async def release(worker_id: str, ids: list[int] | None = None) -> int:
     return await query.update(status="pending", locked_until=None, claimed_by=None)
 
 
+async def recover_deliveries(herald: Herald) -> tuple[list[int], int]:
+    """At start: give deliveries left in flight by a stopped process back to the queue.
+
+    Returns (ids requeued, ids still leased). On SQLite only one process serves, so every
+    in-flight row belonged to a process that is gone; on PostgreSQL other processes may be
+    serving, so only rows whose lease expired are requeued (the others are theirs, or
+    become claimable when their lease passes).
+    """
+    now = herald.clock.now()
+    stale = Delivery.filter(status="in_flight")
+    if not herald.settings.is_sqlite:
+        stale = stale.filter(locked_until__lte=now)
+    # tortoise types values_list(flat=True) as tuples; it gives the values themselves.
+    ids: list[int] = sorted(await stale.values_list("id", flat=True))  # type: ignore[arg-type]
+    if ids:
+        await Delivery.filter(id__in=ids, status="in_flight").update(
+            status="pending", locked_until=None, claimed_by=None)
+    leased = await Delivery.filter(status="in_flight").count()
+    return ids, leased
+
+
 # --- the worker pool ------------------------------------------------------------------------
 
 

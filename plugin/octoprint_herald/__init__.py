@@ -1,23 +1,29 @@
 """OctoPrint-Herald: link this printer to a Herald hub and publish its status and events.
 
-Every call to Herald is outbound, from a worker thread, with timeouts. OctoPrint's own
-threads only enqueue: events go to an outbox on disk, status requests set a flag.
+Every call to Herald is outbound, from a thread of the plugin's own, with timeouts. What
+OctoPrint calls (events, progress, G-code hooks, the settings page's commands) only hands
+work to one of those threads (``worker.Worker``) and returns at once: the intake thread
+maps events and writes them to the outbox on disk in batches, the publisher thread sends
+them, the command thread runs the settings page's commands and reports back to the page.
 """
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import threading
+import uuid
 
 import flask
 import octoprint.plugin
 from octoprint.access.permissions import Permissions
 
 from . import webhooks_import
-from .client import HeraldClient, HeraldError, version_problem
+from .client import TIMEOUT, HeraldClient, HeraldError, version_problem
 from .linking import LinkSession
 from .mapping import (
+    SIMPLE_EVENTS,
     STATUS_EVENTS,
     EventMapper,
     build_status,
@@ -25,11 +31,17 @@ from .mapping import (
     file_of,
     hide_file_names,
     json_safe,
+    now_iso,
 )
 from .netinfo import LocalAddress
 from .outbox import Outbox
 from .publisher import Intervals, Publisher
 from .version import __version__
+from .worker import Worker
+
+# OctoPrint events that may become Herald events: their printer data is taken as they happen.
+_MAPPED_EVENTS = {*SIMPLE_EVENTS, "PrintDone", "PrintCancelled", "PrintFailed"}
+_COMMANDS_KEPT = 20  # results of the settings page's commands kept for the page to read
 
 # Settings the REST API and the settings dialog must not write directly: the key is only
 # ever stored by the link flow or by a successful "Verify".
@@ -46,12 +58,18 @@ class HeraldPlugin(
     octoprint.plugin.AssetPlugin,
     octoprint.plugin.SimpleApiPlugin,
 ):
+    _publisher_timeout = TIMEOUT  # (connect, read) of the publisher's calls; tests shorten it
+
     def __init__(self) -> None:
         self._mapper = EventMapper()
         self._publisher: Publisher | None = None
         self._link: LinkSession | None = None
         self._last_job: dict | None = None
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # the link session only; never taken by an OctoPrint hook
+        self._prompt_open = False  # set by the G-code hooks: a prompt is reported, no "ok" since
+        self._intake = Worker("herald-intake", self._handle_intake)
+        self._commands = Worker("herald-commands", self._run_commands)
+        self._command_results: collections.OrderedDict[str, dict] = collections.OrderedDict()
         self._local_address = LocalAddress()
 
     ##~~ SettingsPlugin mixin
@@ -110,58 +128,50 @@ class HeraldPlugin(
         )
         self._configure_publisher()
         self._publisher.start()
+        self._intake._log = self._commands._log = self._logger
+        self._intake.start()
+        self._commands.start()
 
     def on_shutdown(self):
         if self._link is not None:
             self._link.cancel()
+        # What OctoPrint reported last reaches the disk, then Herald hears that OctoPrint stops:
+        # the printer shows offline at once instead of after minutes of silence.
+        self._intake.stop(timeout=5)
+        self._commands.stop(timeout=1)
         if self._publisher is not None:
-            self._publisher.stop(timeout=10)
+            self._publisher.stop(timeout=10, goodbye=True)
 
     ##~~ EventHandlerPlugin mixin
 
     def on_event(self, event, payload):
+        # OctoPrint's event thread: take the data of this moment, hand over, return.
         try:
-            self._handle_event(event, payload or {})
+            data = self._printer.get_current_data() if event in _MAPPED_EVENTS else None
+            self._intake.submit(("event", event, dict(payload or {}), data, now_iso()))
         except Exception:  # never raise into OctoPrint
-            self._logger.exception("Herald could not handle the %s event", event)
-
-    def _handle_event(self, event, payload):
-        # Mapping and queueing happen under one lock: OctoPrint calls plugins from several
-        # threads (progress reports each get their own), and the outbox order is the order
-        # Herald sees.
-        with self._lock:
-            mapped = self._mapper.on_event(event, payload)
-            for event_type, event_payload in mapped:
-                self._remember_job(event_type, event_payload)
-            if event == "PrintFailed" and not mapped:
-                self._remember_job("print.cancelled", payload)  # fills the duration in
-            for event_type, event_payload in mapped:
-                self._enqueue(event_type, event_payload)
-        if (mapped or event in STATUS_EVENTS) and self._publisher is not None:
-            self._publisher.request_status()
+            self._logger.exception("Herald could not take the %s event", event)
 
     ##~~ ProgressPlugin mixin
 
     def on_print_progress(self, storage, path, progress):
+        # A thread OctoPrint starts per report: same as events, hand over and return.
         try:
-            with self._lock:
-                events = self._mapper.on_progress(storage, path, progress)
-                for event_type, payload in events:
-                    self._enqueue(event_type, payload)
-            if events and self._publisher is not None:
-                self._publisher.request_status()  # progress is news: an unchanged status is skipped
+            self._intake.submit(("progress", storage, path, progress, self._printer.get_current_data(), now_iso()))
         except Exception:
-            self._logger.exception("Herald could not handle a progress report")
+            self._logger.exception("Herald could not take a progress report")
 
     ##~~ gcode hooks (serial thread: cheap checks only)
 
     def on_gcode_received(self, comm, line, *args, **kwargs):
         try:
-            if "paused for user" in line or line.startswith("ok"):
-                with self._lock:
-                    events = self._mapper.on_received_line(line)
-                    for event_type, payload in events:
-                        self._enqueue(event_type, payload)
+            # Only the lines that matter cross over: a prompt, and the first "ok" after one.
+            if "paused for user" in line:
+                self._prompt_open = True
+                self._intake.submit(("line", line, now_iso()))
+            elif self._prompt_open and line.startswith("ok"):
+                self._prompt_open = False
+                self._intake.submit(("line", line, now_iso()))
         except Exception:
             self._logger.exception("Herald could not inspect a firmware line")
         return line
@@ -169,12 +179,62 @@ class HeraldPlugin(
     def on_gcode_sent(self, comm, phase, cmd, cmd_type, gcode, *args, **kwargs):
         try:
             if gcode == "M600":
-                with self._lock:
-                    events = self._mapper.on_sent_command(gcode)
-                    for event_type, payload in events:
-                        self._enqueue(event_type, payload)
+                self._prompt_open = True
+                self._intake.submit(("sent", gcode, now_iso()))
         except Exception:
             self._logger.exception("Herald could not inspect a sent command")
+
+    ##~~ the intake thread: maps what OctoPrint reported, stores events in one batch
+
+    def _handle_intake(self, batch):
+        events = []  # (type, payload, printer_data, snapshot, occurred_at)
+        status_news = False
+        job_changed = False
+        for item in batch:
+            kind, data, at = item[0], None, item[-1]
+            if kind == "event":
+                _, event, payload, data, _ = item
+                mapped = self._mapper.on_event(event, payload)
+                for event_type, event_payload in mapped:
+                    job_changed |= self._remember_job(event_type, event_payload)
+                if event == "PrintFailed" and not mapped:
+                    job_changed |= self._remember_job("print.cancelled", payload)  # fills the duration in
+                status_news |= bool(mapped) or event in STATUS_EVENTS
+            elif kind == "progress":
+                _, storage, path, progress, data, _ = item
+                mapped = self._mapper.on_progress(storage, path, progress)
+                status_news |= bool(mapped)  # progress is news: an unchanged status is skipped
+            elif kind == "line":
+                mapped = self._mapper.on_received_line(item[1])
+            else:
+                mapped = self._mapper.on_sent_command(item[1])
+            for event_type, event_payload in mapped:
+                events.append(self._prepare(event_type, event_payload, data, at))
+        if job_changed:
+            try:
+                self._save_state({"last_job": self._last_job})
+            except OSError as exc:
+                self._logger.error("Herald could not remember the last job on disk: %s", exc)
+        publisher = self._publisher
+        if publisher is None:
+            return
+        if events and publisher.accepting:
+            publisher.enqueue_events(events)
+        if status_news or events:
+            publisher.request_status()
+
+    def _prepare(self, event_type, payload, printer_data, occurred_at):
+        if printer_data is None:
+            printer_data = self._printer.get_current_data()
+        # On the intake thread, not OctoPrint's: the state agreeing with the event, and the
+        # file manager's metadata as @meta (OctoPrint-Webhooks' templates read both).
+        printer_data = json_safe(event_printer_data(event_type, printer_data, self._file_metadata(printer_data)))
+        payload = json_safe(payload)
+        if not self._settings.get_boolean(["publish_file_names"]):
+            payload, printer_data = hide_file_names(payload, printer_data)
+        # Progress comes 99 times a print: pictures go with the events people look at.
+        snapshot = event_type != "print.progress" and bool(self._settings.get_boolean(["attach_snapshot"]))
+        return (event_type, payload, printer_data, snapshot, occurred_at)
 
     ##~~ TemplatePlugin / AssetPlugin mixins
 
@@ -199,16 +259,57 @@ class HeraldPlugin(
     def on_api_get(self, request):
         if not Permissions.SETTINGS.can():
             flask.abort(403)
+        wanted = request.args.get("command") if request is not None else None
+        if wanted:
+            result = self._command_results.get(wanted)
+            if result is None:
+                return flask.make_response(flask.jsonify({"error": "No such command."}), 404)
+            return flask.jsonify(result)
         return flask.jsonify(self._state())
 
     def on_api_command(self, command, data):
+        """Runs the command on the plugin's command thread and answers 202 at once.
+
+        Commands call Herald with timeouts of up to 20 s; OctoPrint's web server is
+        synchronous, so running them here would freeze OctoPrint's UI meanwhile. The result
+        reaches the page as a plugin message (``{"type": "command", "command": {...}}``) and
+        at ``GET /api/plugin/herald?command=<id>``.
+        """
         if not Permissions.SETTINGS.can():
             flask.abort(403)
-        try:
-            handler = getattr(self, f"_command_{command}")
-            return flask.jsonify(handler(data or {}))
-        except HeraldError as exc:
-            return flask.make_response(flask.jsonify({"error": str(exc), "status": exc.status}), 400)
+        handler = getattr(self, f"_command_{command}", None)
+        if handler is None:
+            return flask.make_response(flask.jsonify({"error": f"Unknown command {command}."}), 400)
+        entry = {"id": uuid.uuid4().hex, "command": command, "status": "running", "result": None, "error": None}
+        self._command_results[entry["id"]] = entry
+        while len(self._command_results) > _COMMANDS_KEPT:
+            self._command_results.popitem(last=False)
+        self._commands.submit((entry, handler, dict(data or {})))
+        if not self._commands.running:
+            self._commands.start()
+        return flask.make_response(flask.jsonify(entry), 202)
+
+    def _run_commands(self, batch):
+        for entry, handler, data in batch:
+            try:
+                result = handler(data)
+                entry.update(status="done", result=result)
+            except HeraldError as exc:
+                entry.update(status="failed", error=str(exc), http_status=exc.status)
+            except Exception as exc:
+                self._logger.exception("Herald's %s command failed", entry["command"])
+                entry.update(status="failed", error=f"The {entry['command']} command failed: {exc}")
+            if entry["status"] == "failed":
+                self._logger.info("Herald: %s failed: %s", entry["command"], entry["error"])
+            try:
+                self._plugin_manager.send_plugin_message(self._identifier, {"type": "command", "command": entry})
+            except Exception:
+                self._logger.exception("Could not update the settings page")
+
+    def wait_for_command(self, command_id, timeout=30.0):
+        """The finished result of a command (tests and scripts; never called by OctoPrint)."""
+        self._commands.wait_idle(timeout)
+        return self._command_results.get(command_id)
 
     def _command_link(self, data):
         self._apply_form(data)
@@ -344,7 +445,8 @@ class HeraldPlugin(
         url = (self._settings.get(["herald_url"]) or "").strip()
         key = self._settings.get(["printer_key"]) or ""
         try:
-            client = HeraldClient(url, key=key, verify=self._tls_verify()) if url and key else None
+            client = (HeraldClient(url, key=key, verify=self._tls_verify(), timeout=self._publisher_timeout)
+                      if url and key else None)
         except HeraldError as exc:
             client = None
             self._publisher.last_error = str(exc)
@@ -356,19 +458,6 @@ class HeraldPlugin(
         self._settings.save()
         self._configure_publisher()
         self._logger.info("Linked to Herald as printer %s", printer_id or "(unknown id)")
-
-    def _enqueue(self, event_type, payload):
-        publisher = self._publisher
-        if publisher is None or not publisher.accepting:
-            return
-        data = self._printer.get_current_data()
-        printer_data = json_safe(event_printer_data(event_type, data, self._file_metadata(data)))
-        payload = json_safe(payload)
-        if not self._settings.get_boolean(["publish_file_names"]):
-            payload, printer_data = hide_file_names(payload, printer_data)
-        # Progress comes 99 times a print: pictures go with the events people look at.
-        snapshot = event_type != "print.progress" and bool(self._settings.get_boolean(["attach_snapshot"]))
-        publisher.enqueue_event(event_type, payload, printer_data, snapshot=snapshot)
 
     def _file_metadata(self, data):
         """The file manager's metadata of the job's file (@meta), as OctoPrint-Webhooks reads it."""
@@ -384,16 +473,17 @@ class HeraldPlugin(
             return None
 
     def _remember_job(self, event_type, payload):
+        """Remember the job that just ended (the intake thread stores it); True when it changed."""
         results = {"print.done": "completed", "print.failed": "failed", "print.cancelled": "cancelled"}
         if event_type not in results:
-            return
+            return False
         previous = self._last_job or {}
         duration = payload.get("time")
         if duration is None and previous.get("path") == payload.get("path"):
             duration = previous.get("duration")
         self._last_job = {"file": payload.get("name"), "path": payload.get("path"),
                           "duration": duration, "result": results[event_type]}
-        self._save_state({"last_job": self._last_job})
+        return True
 
     def _current_status(self):
         status = build_status(

@@ -15,10 +15,12 @@ TIMEOUT = (5.0, 15.0)  # connect, read (seconds)
 class HeraldError(Exception):
     """A call to Herald failed. ``status`` is the HTTP status, or None when none came back."""
 
-    def __init__(self, message: str, status: int | None = None, code: str | None = None) -> None:
+    def __init__(self, message: str, status: int | None = None, code: str | None = None,
+                 retry_after: float | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
+        self.retry_after = retry_after  # seconds, when Herald said (Retry-After)
 
     @property
     def unauthorized(self) -> bool:
@@ -76,8 +78,9 @@ class HeraldClient:
                 raise HeraldError("This printer is not linked to Herald yet.", status=401)
             headers["Authorization"] = f"Bearer {self.key}"
         try:
+            timeout = kwargs.pop("timeout", self.timeout)
             response = self.session.request(method, self.base_url + path, headers=headers,
-                                            timeout=self.timeout, verify=self.verify, **kwargs)
+                                            timeout=timeout, verify=self.verify, **kwargs)
         except requests.exceptions.SSLError as exc:
             raise HeraldError(f"Herald's TLS certificate was not accepted ({_reason(exc)}). "
                               "For a self-signed Herald, give its CA bundle in the settings.") from None
@@ -109,7 +112,8 @@ class HeraldClient:
             text = f"Herald asks to slow down ({what})."
         else:
             text = f"Herald answered {response.status_code} to {what}" + (f": {message}" if message else ".")
-        return HeraldError(text, status=response.status_code, code=code)
+        return HeraldError(text, status=response.status_code, code=code,
+                           retry_after=_retry_after(response.headers.get("Retry-After")))
 
     # -- the contract -----------------------------------------------------------------
     def health(self) -> dict:
@@ -129,9 +133,18 @@ class HeraldClient:
 
     def poll_link(self, device_code: str) -> dict:
         """200 -> ``{"printer_id", "printer_key"}``; a pending answer -> ``{"error": ...}``."""
-        response = self._request("POST", f"{API_PREFIX}/link/token", auth=False, json={"device_code": device_code})
+        # A fresh connection per poll: a kept-alive one may be closed by the server just as
+        # the poll goes out, and then the answer with the key is lost.
+        response = self._request("POST", f"{API_PREFIX}/link/token", auth=False, json={"device_code": device_code},
+                                 headers={"Connection": "close"})
         if response.status_code == 200:
-            return response.json()
+            try:
+                answer = response.json()
+            except ValueError:
+                raise HeraldError("Herald's answer to the link poll is not JSON.", status=200) from None
+            if not isinstance(answer, dict) or not str(answer.get("printer_key") or "").startswith("hpk_"):
+                raise HeraldError("Herald's answer to the link poll has no printer key.", status=200)
+            return answer
         if response.status_code == 400:
             try:
                 body = response.json()
@@ -158,6 +171,13 @@ class HeraldClient:
         if response.status_code != 200:
             raise self._fail(response, "the webhook import")
         return response.json()
+
+    def goodbye(self) -> None:
+        """Tell Herald that OctoPrint is shutting down cleanly: the printer shows offline at once."""
+        response = self._request("POST", f"{API_PREFIX}/printer/offline", json={"reason": "octoprint_shutdown"},
+                                 timeout=(2.0, 3.0))
+        if not 200 <= response.status_code < 300:
+            raise self._fail(response, "the shutdown notice")
 
     def put_status(self, status: dict) -> None:
         response = self._request("PUT", f"{API_PREFIX}/printer/status", json=status)
@@ -196,6 +216,14 @@ _REASONS = (
     ("Network is unreachable", "the network is unreachable"),
     ("CERTIFICATE_VERIFY_FAILED", "certificate verify failed"),
 )
+
+
+def _retry_after(value: str | None) -> float | None:
+    try:
+        seconds = float(value) if value is not None else None
+    except ValueError:
+        return None  # an HTTP date: rare from Herald, the backoff applies
+    return seconds if seconds is not None and math.isfinite(seconds) and seconds >= 0 else None
 
 
 def _reason(exc: Exception) -> str:

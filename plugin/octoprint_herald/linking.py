@@ -52,21 +52,37 @@ class LinkSession:
     def _finish(self, status: str, message: str) -> None:
         self.status = status
         self.message = message
+        log = self._log.info if status == "linked" else self._log.warning
+        log("Herald link %s: %s", status, message)
         self._on_change(self.state())
 
     def _run(self) -> None:
+        try:
+            self._poll_until_done()
+        except Exception as exc:  # never die silently: the page and the log say what happened
+            self._log.exception("Herald link polling failed")
+            self._finish("failed", f"Linking stopped on an unexpected error ({exc}): start linking again.")
+
+    def _poll_until_done(self) -> None:
         failures = 0
-        while not self._cancelled.wait(self.interval):
+        wait = self.interval
+        self._log.info("Herald link started: code %s, polling every %.0f s", self.grant.get("user_code"), wait)
+        while not self._cancelled.wait(wait):
+            wait = self.interval
             if time.monotonic() >= self.expires_at:
                 return self._finish("expired", "The code expired before it was approved: start linking again.")
             try:
                 answer = self.client.poll_link(self.grant["device_code"])
             except HeraldError as exc:
                 failures += 1
+                if failures == 1 or failures % 10 == 0:
+                    self._log.warning("Herald link poll failed (%d in a row), still polling: %s", failures, exc)
                 self.message = f"Still waiting; the last check failed: {exc}"
                 self._on_change(self.state())
                 if exc.permanent and failures >= 3:
                     return self._finish("failed", str(exc))
+                if exc.retry_after is not None:
+                    wait = max(self.interval, exc.retry_after)
                 continue
             error = answer.get("error")
             if error is None and answer.get("printer_key"):
@@ -77,9 +93,17 @@ class LinkSession:
                     return self._finish("failed", "Herald approved the printer, but the key could not be saved.")
                 return self._finish("linked", "Linked: this printer now publishes to Herald.")
             if error == "slow_down":
-                self.interval += 5
+                self.interval += 5  # RFC 8628 §3.5: for this and every later poll
+                self._log.info("Herald asks to poll more slowly: every %.0f s now", self.interval)
             elif error == "access_denied":
                 return self._finish("denied", "The link was refused in Herald.")
             elif error == "expired_token":
+                if failures:
+                    # A Herald older than the plugin: the poll that carried the key failed on the way.
+                    return self._finish("expired", "Herald already handed out this code's key, but its answer "
+                                        "did not arrive (a check failed on the way): start linking again.")
                 return self._finish("expired", "The code expired before it was approved: start linking again.")
+            elif error != "authorization_pending":
+                return self._finish("failed", f"Herald answered the link poll with {answer!r}: start linking again.")
         self.status = "cancelled"
+        self._log.info("Herald link cancelled")

@@ -21,6 +21,7 @@ from .outbox import Outbox
 
 ACTIVE_STATES = {"printing", "pausing", "paused", "resuming", "cancelling", "finishing"}
 NOT_CONFIGURED_WAIT = 3600.0
+UNSAVED_KEPT = 5000  # events kept in memory while the disk refuses them
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,11 @@ class Publisher:
         self.last_success: str | None = None
         self.last_error: str | None = None
         self.events_sent = 0
+        self.disk_error: str | None = None
+        self._unsaved: list[dict] = []
+        self._unsaved_lock = threading.Lock()
         self.statuses_sent = 0
+        self._goodbye = False
 
     # -- called from OctoPrint's threads ----------------------------------------------
     def configure(self, client: HeraldClient | None) -> None:
@@ -101,14 +106,54 @@ class Publisher:
         return self.linked and not self.needs_relink
 
     def enqueue_event(self, event_type: str, payload: dict, printer_data: dict, *,
-                      snapshot: bool = False) -> str | None:
-        if not self.accepting:
-            return None
-        event = {"id": new_event_id(), "type": event_type, "occurred_at": now_iso(),
-                 "payload": payload, "printer_data": printer_data}
-        self.outbox.put({"event": event, "snapshot": bool(snapshot)})
+                      snapshot: bool = False, occurred_at: str | None = None) -> str | None:
+        """Store one event durably (on the caller's thread: the plugin's intake thread)."""
+        ids = self.enqueue_events([(event_type, payload, printer_data, snapshot, occurred_at)])
+        return ids[0] if ids else None
+
+    def enqueue_events(self, events: list[tuple[str, dict, dict, bool, str | None]]) -> list[str]:
+        """Store events as one batch (one fsync); ``(type, payload, printer_data, snapshot, occurred_at)``.
+
+        Called by the plugin's intake thread, never by one of OctoPrint's: it writes to disk.
+        """
+        if not self.accepting or not events:
+            return []
+        records = []
+        for event_type, payload, printer_data, snapshot, occurred_at in events:
+            event = {"id": new_event_id(), "type": event_type, "occurred_at": occurred_at or now_iso(),
+                     "payload": payload, "printer_data": printer_data}
+            records.append({"event": event, "snapshot": bool(snapshot)})
+        self.store(records)
         self.wake()
-        return event["id"]
+        return [record["event"]["id"] for record in records]
+
+    def store(self, records: list[dict] | None = None) -> bool:
+        """Write records (and any a failing disk left in memory) to the outbox; False if not yet.
+
+        A full or failing disk must not lose events nor stop the status: what could not be
+        written waits in memory (bounded) and is written at the next try, and the settings
+        page and the log say why.
+        """
+        with self._unsaved_lock:
+            batch, self._unsaved = self._unsaved + list(records or []), []
+        if not batch:
+            return True
+        try:
+            self.outbox.put_many(batch)
+        except OSError as exc:
+            with self._unsaved_lock:
+                self._unsaved = (batch + self._unsaved)[-UNSAVED_KEPT:]
+                waiting = len(self._unsaved)
+            self.disk_error = (f"Could not store events on OctoPrint's disk ({exc.strerror or exc}); "
+                               f"{waiting} event(s) wait in memory until there is room.")
+            self._log.error("Herald: %s", self.disk_error)
+            self._changed()
+            return False
+        if self.disk_error:
+            self._log.info("Herald: the outbox is written again (%d event(s) stored)", len(batch))
+            self.disk_error = None
+            self._changed()
+        return True
 
     def request_status(self) -> None:
         self._status_requested = True
@@ -126,8 +171,8 @@ class Publisher:
             "needs_relink": self.needs_relink,
             "publishing": self.accepting and self.attempts == 0,
             "last_success": self.last_success,
-            "last_error": self.last_error,
-            "queued_events": len(self.outbox),
+            "last_error": self.disk_error or self.last_error,
+            "queued_events": len(self.outbox) + len(self._unsaved),
             "retry_in": round(self.retry_at - now, 1) if self.attempts and self.retry_at > now else None,
         }
 
@@ -137,7 +182,9 @@ class Publisher:
             self._thread = threading.Thread(target=self._run, name="herald-publisher", daemon=True)
             self._thread.start()
 
-    def stop(self, timeout: float = 20.0) -> None:
+    def stop(self, timeout: float = 20.0, *, goodbye: bool = False) -> None:
+        """Stop the thread; with ``goodbye``, it first tells Herald that OctoPrint is stopping."""
+        self._goodbye = goodbye
         self._stopping.set()
         self.wake()
         if self._thread is not None:
@@ -155,12 +202,26 @@ class Publisher:
                 if not self._woken and not self._stopping.is_set():
                     self._cond.wait(max(0.05, delay))
                 self._woken = False
+        if self._goodbye:
+            self._say_goodbye()
+
+    def _say_goodbye(self) -> None:
+        client = self._client
+        if client is None or not client.key or not client.base_url or self.needs_relink:
+            return
+        try:
+            client.goodbye()
+            self._log.info("Told Herald that OctoPrint is shutting down")
+        except HeraldError as exc:
+            self._log.info("Could not tell Herald that OctoPrint is shutting down: %s", exc)
 
     def step(self) -> float:
         """One pass: send what is due. Returns the seconds until another pass is needed."""
         client = self._client
         if client is None or not client.key or not client.base_url or self.needs_relink:
             return NOT_CONFIGURED_WAIT
+        if self._unsaved:
+            self.store()
         now = self._clock()
         if now < self.retry_at:
             return self.retry_at - now
@@ -180,27 +241,38 @@ class Publisher:
         for name in self.outbox.names():
             if self._stopping.is_set():
                 return
-            record = self.outbox.read(name)
-            if record is None:
+            records = self.outbox.read(name)
+            if records is None:
                 continue
-            event = record["event"]
-            snapshot = self._snapshot_for(client, name) if record.get("snapshot") else None
+            left = list(records)
             try:
-                client.post_event(event, snapshot)
-            except HeraldError as exc:
-                if not exc.permanent:
-                    raise
-                # Herald will never take this one; set it aside so the rest can flow.
-                self._log.warning("Herald refused event %s (%s): %s", event.get("id"), event.get("type"), exc)
-                self.outbox.reject(name)
-                self.last_error = str(exc)
-                continue
-            self.outbox.remove(name)
-            self.events_sent += 1
-            self._succeeded()
+                while left:
+                    if self._stopping.is_set():
+                        return
+                    record = left[0]
+                    event = record["event"]
+                    snapshot = self._snapshot_for(client, name, event["id"]) if record.get("snapshot") else None
+                    try:
+                        client.post_event(event, snapshot)
+                    except HeraldError as exc:
+                        if not exc.permanent:
+                            raise
+                        # Herald will never take this one; set it aside so the rest can flow.
+                        self._log.warning("Herald refused event %s (%s): %s",
+                                          event.get("id"), event.get("type"), exc)
+                        self.outbox.reject(name, record)
+                        self.last_error = str(exc)
+                    else:
+                        self.events_sent += 1
+                        self._succeeded()
+                    left.pop(0)
+            finally:
+                if len(left) != len(records):
+                    # What reached Herald leaves the file (a resend would be accepted once anyway).
+                    self.outbox.replace(name, left)
 
-    def _snapshot_for(self, client: HeraldClient, name: str) -> bytes | None:
-        path = self.outbox.attachment_path(name)
+    def _snapshot_for(self, client: HeraldClient, name: str, event_id: str) -> bytes | None:
+        path = self.outbox.attachment_path(name, event_id)
         if os.path.exists(path):
             with open(path, "rb") as handle:
                 return handle.read()
@@ -254,6 +326,9 @@ class Publisher:
             return NOT_CONFIGURED_WAIT
         self.attempts += 1
         delay = self.policy.next_delay(self.attempts)
+        if exc.retry_after is not None:
+            # Herald said when (a 429 or 503 with Retry-After): that is the wait, no guessing.
+            delay = min(self.policy.cap, max(0.5, exc.retry_after))
         self.retry_at = self._clock() + delay
         self.last_error = str(exc)
         self._log.info("Publishing to Herald failed (attempt %d, next in %.1f s): %s", self.attempts, delay, exc)

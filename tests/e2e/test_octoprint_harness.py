@@ -35,7 +35,7 @@ def test_octoprint_loads_the_plugin_and_its_api_reaches_herald(tmp_path: Path):
         state = octoprint.api("GET", "/api/plugin/herald").json()
         assert state["linked"] is False and state["plugin_version"] == version("OctoPrint-Herald")
 
-        test = octoprint.api("POST", "/api/plugin/herald", json={"command": "test"}).json()
+        test = octoprint.herald_command("test")["result"]
         assert test["reachable"] is True and test["herald_version"] == herald_version
         assert test["version_problem"] is None and "key_accepted" not in test
 
@@ -44,8 +44,8 @@ def test_octoprint_loads_the_plugin_and_its_api_reaches_herald(tmp_path: Path):
         assert anonymous.status_code in (401, 403)
 
         herald.stop()
-        down = octoprint.api("POST", "/api/plugin/herald", json={"command": "test"})
-        assert down.status_code == 400 and "connection refused" in down.json()["error"]
+        down = octoprint.herald_command("test")
+        assert down["status"] == "failed" and "connection refused" in down["error"]
 
         # The versioned settings were written with their version.
         config = (tmp_path / "octoprint" / "config.yaml").read_text()

@@ -169,9 +169,9 @@ def plugin_state(octoprint: OctoPrintServer) -> dict:
 
 def link(octoprint: OctoPrintServer, owner: HeraldOwner) -> str:
     """The device flow: the plugin asks, the owner approves over HTTP, the plugin stores the key."""
-    response = octoprint.api("POST", "/api/plugin/herald", json={"command": "link"})
-    assert response.status_code == 200, response.text
-    grant = response.json()
+    started = octoprint.herald_command("link")
+    assert started["status"] == "done", started
+    grant = started["result"]
     assert grant["status"] == "waiting" and grant["user_code"]
     assert grant["verification_uri_complete"].startswith(owner.base_url)
     owner.approve(grant["user_code"])
@@ -262,13 +262,13 @@ def test_link_print_and_publish(herald: LiveServer, octoprint: OctoPrintServer):
     new_key = owner.rotate_key(printer_id)
     state = wait_for(lambda: (s := plugin_state(octoprint))["needs_relink"] and s, 30, "the plugin to see the 401")
     assert "link the printer again" in state["last_error"] and state["publishing"] is False
-    refused = octoprint.api("POST", "/api/plugin/herald", json={"command": "test"})
-    assert refused.status_code == 400 and "link the printer again" in refused.json()["error"]
+    refused = octoprint.herald_command("test")
+    assert refused["status"] == "failed" and "link the printer again" in refused["error"]
     time.sleep(1.1)  # last_seen has one-second steps at worst
     seen_before = owner.printer(printer_id)["last_seen"]
-    verified = octoprint.api("POST", "/api/plugin/herald", json={"command": "verify", "printer_key": new_key})
-    assert verified.status_code == 200, verified.text
-    assert verified.json()["name"] == "E2E Prusa"
+    verified = octoprint.herald_command("verify", printer_key=new_key)
+    assert verified["status"] == "done", verified
+    assert verified["result"]["name"] == "E2E Prusa"
     wait_for(lambda: owner.printer(printer_id)["last_seen"] > seen_before, 30,
              "Herald to hear from the printer with the pasted key")
     state = plugin_state(octoprint)

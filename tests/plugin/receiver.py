@@ -42,6 +42,10 @@ class Receiver:
     routes: dict = field(default_factory=dict)
     fail_with: int | None = None  # answer every request with this status
     hang: float = 0.0  # seconds to sleep before answering
+    # While set to an Event, every request waits for it before being answered; ``held`` is
+    # set once a request waits, so a test can order what happens against a hanging Herald.
+    hold: threading.Event | None = None
+    held: threading.Event = field(default_factory=threading.Event)
     snapshot: bytes = b"\xff\xd8\xff\xe0fake-jpeg\xff\xd9"
     tls: ssl.SSLContext | None = None  # serve HTTPS with this server context
 
@@ -57,6 +61,10 @@ class Receiver:
                 body = self.rfile.read(length) if length else b""
                 if receiver.hang:
                     time.sleep(receiver.hang)
+                hold = receiver.hold
+                if hold is not None and self.path != "/webcam/snapshot":
+                    receiver.held.set()
+                    hold.wait(60)
                 request = Request(self.command, self.path, dict(self.headers), body)
                 status, answer, content_type = receiver.answer(request)
                 payload = answer if isinstance(answer, bytes) else json.dumps(answer).encode()
@@ -99,6 +107,7 @@ class Receiver:
             ("PUT", "/api/v1/printer/status"): (204, b""),
             ("POST", "/api/v1/printer/verify"): (200, {"printer_id": "p1", "name": "Prusa", "herald_version": "0.1.0"}),
             ("DELETE", "/api/v1/printer"): (204, b""),
+            ("POST", "/api/v1/printer/offline"): (204, b""),
         }
         status, body = defaults.get((request.method, request.path), (404, {"error": "not_found"}))
         return status, body, "application/json"
@@ -119,5 +128,7 @@ class Receiver:
         return [r.json() for r in self.of("PUT", "/api/v1/printer/status")]
 
     def close(self) -> None:
+        if self.hold is not None:
+            self.hold.set()
         self.server.shutdown()
         self.server.server_close()

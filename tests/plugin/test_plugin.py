@@ -21,9 +21,24 @@ def wait_for(predicate, timeout=10.0, what="condition"):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def outbox_events(plugin):
+def outbox_records(plugin):
+    """Every record in the outbox, oldest first, once the intake thread handled what it got."""
+    assert plugin._intake.wait_idle(10), "the intake thread did not catch up"
     outbox = plugin._publisher.outbox
-    return [outbox.read(name)["event"] for name in outbox.names()]
+    return [record for name in outbox.names() for record in outbox.read(name)]
+
+
+def outbox_events(plugin):
+    return [record["event"] for record in outbox_records(plugin)]
+
+
+def command(plugin, name, data=None):
+    """Runs a settings-page command as the page does: 202 at once, the result later."""
+    response = plugin.on_api_command(name, data or {})
+    assert response.status_code == 202, response.get_json()
+    entry = plugin.wait_for_command(response.get_json()["id"])
+    assert entry["status"] != "running"
+    return entry
 
 
 def test_plugin_metadata_and_versioned_settings():
@@ -167,13 +182,78 @@ def test_progress_reported_from_many_threads_is_queued_in_order(make_plugin):
     assert [e["payload"]["progress"] for e in events[1:-1]] == list(range(1, 100))
 
 
+def test_hooks_return_while_the_disk_is_stuck_and_writes_are_batched(make_plugin, monkeypatch):
+    """A stuck SD card: every hook returns while an fsync is held, and none runs on OctoPrint's threads."""
+    import threading
+
+    from octoprint_herald import outbox as outbox_module
+
+    real_fsync = outbox_module.os.fsync
+    entered, release = threading.Event(), threading.Event()
+    fsync_threads = []
+
+    class StuckDisk:
+        def __getattr__(self, name):
+            return getattr(os, name)
+
+        @staticmethod
+        def fsync(fd):
+            fsync_threads.append(threading.current_thread())
+            if not entered.is_set():
+                entered.set()
+                release.wait(10)  # the old code waited here on the caller's thread: it fails, not hangs
+            real_fsync(fd)
+
+    monkeypatch.setattr(outbox_module, "os", StuckDisk())
+    plugin = make_plugin(herald_url="http://127.0.0.1:9", printer_key="hpk_k")
+    plugin.on_after_startup()
+    order = []
+    plugin.on_event("PrintStarted", {"name": "a.gcode", "path": "a.gcode", "origin": "local"})
+    assert entered.wait(10), "the first event never reached the disk"
+    order.append("disk stuck")
+    for p in range(1, 100):
+        plugin.on_print_progress("local", "a.gcode", p)
+    plugin.on_event("PrintPaused", {"name": "a.gcode", "path": "a.gcode", "origin": "local"})
+    assert plugin.on_gcode_received(None, "echo:busy: paused for user") == "echo:busy: paused for user"
+    plugin.on_gcode_sent(None, "sent", "M600", None, "M600")
+    order.append("hooks returned" if not release.is_set() else "hooks returned after the disk")
+    release.set()
+    order.append("disk free")
+    events = outbox_events(plugin)
+    assert order == ["disk stuck", "hooks returned", "disk free"]
+    assert threading.current_thread() not in fsync_threads  # never on OctoPrint's thread
+    assert [e["type"] for e in events] == (["print.started"] + ["print.progress"] * 99
+                                           + ["print.paused", "printer.user_action_needed"])
+    assert len(fsync_threads) <= 3  # 101 events, batched: not one fsync each
+
+
+def test_commands_answer_at_once_and_report_back_to_the_page(make_plugin, receiver, api_app, as_admin):
+    import threading
+
+    plugin = make_plugin(herald_url=receiver.url, printer_key="hpk_k")
+    plugin.on_after_startup()
+    assert plugin._intake.wait_idle(10)
+    receiver.hold = release = threading.Event()
+    order = []
+    response = plugin.on_api_command("test", {})
+    order.append(("answered", response.status_code, release.is_set()))
+    assert receiver.held.wait(30)
+    assert plugin.on_api_get(api_app.test_request_context("/?command=" + response.get_json()["id"])
+                             .request).get_json()["status"] == "running"
+    release.set()
+    entry = plugin.wait_for_command(response.get_json()["id"])
+    assert order == [("answered", 202, False)]
+    assert entry["status"] == "done" and entry["result"]["reachable"] is True
+    messages = [m[1] for m in plugin._plugin_manager.messages if m[1]["type"] == "command"]
+    assert messages[-1]["command"]["id"] == entry["id"] and messages[-1]["command"]["status"] == "done"
+
+
 def test_snapshots_go_with_print_events_not_with_progress(make_plugin):
     plugin = make_plugin(herald_url="http://127.0.0.1:9", printer_key="hpk_k", attach_snapshot=True)
     plugin.on_after_startup()
     plugin.on_event("PrintStarted", {"name": "a.gcode", "path": "a.gcode", "origin": "local"})
     plugin.on_print_progress("local", "a.gcode", 1)
-    outbox = plugin._publisher.outbox
-    records = [outbox.read(name) for name in outbox.names()]
+    records = outbox_records(plugin)
     assert [(r["event"]["type"], r["snapshot"]) for r in records] == [
         ("print.started", True), ("print.progress", False)]
 
@@ -266,8 +346,7 @@ def test_linking_through_the_device_flow_stores_the_key(make_plugin, receiver, a
     plugin = make_plugin()
     plugin.on_after_startup()
 
-    response = plugin.on_api_command("link", {"herald_url": receiver.url + "/", "printer_name": "Prusa"})
-    body = response.get_json()
+    body = command(plugin, "link", {"herald_url": receiver.url + "/", "printer_name": "Prusa"})["result"]
     assert body["user_code"] == "WDJB-MJHT" and body["status"] == "waiting"
     assert body["verification_uri_complete"].endswith("code=WDJB-MJHT")
     assert receiver.of("POST", "/api/v1/link")[0].json() == {"printer_name": "Prusa"}
@@ -284,22 +363,22 @@ def test_linking_through_the_device_flow_stores_the_key(make_plugin, receiver, a
 def test_manual_key_verify_test_and_unlink(make_plugin, receiver, api_app, as_admin):
     plugin = make_plugin()
     plugin.on_after_startup()
-    refused = plugin.on_api_command("verify", {"herald_url": receiver.url, "printer_key": "not-a-key"})
-    assert refused.status_code == 400 and "hpk_" in refused.get_json()["error"]
+    refused = command(plugin, "verify", {"herald_url": receiver.url, "printer_key": "not-a-key"})
+    assert refused["status"] == "failed" and "hpk_" in refused["error"]
 
-    answer = plugin.on_api_command("verify", {"herald_url": receiver.url, "printer_key": " hpk_pasted "}).get_json()
+    answer = command(plugin, "verify", {"herald_url": receiver.url, "printer_key": " hpk_pasted "})["result"]
     assert answer["linked"] is True and answer["name"] == "Prusa" and answer["version_problem"] is None
     assert receiver.of("POST", "/api/v1/printer/verify")[0].json() == {"plugin_version": octoprint_herald.__version__}
     assert plugin._settings.get(["printer_key"]) == "hpk_pasted"
 
-    test = plugin.on_api_command("test", {}).get_json()
+    test = command(plugin, "test")["result"]
     assert test["reachable"] is True and test["herald_version"] == "0.1.0" and test["key_accepted"] is True
 
     receiver.routes[("GET", "/healthz")] = lambda r: (200, {"status": "ok", "version": "0.0.3"})
-    old = plugin.on_api_command("test", {}).get_json()
+    old = command(plugin, "test")["result"]
     assert "too old" in old["version_problem"]
 
-    state = plugin.on_api_command("unlink", {}).get_json()
+    state = command(plugin, "unlink")["result"]
     assert state["linked"] is False
     assert receiver.of("DELETE", "/api/v1/printer")[0].headers["Authorization"] == "Bearer hpk_pasted"
     assert plugin._settings.get(["printer_key"]) == ""
@@ -375,3 +454,113 @@ def test_octoprint_webhooks_hooks_are_found_imported_and_turned_off(make_plugin,
     stored = plugin._settings.global_values["plugins"]["webhooks"]["hooks"]
     assert [h["webhook_enabled"] for h in stored] == [False, True, False]
     assert plugin._settings.saves >= 1
+
+
+def _link_routes(receiver, answers):
+    receiver.routes[("POST", "/api/v1/link")] = lambda r: (201, {
+        "device_code": "dc", "user_code": "WDJB-MJHT", "verification_uri": receiver.url + "/link",
+        "verification_uri_complete": receiver.url + "/link?code=WDJB-MJHT", "expires_in": 600, "interval": 1})
+    receiver.routes[("POST", "/api/v1/link/token")] = lambda r: next(answers)
+
+
+def test_linking_survives_a_failed_poll_and_says_every_step_in_the_log(make_plugin, receiver, api_app, as_admin,
+                                                                       caplog):
+    """The poll after approval fails on the way (Herald re-issues the key to the next poll):
+    the plugin keeps polling, links, and OctoPrint's log tells each step."""
+    caplog.set_level("INFO", logger="octoprint.plugins.herald.test")
+    _link_routes(receiver, iter([(400, {"error": "authorization_pending"}), (503, {"error": "unavailable"}),
+                                 (200, {"printer_id": "p42", "printer_key": "hpk_second"})]))
+    plugin = make_plugin()
+    plugin.on_after_startup()
+    assert command(plugin, "link", {"herald_url": receiver.url})["status"] == "done"
+    wait_for(lambda: plugin._state()["link"]["status"] == "linked", timeout=20, what="linked")
+    assert plugin._settings.get(["printer_key"]) == "hpk_second"
+    text = caplog.text
+    assert "Herald link started" in text and "Herald link poll failed" in text and "Herald link linked" in text
+    # Each poll on a fresh connection: a kept-alive one can be closed under the poll.
+    assert all(r.headers.get("Connection") == "close" for r in receiver.of("POST", "/api/v1/link/token"))
+
+
+def test_linking_tells_why_when_the_key_was_lost_with_an_older_herald(make_plugin, receiver, api_app, as_admin,
+                                                                     caplog):
+    _link_routes(receiver, iter([(503, {"error": "unavailable"}), (400, {"error": "expired_token"})]))
+    plugin = make_plugin()
+    plugin.on_after_startup()
+    command(plugin, "link", {"herald_url": receiver.url})
+    wait_for(lambda: plugin._state()["link"]["status"] != "waiting", timeout=20, what="the link to end")
+    link = plugin._state()["link"]
+    assert link["status"] == "expired" and "did not arrive" in link["message"]
+    assert "Herald link expired" in caplog.text
+
+
+def test_a_broken_link_answer_ends_the_wait_with_a_reason(make_plugin, receiver, api_app, as_admin):
+    import itertools
+
+    _link_routes(receiver, itertools.repeat((400, {"error": "something_new", "message": "no such thing"})))
+    plugin = make_plugin()
+    plugin.on_after_startup()
+    command(plugin, "link", {"herald_url": receiver.url})
+    wait_for(lambda: plugin._state()["link"]["status"] != "waiting", timeout=20, what="the link to end")
+    assert plugin._state()["link"]["status"] == "failed" and "no such thing" in plugin._state()["link"]["message"]
+
+
+def test_a_clean_shutdown_stores_what_came_last_and_tells_herald(make_plugin, receiver, printer):
+    plugin = make_plugin(herald_url=receiver.url, printer_key="hpk_k")
+    plugin.on_after_startup()
+    wait_for(lambda: receiver.statuses(), what="a first status")
+    receiver.fail_with = 503  # Herald cannot take the event now: it must stay on disk
+    plugin.on_event("PrintStarted", {"name": "a.gcode", "path": "a.gcode", "origin": "local"})
+    receiver.fail_with = None
+    plugin.on_shutdown()
+    assert len(plugin._publisher.outbox) + len(receiver.events()) == 1
+    goodbye = receiver.of("POST", "/api/v1/printer/offline")
+    assert len(goodbye) == 1 and goodbye[0].json() == {"reason": "octoprint_shutdown"}
+    assert goodbye[0].headers["Authorization"] == "Bearer hpk_k"
+
+
+def test_a_429_waits_what_herald_says_not_the_backoff(receiver, make_plugin):
+    from octoprint_herald.client import HeraldError
+    from octoprint_herald.publisher import RetryPolicy
+
+    plugin = make_plugin(herald_url=receiver.url, printer_key="hpk_k")
+    plugin.on_after_startup()
+    publisher = plugin._publisher
+    publisher.policy = RetryPolicy(base=2, cap=300, jitter=0.0)
+    for _ in range(4):
+        publisher.attempts += 1  # deep into a backoff already
+    assert publisher._failed(HeraldError("slow down", status=429, retry_after=7.0)) == 7.0
+    assert publisher._failed(HeraldError("down", status=503)) == 64.0
+
+
+def test_a_full_disk_keeps_events_in_memory_says_so_and_recovers(make_plugin, receiver, monkeypatch, caplog):
+    import errno
+
+    from octoprint_herald import outbox as outbox_module
+
+    full = {"value": True}
+    real_write = outbox_module.Outbox._write
+
+    def write(path, records):
+        if full["value"]:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(path, records)
+
+    monkeypatch.setattr(outbox_module.Outbox, "_write", staticmethod(write))
+    receiver.fail_with = 503  # Herald down too: the events must wait somewhere
+    plugin = make_plugin(herald_url=receiver.url, printer_key="hpk_k")
+    plugin.on_after_startup()
+    plugin.on_event("PrintStarted", {"name": "a.gcode", "path": "a.gcode", "origin": "local"})
+    plugin.on_print_progress("local", "a.gcode", 1)
+    assert plugin._intake.wait_idle(10)
+    state = plugin._state()
+    assert "No space left on device" in state["last_error"] and state["queued_events"] == 2
+    assert "Could not store events on OctoPrint's disk" in caplog.text
+    assert any("No space left" in (m[1]["state"].get("last_error") or "") for m in plugin._plugin_manager.messages
+               if m[1]["type"] == "state")
+    full["value"] = False  # space again, and Herald back: nothing was lost, no restart needed
+    receiver.fail_with = None
+    plugin._publisher.retry_at = 0.0
+    plugin._publisher.wake()
+    wait_for(lambda: len(receiver.events()) == 2, what="both events")
+    assert [e["type"] for e in receiver.events()] == ["print.started", "print.progress"]
+    assert plugin._state()["last_error"] is None

@@ -52,7 +52,7 @@ def test_outbox_keeps_events_in_order_across_a_restart(tmp_path):
     # Half-written leftovers of a crash are dropped at the next start, complete files kept.
     (tmp_path / "outbox" / "zzz-broken.json.tmp").write_text("{")
     reopened = Outbox(str(tmp_path / "outbox"))
-    assert [reopened.read(n)["event"]["id"] for n in reopened.names()] == ["e0", "e1", "e2", "e3", "e4"]
+    assert [reopened.read(n)[0]["event"]["id"] for n in reopened.names()] == ["e0", "e1", "e2", "e3", "e4"]
     assert not (tmp_path / "outbox" / "zzz-broken.json.tmp").exists()
     reopened.remove(names[0])
     assert len(reopened) == 4
@@ -243,22 +243,32 @@ def test_a_snapshot_is_attached_as_multipart_when_asked(receiver, make_publisher
     assert receiver.events()[0]["id"] == event_id
 
 
-def test_a_hanging_herald_times_out_and_never_blocks_the_event_thread(receiver, make_publisher):
-    publisher = make_publisher(receiver.url)
-    publisher.start()
-    try:
-        receiver.hang = 5.0
-        started = time.monotonic()
-        for p in range(1, 51):
-            publisher.enqueue_event("print.progress", {"progress": p}, {})
-        assert time.monotonic() - started < 1.0  # enqueueing never waits for the network
-        deadline = time.monotonic() + 10
-        while publisher.attempts == 0 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert "did not answer in time" in publisher.state()["last_error"]
-    finally:
-        receiver.hang = 0.0
-        publisher.stop()
+def test_a_hanging_herald_times_out_and_never_blocks_the_event_thread(receiver, make_plugin):
+    """Proved by order, not by a stopwatch: every hook returns while Herald holds the request."""
+    import threading
+
+    plugin = make_plugin(herald_url=receiver.url, printer_key="hpk_k")
+    plugin._publisher_timeout = (2, 2)
+    receiver.hold = release = threading.Event()
+    plugin.on_after_startup()
+    assert receiver.held.wait(30), "the publisher never called Herald"
+    order = ["herald holds a request"]
+    plugin.on_event("PrintStarted", {"name": "a.gcode", "path": "a.gcode", "origin": "local"})
+    for p in range(1, 51):
+        plugin.on_print_progress("local", "a.gcode", p)
+    plugin.on_gcode_received(None, "echo:busy: paused for user")
+    plugin.on_gcode_sent(None, "sent", "M600", None, "M600")
+    order.append("hooks returned" if not release.is_set() else "hooks returned after the release")
+    # The events are on disk meanwhile, waiting for Herald, and the wait is reported as such.
+    assert plugin._intake.wait_idle(30)
+    assert len(plugin._publisher.outbox) == 52
+    deadline = time.monotonic() + 30
+    while "did not answer in time" not in (plugin._state()["last_error"] or "") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "did not answer in time" in plugin._state()["last_error"]
+    release.set()
+    order.append("herald released")
+    assert order == ["herald holds a request", "hooks returned", "herald released"]
 
 
 def test_client_errors_say_what_to_do(receiver):

@@ -184,6 +184,19 @@ class OctoPrintServer:
         kwargs.setdefault("timeout", 15)
         return requests.request(method, self.url + path, headers=headers, **kwargs)
 
+    def herald_command(self, command: str, timeout: float = 60.0, **data) -> dict:
+        """A Herald plugin command as its settings page runs it: 202 at once, then the result
+        (``{"status": "done", "result": ...}`` or ``{"status": "failed", "error": ...}``)."""
+        response = self.api("POST", "/api/plugin/herald", json={"command": command, **data})
+        assert response.status_code == 202, response.text
+        entry = response.json()
+        deadline = time.monotonic() + timeout
+        while entry["status"] == "running" and time.monotonic() < deadline:
+            time.sleep(0.2)
+            entry = self.api("GET", "/api/plugin/herald", params={"command": entry["id"]}).json()
+        assert entry["status"] != "running", f"the {command} command did not finish:\n{self.log()[-3000:]}"
+        return entry
+
     def wait_operational(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -64,6 +64,9 @@
       card.classList.add("is-offline");
       badge.className = "badge badge-bad";
       badge.textContent = "Offline";
+      // Its last readings are not its temperatures now (the server's card shows none either).
+      const temps = card.querySelector('[data-role="temps"]');
+      if (temps) temps.remove();
       announce(cardName(card) + ": Offline");
     }
   }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
+from appliance.printers.api_routes import EVENT_LIMIT
 from appliance.printers.models import Event, Job, Printer
 from tests.support.printers import bearer, event_body, make_printer
 from tests.support.users import make_user
@@ -117,6 +118,21 @@ async def test_events_rate_limited_per_printer(client, herald):
     user = await make_user()
     _a, key_a = await make_printer(herald, user, "A")
     _b, key_b = await make_printer(herald, user, "B")
-    codes = [(await post(client, key_a, event_body(f"e{i}", "print.progress"))).status_code for i in range(121)]
-    assert codes[:120] == [202] * 120 and codes[120] == 429
+    limit = EVENT_LIMIT.count
+    codes = [(await post(client, key_a, event_body(f"e{i}", "print.progress"))).status_code
+             for i in range(limit + 1)]
+    assert codes[:limit] == [202] * limit and codes[limit] == 429
     assert (await post(client, key_b, event_body("other"))).status_code == 202
+
+
+async def test_back_to_back_prints_fit_the_event_limit(client, herald):
+    """Three short prints in a row, each as the plugin sends it (started, 99 progress, done)."""
+    user = await make_user()
+    _printer, key = await make_printer(herald, user)
+    codes = []
+    for n in range(3):
+        bodies = [event_body(f"s{n}", "print.started")]
+        bodies += [event_body(f"p{n}-{p}", "print.progress", payload={"progress": p}) for p in range(1, 100)]
+        bodies.append(event_body(f"d{n}", "print.done", payload={"time": 5}))
+        codes += [(await post(client, key, body)).status_code for body in bodies]
+    assert len(codes) == 303 and set(codes) == {202}

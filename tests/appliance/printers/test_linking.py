@@ -64,15 +64,43 @@ async def test_device_flow_links_printer_once(client, clock):
     assert body["printer_key"].startswith("hpk_") and len(body["printer_key"]) >= 4 + 43
     printer = await Printer.get(id=body["printer_id"])
     assert printer.name == "Voron 2.4" and printer.key_hash == token_hash(body["printer_key"])
-    # The key is handed out exactly once.
-    clock.advance(POLL_INTERVAL)
-    status, again = await poll(client, started["device_code"])
-    assert (status, again["error"]) == (400, "expired_token")
-
     response = await client.post("/api/v1/printer/verify", json={"plugin_version": "9.9.9"},
                                  headers=bearer(body["printer_key"]))
     assert response.status_code == 200
     assert (await response.get_json())["name"] == "Voron 2.4"
+    # Once the printer has used its key, the device code is spent.
+    await client.put("/api/v1/printer/status", json={"state": "Operational", "state_id": "operational"},
+                     headers=bearer(body["printer_key"]))
+    clock.advance(POLL_INTERVAL)
+    status, again = await poll(client, started["device_code"])
+    assert (status, again["error"]) == (400, "expired_token")
+
+
+async def test_a_key_whose_answer_was_lost_is_replaced_on_the_next_poll(client, clock):
+    """The poll that carried the key lost its answer (connection closed under it): the plugin
+    polls again and must still link, with a key of its own; the lost key never works."""
+    await make_user()
+    started = await start(client)
+    csrf = await login(client)
+    await client.post("/link/decide", form={"csrf_token": csrf, "user_code": started["user_code"],
+                                            "decision": "approve"})
+    clock.advance(POLL_INTERVAL)
+    status, lost = await poll(client, started["device_code"])
+    assert status == 200  # ...but say the plugin never read this answer
+    clock.advance(POLL_INTERVAL)
+    status, body = await poll(client, started["device_code"])
+    assert status == 200 and body["printer_id"] == lost["printer_id"]
+    assert body["printer_key"] != lost["printer_key"]
+    assert (await Printer.filter(id=body["printer_id"]).count()) == 1
+    refused = await client.post("/api/v1/printer/verify", json={}, headers=bearer(lost["printer_key"]))
+    assert refused.status_code == 401
+    accepted = await client.post("/api/v1/printer/verify", json={}, headers=bearer(body["printer_key"]))
+    assert accepted.status_code == 200
+    # An unlinked printer is never linked again by an old device code.
+    await client.delete("/api/v1/printer", headers=bearer(body["printer_key"]))
+    clock.advance(POLL_INTERVAL)
+    status, after_unlink = await poll(client, started["device_code"])
+    assert (status, after_unlink["error"]) == (400, "expired_token")
 
 
 async def test_denied_and_expired_codes(client, clock):

@@ -12,6 +12,7 @@ from appliance.core.models import Lease
 from appliance.core.runtime_settings import set_runtime
 from appliance.printers.maintenance import detect_offline, purge
 from appliance.printers.models import Event, Job, Printer, StatusSample
+from appliance.printers.state import printer_state
 from appliance.printers.status import flush_status
 from tests.support.printers import STATUS, bearer, event_body, make_printer
 from tests.support.smtp import SMTPServer
@@ -170,6 +171,43 @@ async def test_job_history_from_last_job_without_events(client, herald, clock):
     await flush_status(herald)
     jobs = await Job.filter(printer_id=printer.id).order_by("id")
     assert [(j.file, j.result) for j in jobs] == [("cube.gcode", "completed"), ("benchy.gcode", "completed")]
+
+
+async def test_a_restart_records_no_phantom_jobs(client, herald, clock):
+    """After Herald restarts its memory is empty, and every printer's first status brings
+    its last_job again: each real job is still recorded once."""
+    user = await make_user()
+    printer, key = await make_printer(herald, user)
+    await client.post("/api/v1/printer/events", json=event_body("s1", "print.started",
+                      payload={"name": "cube.gcode"}), headers=bearer(key))
+    clock.advance(3600)
+    await client.post("/api/v1/printer/events", json=event_body("d1", "print.done",
+                      payload={"name": "cube.gcode", "time": 3600.4}), headers=bearer(key))
+    # The next print is running; the status's last_job (duration rounded) is the cube.
+    await client.post("/api/v1/printer/events", json=event_body("s2", "print.started",
+                      payload={"name": "benchy.gcode"}), headers=bearer(key))
+    status = {**STATUS, "last_job": {"file": "cube.gcode", "duration": 3600, "result": "completed"}}
+    await put_status(client, key, status)
+    await flush_status(herald)
+    for _restart in range(2):
+        state = printer_state(herald)
+        state.live.clear()  # what a new process knows
+        state.last_jobs.clear()
+        clock.advance(60)
+        await put_status(client, key, status)
+        await flush_status(herald)
+    jobs = await Job.filter(printer_id=printer.id).order_by("id")
+    assert [(j.file, j.result, j.duration) for j in jobs] == [("cube.gcode", "completed", 3600.4),
+                                                            ("benchy.gcode", None, None)]
+    # A job Herald never heard of is recorded once, without an invented start.
+    status = {**STATUS, "last_job": {"file": "vase.gcode", "duration": 120, "result": "failed"}}
+    for _restart in range(2):
+        printer_state(herald).live.clear()
+        clock.advance(60)
+        await put_status(client, key, status)
+        await flush_status(herald)
+    vase = await Job.filter(printer_id=printer.id, file="vase.gcode")
+    assert [(j.result, j.duration, j.started_at) for j in vase] == [("failed", 120, None)]
 
 
 async def test_job_history_keeps_fifty(client, herald):

@@ -99,11 +99,40 @@ $(function () {
             });
         };
 
+        // Commands run on the plugin's own thread (they call Herald, which may be slow):
+        // OctoPrint answers 202 at once and the result comes as a plugin message. Polling
+        // the command's result as well covers a socket that reconnects meanwhile.
+        self.pending = {};
+
+        self.settle = function (entry) {
+            var waiting = self.pending[entry.id];
+            if (!waiting || entry.status === "running") return;
+            delete self.pending[entry.id];
+            clearInterval(waiting.timer);
+            if (_.isEmpty(self.pending)) self.busy(false);
+            if (entry.status === "done") {
+                waiting.deferred.resolve(entry.result);
+            } else {
+                waiting.deferred.reject({responseJSON: {error: entry.error}, status: entry.http_status});
+            }
+        };
+
         self.command = function (name, data) {
+            var deferred = $.Deferred();
             self.busy(true);
-            return OctoPrint.simpleApiCommand("herald", name, data || {}).always(function () {
-                self.busy(false);
-            });
+            OctoPrint.simpleApiCommand("herald", name, data || {})
+                .done(function (entry) {
+                    var timer = setInterval(function () {
+                        OctoPrint.getWithQuery(OctoPrint.getSimpleApiUrl("herald"), {command: entry.id}).done(self.settle);
+                    }, 2000);
+                    self.pending[entry.id] = {deferred: deferred, timer: timer};
+                    self.settle(entry);
+                })
+                .fail(function (xhr) {
+                    if (_.isEmpty(self.pending)) self.busy(false);
+                    deferred.reject(xhr);
+                });
+            return deferred.promise();
         };
 
         self.startLink = function () {
@@ -238,7 +267,12 @@ $(function () {
         };
 
         self.onDataUpdaterPluginMessage = function (plugin, data) {
-            if (plugin !== "herald" || !data || data.type !== "state") return;
+            if (plugin !== "herald" || !data) return;
+            if (data.type === "command" && data.command) {
+                self.settle(data.command);
+                return;
+            }
+            if (data.type !== "state") return;
             var wasWaiting = self.linkWaiting();
             self.state(data.state);
             var link = data.state.link;

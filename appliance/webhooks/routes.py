@@ -8,7 +8,12 @@ from typing import Any
 
 from quart import Blueprint, redirect, render_template, request
 
-from appliance.accounts.auth import current_user, require_bearer_or_session, require_user
+from appliance.accounts.auth import (
+    accepts_bearer,
+    current_user,
+    require_bearer_or_session,
+    require_user,
+)
 from appliance.core.errors import HeraldError, Invalid, Unprocessable
 from appliance.core.herald import Herald, current_herald
 from appliance.core.jsonbody import read_object
@@ -48,6 +53,7 @@ async def _json_body() -> dict[str, Any]:
 
 
 @blueprint.get("/api/v1/webhooks")
+@accepts_bearer
 async def api_list():
     user = await require_bearer_or_session(SCOPE)
     targets = await service.list_targets(user)
@@ -55,6 +61,7 @@ async def api_list():
 
 
 @blueprint.get("/api/v1/webhooks/presets")
+@accepts_bearer
 async def api_presets():
     await require_bearer_or_session(SCOPE)
     return {"presets": webhook_presets.PRESETS,
@@ -62,6 +69,7 @@ async def api_presets():
 
 
 @blueprint.post("/api/v1/webhooks")
+@accepts_bearer
 async def api_create():
     user = await require_bearer_or_session(SCOPE)
     data = await _json_body()
@@ -76,12 +84,14 @@ async def api_create():
 
 
 @blueprint.get("/api/v1/webhooks/<target_id>")
+@accepts_bearer
 async def api_get(target_id: str):
     user = await require_bearer_or_session(SCOPE)
     return service.target_json(_herald(), await service.get_target(user, target_id))
 
 
 @blueprint.route("/api/v1/webhooks/<target_id>", methods=["PATCH", "PUT"])
+@accepts_bearer
 async def api_update(target_id: str):
     user = await require_bearer_or_session(SCOPE)
     target = await service.get_target(user, target_id)
@@ -90,6 +100,7 @@ async def api_update(target_id: str):
 
 
 @blueprint.delete("/api/v1/webhooks/<target_id>")
+@accepts_bearer
 async def api_delete(target_id: str):
     user = await require_bearer_or_session(SCOPE)
     target = await service.get_target(user, target_id)
@@ -98,6 +109,7 @@ async def api_delete(target_id: str):
 
 
 @blueprint.post("/api/v1/webhooks/<target_id>/rotate-secret")
+@accepts_bearer
 async def api_rotate(target_id: str):
     user = await require_bearer_or_session(SCOPE)
     target = await service.get_target(user, target_id)
@@ -106,6 +118,7 @@ async def api_rotate(target_id: str):
 
 
 @blueprint.post("/api/v1/webhooks/<target_id>/test")
+@accepts_bearer
 async def api_test(target_id: str):
     user = await require_bearer_or_session(SCOPE)
     target = await service.get_target(user, target_id)
@@ -116,6 +129,7 @@ async def api_test(target_id: str):
 
 
 @blueprint.get("/api/v1/webhooks/<target_id>/deliveries")
+@accepts_bearer
 async def api_deliveries(target_id: str):
     user = await require_bearer_or_session(SCOPE)
     target = await service.get_target(user, target_id)
@@ -128,6 +142,7 @@ async def api_deliveries(target_id: str):
 
 
 @blueprint.get("/api/v1/webhooks/deliveries/<delivery_id>")
+@accepts_bearer
 async def api_delivery(delivery_id: str):
     user = await require_bearer_or_session(SCOPE)
     delivery = await service.get_delivery(user, delivery_id)
@@ -136,6 +151,7 @@ async def api_delivery(delivery_id: str):
 
 
 @blueprint.post("/api/v1/webhooks/deliveries/<delivery_id>/resend")
+@accepts_bearer
 async def api_resend(delivery_id: str):
     user = await require_bearer_or_session(SCOPE)
     delivery = await service.get_delivery(user, delivery_id)

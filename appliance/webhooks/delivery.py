@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import aiohttp
 from tortoise import Tortoise
@@ -43,7 +43,7 @@ from appliance.printers.models import Event
 from appliance.webhooks import sql
 from appliance.webhooks import templates as tpl
 from appliance.webhooks.models import Delivery, DeliveryAttempt, WebhookTarget
-from appliance.webhooks.outbound import BlockedAddress, send
+from appliance.webhooks.outbound import BlockedAddress, numeric_host_problem, send, url_problem
 from appliance.webhooks.retry import RetryPolicy, retry_after_seconds
 from appliance.webhooks.sql import CLAIMED_COLUMNS
 
@@ -76,7 +76,7 @@ def encode(*, webhook_id: str, url: str, headers: dict, body_kind: str, body: An
            snapshot: bytes | None, oauth: dict[str, Any] | None) -> tuple[str, dict[str, str], bytes | None]:
     """URL, headers and body bytes of a delivery; the same bytes on every attempt."""
     if oauth is not None:
-        headers = {k: tpl.as_text(tpl.resolve_deferred(v, oauth)) for k, v in (headers or {}).items()}
+        headers = {k: tpl.header_text(tpl.resolve_deferred(v, oauth)) for k, v in (headers or {}).items()}
         body = tpl.resolve_deferred(body, oauth) if body is not None else {}
     else:
         headers = dict(headers or {})
@@ -182,6 +182,7 @@ class Outcome:
     error: str = ""
     retry_after: float | None = None
     gone: bool = False
+    final: bool = False  # can never be sent as it is (a bad URL or header): fail now, do not retry
     snapshot_path: str | None = None
 
 
@@ -352,17 +353,28 @@ class DeliveryWorker:
             headers["herald-sequence"] = str(delivery.sequence)
             headers["herald-event-type"] = delivery.event_type
             headers["herald-occurred-at"] = delivery.occurred_at
+            problem = unsendable(url)
+            if problem:
+                raise UnsendableRequest(f"this request can never be sent: {problem}")
             assert self.session is not None
             answer = await send(self.session, method=delivery.method, url=url, headers=headers, data=data,
                                 timeout=self.timeout, allow_private=allow_private)
         except BlockedAddress as exc:
+            outcome.error = str(exc)  # retried: an admin may allow private addresses meanwhile
+        except UnsendableRequest as exc:
             outcome.error = str(exc)
+            outcome.final = True
         except TimeoutError:
             outcome.error = f"no answer within {self.timeout:g} s"
         except OAuthError as exc:
             outcome.error = str(exc)
-        except (aiohttp.ClientError, OSError, ValueError) as exc:
+        except (aiohttp.ClientError, OSError) as exc:
             outcome.error = f"{type(exc).__name__}: {exc}"[:_KEEP_ERROR]
+        except ValueError as exc:
+            # The frozen request is the same on every attempt, so what aiohttp refuses
+            # to send now (a bad URL or header) it would refuse for days: fail at once.
+            outcome.error = f"this request can never be sent: {exc}"[:_KEEP_ERROR]
+            outcome.final = True
         else:
             outcome.status_code = answer.status
             outcome.response = answer.text
@@ -448,6 +460,22 @@ class OAuthError(Exception):
     pass
 
 
+class UnsendableRequest(Exception):
+    """The frozen request can never be sent as it is (its URL is not one Herald sends to)."""
+
+
+def unsendable(url: str) -> str | None:
+    """Why a rendered URL can never be sent, or None."""
+    problem = url_problem(url)
+    if problem:
+        return problem
+    try:
+        host = urlsplit(url).hostname or ""
+    except ValueError as exc:
+        return f"not a valid URL: {exc}"
+    return numeric_host_problem(host)
+
+
 def _read_snapshot(herald: Herald, path: str | None) -> bytes | None:
     if not path:
         return None
@@ -486,6 +514,8 @@ async def record_outcomes(herald: Herald, worker_id: str, results: list[Outcome]
             delay = policy.next_delay(attempts, random.random())
             if delay is not None and r.retry_after is not None:
                 delay = min(r.retry_after, 86400.0)
+            if r.final:
+                delay = None
             if r.gone:
                 delay = None
                 disable[r.target_id] = "The receiver answered 410 Gone, so Herald disabled this webhook."

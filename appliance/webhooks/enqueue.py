@@ -72,7 +72,7 @@ def build_request(target: WebhookTarget, params: dict[str, Any], *, has_snapshot
         if str(key).lower() in _DROPPED_HEADERS:
             continue
         rendered = tpl.render(value, params, defer=defer)
-        headers[str(key)] = rendered if isinstance(rendered, dict) else tpl.as_text(rendered)
+        headers[str(key)] = rendered if isinstance(rendered, dict) else tpl.header_text(rendered)
     body_template = json.loads(target.body or "{}")
     snapshot_key = ""
     for key, value in list(body_template.items()):

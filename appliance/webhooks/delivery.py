@@ -44,6 +44,7 @@ from appliance.webhooks import sql
 from appliance.webhooks import templates as tpl
 from appliance.webhooks.models import Delivery, DeliveryAttempt, WebhookTarget
 from appliance.webhooks.outbound import BlockedAddress, numeric_host_problem, send, url_problem
+from appliance.webhooks.redact import unseal
 from appliance.webhooks.retry import RetryPolicy, retry_after_seconds
 from appliance.webhooks.sql import CLAIMED_COLUMNS
 
@@ -132,6 +133,7 @@ class Claimed:
     sequence: int
     event_type: str
     occurred_at: str  # ISO 8601
+    sealed: str = ""  # the request with its secrets, encrypted (url/headers/body are redacted then)
 
     @classmethod
     def from_row(cls, row: dict) -> Claimed:
@@ -338,9 +340,11 @@ class DeliveryWorker:
         try:
             oauth = await self.oauth_params(target, allow_private=allow_private) if target.oauth_enabled else None
             snapshot = _read_snapshot(herald, delivery.snapshot_path) if delivery.snapshot_key else None
+            frozen = (unseal(herald.secret_box, delivery.sealed) if delivery.sealed else
+                      {"url": delivery.url, "headers": delivery.headers, "body": delivery.body})
             url, headers, data = encode(
-                webhook_id=delivery.webhook_id, url=delivery.url, headers=delivery.headers,
-                body_kind=delivery.body_kind, body=delivery.body, snapshot_key=delivery.snapshot_key,
+                webhook_id=delivery.webhook_id, url=frozen["url"], headers=frozen["headers"],
+                body_kind=delivery.body_kind, body=frozen["body"], snapshot_key=delivery.snapshot_key,
                 snapshot=snapshot, oauth=oauth)
             # The receiver compares this with its own wall clock (Standard Webhooks allow
             # 5 minutes), so it is the real time of sending, never a clock tests moved.

@@ -23,6 +23,7 @@ from appliance.printers.event_types import EVENT_TOPICS, EVENT_TYPES
 from appliance.printers.models import Event, Printer
 from appliance.webhooks import templates as tpl
 from appliance.webhooks.models import Delivery, WebhookTarget
+from appliance.webhooks.redact import seal_request
 from appliance.webhooks.targets import new_webhook_id
 
 # Headers Herald sets itself; a target's template may not set them.
@@ -179,11 +180,12 @@ def _delivery_row(herald: Herald, target: WebhookTarget, *, event_type: str, eve
                           occurred_at=occurred_at, payload=payload, printer_data=printer_data,
                           printer=printer, milestone=milestone)
     request = build_request(target, params, has_snapshot=bool(snapshot_path))
+    shown, sealed = seal_request(herald.secret_box, request, [params["apiSecret"]])
     return Delivery(
         target_id=target.id, event_id=event_pk, printer_id=printer.get("id"), event_type=event_type,
         sequence=sequence, occurred_at=occurred_at, accepted_at=now, webhook_id=new_webhook_id(),
         snapshot_path=snapshot_path if request["snapshot_key"] else None, is_test=is_test,
-        status="pending", next_attempt_at=now, **request,
+        status="pending", next_attempt_at=now, sealed=sealed, **shown,
     )
 
 
@@ -241,7 +243,7 @@ async def resend(herald: Herald, delivery: Delivery, notify: Callable[[], None] 
         event_type=delivery.event_type, sequence=delivery.sequence, occurred_at=delivery.occurred_at,
         accepted_at=now, webhook_id=delivery.webhook_id, url=delivery.url, method=delivery.method,
         headers=delivery.headers, body_kind=delivery.body_kind, body=delivery.body,
-        snapshot_key=delivery.snapshot_key, snapshot_path=delivery.snapshot_path,
+        snapshot_key=delivery.snapshot_key, snapshot_path=delivery.snapshot_path, sealed=delivery.sealed,
         is_test=delivery.is_test, resend_of=delivery.id, status="pending", next_attempt_at=now,
     )
     await shielded(copy.save())

@@ -309,10 +309,11 @@ async def page_delivery(delivery_id: str):
     user = await require_user()
     delivery = await service.get_delivery(user, delivery_id)
     attempts = await service.delivery_attempts(delivery)
+    shown = service.shown_request(delivery)
     return await render_template("webhooks/delivery.html", delivery=delivery, target=delivery.target,
-                                 attempts=attempts,
-                                 body=json.dumps(delivery.body, indent=2, ensure_ascii=False),
-                                 headers=json.dumps(delivery.headers, indent=2, ensure_ascii=False))
+                                 attempts=attempts, url=shown["url"],
+                                 body=json.dumps(shown["body"], indent=2, ensure_ascii=False),
+                                 headers=json.dumps(shown["headers"], indent=2, ensure_ascii=False))
 
 
 @blueprint.post("/webhooks/deliveries/<delivery_id>/resend")

@@ -26,6 +26,7 @@ from appliance.webhooks import templates as tpl
 from appliance.webhooks.models import Delivery, DeliveryAttempt, WebhookTarget
 from appliance.webhooks.outbound import is_restricted, numeric_host_problem, url_problem
 from appliance.webhooks.presets import DEFAULT_EVENTS, PRESETS
+from appliance.webhooks.redact import redact_request
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 CONTENT_TYPES = ("json", "form")
@@ -329,8 +330,9 @@ def delivery_json(delivery: Delivery, attempts: list | None = None) -> dict[str,
         "last_error": delivery.last_error or None, "occurred_at": _iso(delivery.occurred_at),
         "accepted_at": _iso(delivery.accepted_at), "finished_at": _iso(delivery.finished_at),
         "is_test": delivery.is_test, "resend_of": delivery.resend_of,
-        "request": {"method": delivery.method, "url": delivery.url, "headers": delivery.headers,
-                    "body_kind": delivery.body_kind, "body": delivery.body},
+        # The columns hold the request redacted; redacting again by name also covers rows
+        # stored before secrets were sealed.
+        "request": {"method": delivery.method, **shown_request(delivery), "body_kind": delivery.body_kind},
     }
     if attempts is not None:
         out["attempt_log"] = [{
@@ -338,6 +340,12 @@ def delivery_json(delivery: Delivery, attempts: list | None = None) -> dict[str,
             "response": a.response, "error": a.error or None,
         } for a in attempts]
     return out
+
+
+def shown_request(delivery: Delivery) -> dict[str, Any]:
+    """url, headers and body of a delivery as the API and pages show them (secrets redacted)."""
+    shown = redact_request({"url": delivery.url, "headers": delivery.headers, "body": delivery.body}, [])
+    return {"url": shown["url"], "headers": shown["headers"], "body": shown["body"]}
 
 
 def _iso(value: datetime | None) -> str | None:

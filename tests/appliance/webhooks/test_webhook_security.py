@@ -132,3 +132,60 @@ async def test_line_breaks_from_event_data_do_not_reach_header_values(app, heral
     assert got.headers["x-file"] == "a  X-Injected: yes"
     assert "x-injected" not in got.headers
     await asyncio.sleep(0)
+
+
+async def test_secrets_of_a_delivery_are_sealed_at_rest_and_redacted_when_shown(app, client, herald, receiver):  # noqa: F811
+    from tortoise import Tortoise
+
+    await make_user("admin@example.com", admin=True)
+    csrf = await login(client, "admin@example.com")
+    owner_client_headers = {"X-CSRF-Token": csrf}
+    response = await client.post("/api/v1/webhooks", headers=owner_client_headers, json={
+        "name": "secretive", "url": receiver.url + "/hook?token=@apiSecret&plain=1", "api_secret": "s3cret-VALUE",
+        "headers": json.dumps({"Authorization": "Bearer @apiSecret", "X-Api-Key": "k-literal-9", "X-Plain": "hi"}),
+        "body": json.dumps({"secret": "@apiSecret", "note": "key is @apiSecret", "password": "pw-literal-7",
+                            "topic": "@topic"})})
+    assert response.status_code == 201, await response.get_data(as_text=True)
+    target = await response.get_json()
+    response = await client.post(f"/api/v1/webhooks/{target['id']}/test", json={"type": "print.done"},
+                                 headers=owner_client_headers)
+    assert response.status_code == 202
+    shown = await response.get_json()
+    # the receiver gets every secret as written
+    (got,) = await receiver.wait_for(1)
+    assert got.query == {"token": "s3cret-VALUE", "plain": "1"}
+    assert got.headers["authorization"] == "Bearer s3cret-VALUE" and got.headers["x-api-key"] == "k-literal-9"
+    assert json.loads(got.body) == {"secret": "s3cret-VALUE", "note": "key is s3cret-VALUE",
+                                    "password": "pw-literal-7", "topic": "Print Done"}
+    await wait_status(shown["id"], "delivered")
+    # at rest: no secret in any column of the delivery row
+    rows = await Tortoise.get_connection("default").execute_query_dict("SELECT * FROM webhook_deliveries")
+    stored = json.dumps(rows, default=str)
+    for secret in ("s3cret-VALUE", "k-literal-9", "pw-literal-7"):
+        assert secret not in stored
+    # shown: the API (answer, list, detail) and the page
+    detail = await (await client.get(f"/api/v1/webhooks/deliveries/{shown['id']}")).get_json()
+    listing = await (await client.get(f"/api/v1/webhooks/{target['id']}/deliveries")).get_json()
+    page = await (await client.get(f"/webhooks/deliveries/{shown['id']}")).get_data(as_text=True)
+    for text in (json.dumps(shown), json.dumps(detail), json.dumps(listing), page):
+        for secret in ("s3cret-VALUE", "k-literal-9", "pw-literal-7"):
+            assert secret not in text
+        assert "[redacted]" in text
+    assert detail["request"]["headers"]["X-Plain"] == "hi"
+    assert detail["request"]["body"]["topic"] == "Print Done"
+    # a resend still sends the real values
+    response = await client.post(f"/api/v1/webhooks/deliveries/{shown['id']}/resend", headers=owner_client_headers)
+    assert response.status_code == 202
+    second = (await receiver.wait_for(2))[1]
+    assert second.body == got.body and second.headers["authorization"] == "Bearer s3cret-VALUE"
+
+
+async def test_rows_stored_before_sealing_are_shown_redacted_by_name(app, herald, receiver):  # noqa: F811
+    admin = await make_user("admin@example.com", admin=True)
+    target = await make_target(herald, admin, receiver)
+    row = await Delivery.create(target_id=target.id, event_type="print.done", occurred_at=herald.clock.now(),
+                                accepted_at=herald.clock.now(), webhook_id="msg_1", url="https://h.example/?api_key=old1",
+                                method="POST", headers={"Authorization": "Bearer old2"}, body_kind="json",
+                                body={"token": "old3"}, status="failed", next_attempt_at=herald.clock.now())
+    shown = service.delivery_json(row)
+    assert "old1" not in json.dumps(shown) and "old2" not in json.dumps(shown) and "old3" not in json.dumps(shown)

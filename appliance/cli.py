@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from appliance import __version__
+from appliance.core.filemodes import private_file
 from appliance.core.herald import herald_of
 from appliance.core.settings import Settings, SettingsError, load_settings
 
@@ -153,6 +154,7 @@ def cmd_backup(settings: Settings, args: argparse.Namespace) -> int:
     tmp = target.with_name(target.name + ".partial")
     tmp.unlink(missing_ok=True)
     # SQLite's online backup API copies a consistent snapshot while Herald keeps running.
+    private_file(tmp)  # a backup holds every account: as private as the database
     with sqlite3.connect(f"file:{source}?mode=ro", uri=True) as src, sqlite3.connect(tmp) as dst:
         src.backup(dst)
     tmp.replace(target)

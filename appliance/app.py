@@ -43,6 +43,7 @@ from appliance.core.ratelimit import SharedRateLimiter, rate_limiter_for
 from appliance.core.row_ids import RowIdConverter
 from appliance.core.secrets import SecretBox
 from appliance.core.settings import Settings, load_settings
+from appliance.core.slowbodies import SlowBodyGuard
 from appliance.core.tasks import BackgroundTasks
 from appliance.core.templating import register as register_template_filters
 from appliance.oauth import routes as oauth_routes
@@ -126,6 +127,10 @@ def create_app(
     app.extensions[HERALD_KEY] = herald
 
     _install_http(app, herald)
+    # A deadline per request body and a cap on unfinished bodies per client (slow clients).
+    app.asgi_app = SlowBodyGuard(app.asgi_app, seconds=float(settings.request_body_seconds),  # type: ignore[method-assign,assignment]
+                                 per_client=int(settings.uploads_per_client),
+                                 trusted_proxies=tuple(settings.trusted_proxies))
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
 

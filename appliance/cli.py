@@ -50,6 +50,9 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     config.accesslog = None
     config.errorlog = "-"
     config.graceful_timeout = 10.0
+    # A connection that sends nothing for this long is closed; a body that trickles is
+    # bounded by the app's own deadline (appliance.core.slowbodies).
+    config.read_timeout = settings.idle_read_seconds
     if settings.workers > 1:
         if settings.is_sqlite:
             log.error("HERALD_WORKERS > 1 needs PostgreSQL: SQLite allows one writer process.")

@@ -40,7 +40,7 @@ from appliance.core.herald import HERALD_KEY, Herald, herald_of
 from appliance.core.jsonbody import install_json_provider
 from appliance.core.leases import new_holder, run_periodically
 from appliance.core.ratelimit import SharedRateLimiter, rate_limiter_for
-from appliance.core.row_ids import RowIdConverter
+from appliance.core.row_ids import DigitsConverter, RowIdConverter
 from appliance.core.secrets import SecretBox
 from appliance.core.settings import Settings, load_settings
 from appliance.core.slowbodies import SlowBodyGuard
@@ -113,6 +113,7 @@ def create_app(
     clock = clock or Clock()
     app = Quart(__name__)
     app.url_map.converters["int"] = RowIdConverter  # an id past 64 bits is a 404, not a 500
+    app.url_map.converters["digits"] = DigitsConverter
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.config["QUART_SCHEMA_CONVERT_CASING"] = False
     secret_box = SecretBox.from_data_dir(settings.data_path)

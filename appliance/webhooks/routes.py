@@ -83,14 +83,14 @@ async def api_create():
     return service.target_json(_herald(), target), 201
 
 
-@blueprint.get("/api/v1/webhooks/<target_id>")
+@blueprint.get("/api/v1/webhooks/<digits:target_id>")
 @accepts_bearer
 async def api_get(target_id: str):
     user = await require_bearer_or_session(SCOPE)
     return service.target_json(_herald(), await service.get_target(user, target_id))
 
 
-@blueprint.route("/api/v1/webhooks/<target_id>", methods=["PATCH", "PUT"])
+@blueprint.route("/api/v1/webhooks/<digits:target_id>", methods=["PATCH", "PUT"])
 @accepts_bearer
 async def api_update(target_id: str):
     user = await require_bearer_or_session(SCOPE)
@@ -99,7 +99,7 @@ async def api_update(target_id: str):
     return service.target_json(_herald(), target)
 
 
-@blueprint.delete("/api/v1/webhooks/<target_id>")
+@blueprint.delete("/api/v1/webhooks/<digits:target_id>")
 @accepts_bearer
 async def api_delete(target_id: str):
     user = await require_bearer_or_session(SCOPE)
@@ -108,7 +108,7 @@ async def api_delete(target_id: str):
     return "", 204
 
 
-@blueprint.post("/api/v1/webhooks/<target_id>/rotate-secret")
+@blueprint.post("/api/v1/webhooks/<digits:target_id>/rotate-secret")
 @accepts_bearer
 async def api_rotate(target_id: str):
     user = await require_bearer_or_session(SCOPE)
@@ -117,7 +117,7 @@ async def api_rotate(target_id: str):
     return {"signing_secret": secret, "previous_valid_until": service._iso(target.previous_secret_expires_at)}
 
 
-@blueprint.post("/api/v1/webhooks/<target_id>/test")
+@blueprint.post("/api/v1/webhooks/<digits:target_id>/test")
 @accepts_bearer
 async def api_test(target_id: str):
     user = await require_bearer_or_session(SCOPE)
@@ -128,7 +128,7 @@ async def api_test(target_id: str):
     return service.delivery_json(delivery), 202
 
 
-@blueprint.get("/api/v1/webhooks/<target_id>/deliveries")
+@blueprint.get("/api/v1/webhooks/<digits:target_id>/deliveries")
 @accepts_bearer
 async def api_deliveries(target_id: str):
     user = await require_bearer_or_session(SCOPE)
@@ -141,7 +141,7 @@ async def api_deliveries(target_id: str):
     return {"deliveries": [service.delivery_json(d) for d in rows]}
 
 
-@blueprint.get("/api/v1/webhooks/deliveries/<delivery_id>")
+@blueprint.get("/api/v1/webhooks/deliveries/<digits:delivery_id>")
 @accepts_bearer
 async def api_delivery(delivery_id: str):
     user = await require_bearer_or_session(SCOPE)
@@ -150,7 +150,7 @@ async def api_delivery(delivery_id: str):
     return service.delivery_json(delivery, attempts)
 
 
-@blueprint.post("/api/v1/webhooks/deliveries/<delivery_id>/resend")
+@blueprint.post("/api/v1/webhooks/deliveries/<digits:delivery_id>/resend")
 @accepts_bearer
 async def api_resend(delivery_id: str):
     user = await require_bearer_or_session(SCOPE)

@@ -189,3 +189,13 @@ async def test_rows_stored_before_sealing_are_shown_redacted_by_name(app, herald
                                 body={"token": "old3"}, status="failed", next_attempt_at=herald.clock.now())
     shown = service.delivery_json(row)
     assert "old1" not in json.dumps(shown) and "old2" not in json.dumps(shown) and "old3" not in json.dumps(shown)
+
+
+async def test_presets_is_not_shadowed_by_a_webhook_id_and_405_names_the_methods(app, client, bob):
+    csrf = await login(client, "bob@example.com")
+    assert (await client.get("/api/v1/webhooks/presets")).status_code == 200
+    response = await client.delete("/api/v1/webhooks/presets", headers={"X-CSRF-Token": csrf})
+    assert response.status_code == 405
+    assert response.headers["Allow"] == "GET, HEAD, OPTIONS"
+    assert (await client.get("/api/v1/webhooks/not-a-number")).status_code == 404
+    assert (await client.get("/api/v1/webhooks/99999999999999999999999")).status_code == 404

@@ -32,7 +32,7 @@ from appliance.accounts.auth import (
 from appliance.alexa import routes as alexa_routes
 from appliance.alexa.certificates import CachingCertFetcher
 from appliance.alexa.verification import RequestVerifier, default_trust_roots
-from appliance.core import health
+from appliance.core import health, openapi_doc
 from appliance.core.clock import Clock
 from appliance.core.db import close_database, open_database, shielded
 from appliance.core.errors import register_error_handlers
@@ -94,6 +94,9 @@ BLUEPRINTS = (
 
 
 class _MachineAPIProvider(OpenAPIProvider):
+    def schema(self):
+        return openapi_doc.complete(super().schema())
+
     def generate_rules(self):
         for rule in super().generate_rules():
             if rule.rule.startswith("/api/") or rule.rule in _MACHINE_PATHS:

@@ -81,6 +81,47 @@ ALEXA_REQUEST = {
 }
 
 
+_EVENT_TYPES = ["print.started", "print.done", "print.failed", "print.cancelled", "print.paused", "print.resumed",
+                "print.progress", "printer.user_action_needed", "printer.error", "printer.offline",
+                "printer.online"]
+# A webhook target as the API takes it (docs/webhooks.md); headers and body are JSON template text.
+WEBHOOK_TARGET = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string", "minLength": 1, "maxLength": 100, "pattern": "\\S"},
+        "url": {"type": "string", "maxLength": 2048, "pattern": "^https?://[^/@\\s]+(/\\S*)?$",
+                "description": "a URL template; @params are URL-encoded into it"},
+        "method": {"enum": ["GET", "POST", "PUT", "PATCH", "DELETE"]},
+        "content_type": {"enum": ["json", "form"]},
+        "headers": {"type": "string", "contentMediaType": "application/json",
+                    "description": "a JSON object of header templates, as text", "examples": ["{}"]},
+        "body": {"type": "string", "contentMediaType": "application/json",
+                 "description": "a JSON object template, as text", "examples": ['{"text": "@message"}']},
+        "events": {"type": "array", "items": {"enum": _EVENT_TYPES}},
+        "progress_step": {"type": "integer", "minimum": 1, "maximum": 99},
+        "device_identifier": {"type": "string", "maxLength": 100},
+        "enabled": {"type": "boolean"},
+    },
+}
+REQUEST_BODIES: dict[tuple[str, str], dict[str, Any]] = {
+    ("post", "/api/v1/webhooks"): {**WEBHOOK_TARGET, "required": ["name", "url"]},
+    ("put", "/api/v1/webhooks/{target_id}"): WEBHOOK_TARGET,
+    ("patch", "/api/v1/webhooks/{target_id}"): WEBHOOK_TARGET,
+    ("post", "/api/v1/webhooks/{target_id}/test"): {
+        "type": "object", "required": ["type"],
+        "properties": {"type": {"enum": _EVENT_TYPES}, "printer_id": {"type": "string"}}},
+}
+FORM_BODIES: dict[tuple[str, str], dict[str, Any]] = {
+    ("post", "/oauth/token"): {"type": "object", "required": ["grant_type"], "properties": {
+        "grant_type": {"enum": ["authorization_code", "refresh_token"]}, "code": {"type": "string"},
+        "redirect_uri": {"type": "string"}, "code_verifier": {"type": "string"},
+        "refresh_token": {"type": "string"}, "scope": {"type": "string"},
+        "client_id": {"type": "string"}, "client_secret": {"type": "string"}}},
+    ("post", "/oauth/revoke"): {"type": "object", "required": ["token"], "properties": {
+        "token": {"type": "string"}, "token_type_hint": {"enum": ["access_token", "refresh_token"]}}},
+}
+
+
 def complete(document: dict[str, Any]) -> dict[str, Any]:
     """Add the success and error statuses every operation can answer (in place)."""
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
@@ -91,6 +132,11 @@ def complete(document: dict[str, Any]) -> dict[str, Any]:
         for method, operation in operations.items():
             if not isinstance(operation, dict):
                 continue
+            if (method, path) in REQUEST_BODIES and "requestBody" not in operation:
+                operation["requestBody"] = {"content": {"application/json": {"schema": REQUEST_BODIES[method, path]}}}
+            if (method, path) in FORM_BODIES and "requestBody" not in operation:
+                operation["requestBody"] = {"content": {"application/x-www-form-urlencoded": {
+                    "schema": FORM_BODIES[method, path]}}}
             if (method, path) == ("post", "/alexa"):
                 operation.update({k: v for k, v in ALEXA_REQUEST.items() if k not in operation})
             if "requestBody" in operation:

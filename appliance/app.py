@@ -40,7 +40,7 @@ from appliance.apps import connections as app_connections
 from appliance.apps import live_links as app_live_links
 from appliance.apps import notifications as app_notifications
 from appliance.apps import routes as apps_routes
-from appliance.core import health
+from appliance.core import health, openapi_doc
 from appliance.core.clock import Clock
 from appliance.core.db import close_database, open_database, shielded
 from appliance.core.errors import register_error_handlers
@@ -49,9 +49,10 @@ from appliance.core.jsonbody import install_json_provider
 from appliance.core.leases import new_holder, run_periodically
 from appliance.core.netaddr import client_scheme, https_address_for
 from appliance.core.ratelimit import SharedRateLimiter, rate_limiter_for
-from appliance.core.row_ids import RowIdConverter
+from appliance.core.row_ids import DigitsConverter, RowIdConverter
 from appliance.core.secrets import SecretBox
 from appliance.core.settings import Settings, load_settings
+from appliance.core.slowbodies import SlowBodyGuard
 from appliance.core.storage import DiskState
 from appliance.core.tasks import BackgroundTasks
 from appliance.core.templating import register as register_template_filters
@@ -105,9 +106,12 @@ BLUEPRINTS = (
 
 
 class _MachineAPIProvider(OpenAPIProvider):
+    def schema(self):
+        return openapi_doc.complete(super().schema())
+
     def generate_rules(self):
         for rule in super().generate_rules():
-            if rule.rule.startswith("/api/") or rule.rule in _MACHINE_PATHS:
+            if rule.rule.startswith("/api/v1/") or rule.rule in _MACHINE_PATHS:
                 yield rule
 
 
@@ -124,6 +128,7 @@ def create_app(
     clock = clock or Clock()
     app = Quart(__name__)
     app.url_map.converters["int"] = RowIdConverter  # an id past 64 bits is a 404, not a 500
+    app.url_map.converters["digits"] = DigitsConverter
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.config["QUART_SCHEMA_CONVERT_CASING"] = False
     secret_box = SecretBox.from_data_dir(settings.data_path)
@@ -138,6 +143,10 @@ def create_app(
     app.extensions[HERALD_KEY] = herald
 
     _install_http(app, herald)
+    # A deadline per request body and a cap on unfinished bodies per client (slow clients).
+    app.asgi_app = SlowBodyGuard(app.asgi_app, seconds=float(settings.request_body_seconds),  # type: ignore[method-assign,assignment]
+                                 per_client=int(settings.uploads_per_client),
+                                 trusted_proxies=tuple(settings.trusted_proxies))
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
 

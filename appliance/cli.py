@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from appliance import __version__
+from appliance.core.filemodes import private_file
 from appliance.core.herald import herald_of
 from appliance.core.settings import Settings, SettingsError, load_settings
 
@@ -53,6 +54,9 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     # every 30-60 s): with hypercorn's default of 5 s, an idle connection was closed just
     # as the plugin's next link poll reused it, and the answer carrying the key was lost.
     config.keep_alive_timeout = 75.0
+    # A connection that sends nothing for this long is closed; a body that trickles is
+    # bounded by the app's own deadline (appliance.core.slowbodies).
+    config.read_timeout = settings.idle_read_seconds
     if settings.workers > 1:
         if settings.is_sqlite:
             log.error("HERALD_WORKERS > 1 needs PostgreSQL: SQLite allows one writer process.")
@@ -157,6 +161,7 @@ def cmd_backup(settings: Settings, args: argparse.Namespace) -> int:
     tmp = target.with_name(target.name + ".partial")
     tmp.unlink(missing_ok=True)
     # SQLite's online backup API copies a consistent snapshot while Herald keeps running.
+    private_file(tmp)  # a backup holds every account: as private as the database
     with sqlite3.connect(f"file:{source}?mode=ro", uri=True) as src, sqlite3.connect(tmp) as dst:
         src.backup(dst)
     tmp.replace(target)

@@ -2,10 +2,13 @@
 
 Blueprints use ``require_user()`` for pages and the JSON API, and
 ``require_bearer_or_session(scope)`` where a ``hat_`` token may stand in for the
-cookie. CSRF is enforced globally in ``check_csrf`` for every state-changing
-request that is not authenticated by a Bearer token, unless its view is marked
-``@csrf_exempt`` (endpoints that machines call: the plugin API, /alexa, the
-OAuth token endpoint).
+cookie (such views are marked ``@accepts_bearer``). A request is authenticated by
+exactly one credential: on an ``@accepts_bearer`` view a Bearer header makes the
+token that credential and the cookie is ignored; everywhere else the cookie is.
+CSRF is enforced globally in ``check_csrf`` for every state-changing request
+whose credential is the cookie, whatever other headers it carries, unless its
+view is marked ``@csrf_exempt`` (endpoints that machines call: the plugin API,
+/alexa, the OAuth token endpoint).
 """
 
 from __future__ import annotations
@@ -36,6 +39,12 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def csrf_exempt(view: F) -> F:
     view._herald_csrf_exempt = True  # type: ignore[attr-defined]
+    return view
+
+
+def accepts_bearer(view: F) -> F:
+    """The view authenticates with ``require_bearer_or_session``: a Bearer header, when sent, is its credential."""
+    view._herald_accepts_bearer = True  # type: ignore[attr-defined]
     return view
 
 
@@ -86,7 +95,9 @@ async def check_csrf() -> None:
     view = current_app.view_functions.get(request.endpoint or "")
     if view is None or getattr(view, "_herald_csrf_exempt", False):
         return
-    if bearer_credential() is not None:
+    if bearer_credential() is not None and getattr(view, "_herald_accepts_bearer", False):
+        # The token is this request's one credential; require_user will not fall back to the cookie.
+        g.herald_bearer_only = True
         return
     session = await load_session()
     expected = session.csrf_token if session else request.cookies.get(ANON_CSRF_COOKIE, "")
@@ -107,6 +118,9 @@ async def check_csrf() -> None:
 
 async def require_user(*, admin: bool = False, verified: bool = False) -> User:
     """The logged-in user; ``verified=True`` also requires a confirmed email address."""
+    if g.get("herald_bearer_only"):
+        raise Unauthenticated("This request authenticates with its Bearer token, not the session.",
+                              challenge='Bearer error="invalid_token"', code="invalid_token")
     user = await current_user()
     if user is None:
         if wants_json():

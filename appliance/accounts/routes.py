@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from quart import Blueprint, g, redirect, render_template, request
 from quart_schema import hide
@@ -41,11 +41,24 @@ async def render_form(template: str, exc: HeraldError | None = None, status: int
 
 
 def safe_next(target: str | None) -> str:
-    """Only same-site relative paths, so a login link cannot bounce users elsewhere."""
-    if not target:
+    """Only same-origin paths, so a login link cannot bounce users elsewhere.
+
+    Browsers read a backslash as a slash, drop tabs and newlines, and resolve
+    ``/\\host`` or ``/%5Chost`` after decoding in some places; so the value must be a
+    plain absolute path: one leading ``/`` not followed by another, no backslash or
+    control character anywhere (written or percent-encoded), no raw whitespace, and
+    no scheme or host however it is read.
+    """
+    if not target or not target.startswith("/") or len(target) > 2000:
         return "/"
+    if any(ord(c) <= 0x20 or ord(c) == 0x7F for c in target):
+        return "/"
+    decoded = unquote(target)
+    for text in (target, decoded):
+        if "\\" in text or text.startswith("//") or any(ord(c) < 0x20 or ord(c) == 0x7F for c in text):
+            return "/"
     parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+    if parts.scheme or parts.netloc:
         return "/"
     return target
 

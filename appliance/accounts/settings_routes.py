@@ -64,6 +64,8 @@ _NOTICES = {
     "verify": "A new confirmation link is on its way.",
     "email": "We mailed a confirmation link to the new address; your address changes when you open it.",
     "password": "Your password was changed. Your other sessions were logged out.",
+    "password_tokens": "Your password was changed. Your other sessions were logged out and your "
+                       "personal access tokens were revoked; make new ones for the scripts you still use.",
     "time_zone": "Your time zone was saved.",
     "revoked": "The token was revoked.",
 }
@@ -118,12 +120,16 @@ async def change_password():
     user = await require_user()
     session = await load_session()
     form = await request.form
+    # The form offers to keep the tokens (its box, checked by default, ends them); a request
+    # that does not show it was offered (a script, an old page) ends them.
+    end_tokens = form.get("end_tokens") == "on" or form.get("end_tokens_offered") != "1"
     try:
-        await accounts.change_password(user, form.get("current_password", ""), form.get("password", ""),
-                                       keep_session_id=session.id if session else None)
+        ended = await accounts.change_password(user, form.get("current_password", ""), form.get("password", ""),
+                                               keep_session_id=session.id if session else None,
+                                               clock=_herald().clock, end_tokens=end_tokens)
     except HeraldError as exc:
         return await _page(user, form="password", exc=exc)
-    return redirect("/account?done=password")
+    return redirect("/account?done=" + ("password_tokens" if ended else "password"))
 
 
 @blueprint.post("/account/time-zone")

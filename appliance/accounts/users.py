@@ -18,7 +18,7 @@ from functools import lru_cache
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
-from appliance.accounts.models import EmailToken, LoginSession, User
+from appliance.accounts.models import AccessToken, EmailToken, LoginSession, User
 from appliance.core.clock import Clock
 from appliance.core.db import shielded
 from appliance.core.errors import Conflict, HeraldError, Invalid, RateLimited
@@ -266,7 +266,7 @@ async def request_password_reset(herald: Herald, email: str, *, address: str) ->
 
 
 async def reset_password(herald: Herald, token: str, new_password: str) -> User:
-    """Set a new password with a reset link; every session of the user ends."""
+    """Set a new password with a reset link; every session and personal access token of the user ends."""
     check_password(new_password)
     record = await find_email_token(token, (PURPOSE_RESET,), clock=herald.clock)
     now = herald.clock.now()
@@ -281,6 +281,8 @@ async def reset_password(herald: Herald, token: str, new_password: str) -> User:
                 updates["email_verified_at"] = now
             await User.filter(id=record.user_id).update(**updates)
             await LoginSession.filter(user_id=record.user_id).delete()
+            # A reset is how a taken-over account is won back: what the taker made ends too.
+            await _end_personal_tokens(record.user_id, now)
 
     await shielded(write())
     await lift_login_limits(herald, record.user.email)
@@ -295,22 +297,34 @@ def _require_password(user: User, password: str) -> None:
         raise Invalid("Your current password is not right.", field="current_password", code="wrong_password")
 
 
-async def change_password(user: User, current: str, new: str, *, keep_session_id: int | None) -> None:
-    """Change the password; every other session of the user ends."""
+async def change_password(user: User, current: str, new: str, *, keep_session_id: int | None,
+                          clock: Clock, end_tokens: bool = True) -> int:
+    """Change the password; every other session of the user ends, and (unless the user keeps
+    them) every personal access token. Returns how many tokens were ended."""
     _require_password(user, current)
     check_password(new)
     password_hash = hash_password(new)
+    ended = 0
 
     async def write() -> None:
+        nonlocal ended
         async with in_transaction():
             await User.filter(id=user.id).update(password_hash=password_hash)
             query = LoginSession.filter(user_id=user.id)
             if keep_session_id is not None:
                 query = query.exclude(id=keep_session_id)
             await query.delete()
+            if end_tokens:
+                ended = await _end_personal_tokens(user.id, clock.now())
 
     await shielded(write())
     user.password_hash = password_hash
+    return ended
+
+
+async def _end_personal_tokens(user_id: int, now: datetime) -> int:
+    """Revoke a user's personal access tokens (not the apps they linked: those have their own page)."""
+    return await AccessToken.filter(user_id=user_id, client_id="", revoked_at=None).update(revoked_at=now)
 
 
 async def request_email_change(herald: Herald, user: User, password: str, new_email: str, *, address: str) -> str:

@@ -1,8 +1,12 @@
 """Verifying that a request to /alexa comes from Amazon, as a web-service skill must.
 
-The checks, in Amazon's order: the SignatureCertChainUrl rules, the certificate
-chain (validity window, SAN echo-api.amazon.com, chain to a trusted root), the
-Signature-256 over the raw body, the request timestamp (150 s) and the skill id.
+The checks: the SignatureCertChainUrl rules, then the cheap ones (the request
+timestamp within 150 s, the skill id), and only then the certificate chain
+(validity window, SAN echo-api.amazon.com, chain to a trusted root) and the
+Signature-256 over the raw body; so a forged request cannot make Herald fetch a
+certificate unless it names this skill and the present time. The certificate is
+fetched from the URL as checked (normalised), never as written; failed URLs are
+remembered for a while and fetches are bounded in number at once.
 The trusted roots and the certificate fetcher are dependencies handed to
 create_app (``alexa_trust_roots``, ``alexa_cert_fetcher``); tests inject their own CA.
 """
@@ -19,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -34,6 +38,10 @@ SIGNING_SAN = "echo-api.amazon.com"
 CERT_HOST = "s3.amazonaws.com"
 CERT_PATH_PREFIX = "/echo.api/"
 MAX_SKEW = timedelta(seconds=150)
+FAILURE_MEMORY = timedelta(minutes=5)  # a URL that failed is not fetched again for this long
+MAX_REMEMBERED_FAILURES = 256
+MAX_CONCURRENT_FETCHES = 2
+FETCH_SLOT_WAIT = 10.0  # seconds a request waits for a free fetch before it is refused
 
 CertFetcher = Callable[[str], Awaitable[bytes]]
 
@@ -42,8 +50,13 @@ class AlexaVerificationError(Exception):
     """A request failed one of Amazon's checks; the message says which."""
 
 
-def check_cert_url(url: str) -> None:
-    """Amazon's rules for SignatureCertChainUrl; raises AlexaVerificationError."""
+def check_cert_url(url: str) -> str:
+    """Amazon's rules for SignatureCertChainUrl: the URL to fetch, as checked; raises AlexaVerificationError.
+
+    Amazon accepts ``https://s3.amazonaws.com:443/echo.api/../echo.api/x.pem``, so the
+    path is judged decoded and normalised; the URL returned is built from that very
+    path (no query, no fragment), so what is fetched is what was checked.
+    """
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -55,9 +68,13 @@ def check_cert_url(url: str) -> None:
         raise AlexaVerificationError(f"certificate URL host must be {CERT_HOST}")
     if port not in (None, 443):
         raise AlexaVerificationError("certificate URL port must be 443")
-    path = posixpath.normpath(unquote(parts.path)) if parts.path else ""
+    decoded = unquote(parts.path)
+    if "\\" in decoded or any(ord(c) < 0x20 or ord(c) == 0x7F for c in decoded):
+        raise AlexaVerificationError("certificate URL path holds a backslash or control character")
+    path = posixpath.normpath(decoded) if parts.path else ""
     if not path.startswith(CERT_PATH_PREFIX):
         raise AlexaVerificationError(f"certificate URL path must start with {CERT_PATH_PREFIX}")
+    return f"https://{CERT_HOST}{quote(path, safe='/')}"
 
 
 def default_trust_roots() -> list[x509.Certificate]:
@@ -102,6 +119,8 @@ class RequestVerifier:
         self._cache: OrderedDict[str, _VerifiedCert] = OrderedDict()
         self._cache_size = cache_size
         self._locks: dict[str, asyncio.Lock] = {}
+        self._failures: OrderedDict[str, tuple[datetime, str]] = OrderedDict()  # url -> (until, why)
+        self._fetch_slots = asyncio.Semaphore(MAX_CONCURRENT_FETCHES)
 
     async def verify(self, headers: Any, body: bytes) -> dict[str, Any]:
         """Return the parsed request envelope, or raise AlexaVerificationError."""
@@ -111,19 +130,32 @@ class RequestVerifier:
             raise AlexaVerificationError("SignatureCertChainUrl header is missing")
         if not signature:
             raise AlexaVerificationError("Signature-256 header is missing")
-        check_cert_url(url)
-        cert = await self._certificate(url)
+        fetch_url = check_cert_url(url)
+        try:
+            raw_signature = base64.b64decode(signature, validate=True)
+        except ValueError:
+            raise AlexaVerificationError("Signature-256 does not match the body") from None
+        # The cheap checks first: none of them needs the network.
+        envelope = parse_envelope(body)
+        now = self._now()
+        check_timestamp(envelope, now)
+        check_skill_id(envelope, self._skill_id())
+        cert = await self._certificate(fetch_url)
         now = self._now()
         if not cert.not_before <= now <= cert.not_after:
             raise AlexaVerificationError("signing certificate is not valid now")
         try:
-            raw_signature = base64.b64decode(signature, validate=True)
             cert.public_key.verify(raw_signature, body, padding.PKCS1v15(), hashes.SHA256())
-        except (InvalidSignature, ValueError):
+        except InvalidSignature:
             raise AlexaVerificationError("Signature-256 does not match the body") from None
+        return envelope
+
+    def check_unverified(self, body: bytes) -> dict[str, Any]:
+        """With signature checks turned off: the envelope, still for this skill when a skill id is set."""
         envelope = parse_envelope(body)
-        check_timestamp(envelope, now)
-        check_skill_id(envelope, self._skill_id())
+        skill_id = self._skill_id()
+        if skill_id:
+            check_skill_id(envelope, skill_id)
         return envelope
 
     async def _certificate(self, url: str) -> _VerifiedCert:
@@ -139,11 +171,17 @@ class RequestVerifier:
                 cached = self._cache.get(url)
                 if cached is not None and self._now() <= cached.not_after:
                     return cached
+                failed = self._failures.get(url)
+                if failed is not None:
+                    if self._now() < failed[0]:
+                        raise AlexaVerificationError(failed[1])
+                    del self._failures[url]
                 try:
-                    pem = await self._fetch(url)
-                except Exception as exc:  # any failure to fetch is a failed check, not a 500
-                    raise AlexaVerificationError(f"signing certificate could not be fetched: {exc}") from None
-                verified = self._validate_chain(pem)
+                    verified = self._validate_chain(await self._fetch_bounded(url))
+                except AlexaVerificationError as exc:
+                    self._remember_failure(url, str(exc))
+                    raise
+                self._failures.pop(url, None)
                 self._cache[url] = verified
                 while len(self._cache) > self._cache_size:
                     self._cache.popitem(last=False)
@@ -151,6 +189,25 @@ class RequestVerifier:
         finally:
             if not lock.locked():
                 self._locks.pop(url, None)
+
+    async def _fetch_bounded(self, url: str) -> bytes:
+        """Fetch with at most MAX_CONCURRENT_FETCHES at once; a request that cannot get a slot is refused."""
+        try:
+            await asyncio.wait_for(self._fetch_slots.acquire(), timeout=FETCH_SLOT_WAIT)
+        except TimeoutError:
+            raise AlexaVerificationError("too many signing certificates are being fetched; try again") from None
+        try:
+            return await self._fetch(url)
+        except Exception as exc:  # any failure to fetch is a failed check, not a 500
+            raise AlexaVerificationError(f"signing certificate could not be fetched: {exc}") from None
+        finally:
+            self._fetch_slots.release()
+
+    def _remember_failure(self, url: str, message: str) -> None:
+        self._failures[url] = (self._now() + FAILURE_MEMORY, message)
+        self._failures.move_to_end(url)
+        while len(self._failures) > MAX_REMEMBERED_FAILURES:
+            self._failures.popitem(last=False)
 
     def _validate_chain(self, pem: bytes) -> _VerifiedCert:
         try:

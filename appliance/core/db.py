@@ -15,6 +15,7 @@ from tortoise import Tortoise
 from tortoise.migrations.api import migrate
 
 from appliance.core.errors import Unavailable
+from appliance.core.filemodes import private_dir, private_sqlite
 from appliance.core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,10 @@ MODEL_MODULES = (
 def tortoise_config(settings: Settings) -> dict[str, Any]:
     url = settings.db_url
     if url.startswith("sqlite:"):
-        settings.data_path.mkdir(parents=True, exist_ok=True)
+        private_dir(settings.data_path)
+        database = url.removeprefix("sqlite://").split("?")[0]
+        if database and database != ":memory:":
+            private_sqlite(Path(database))
         # WAL (Tortoise's default) with synchronous=NORMAL: a commit no longer waits
         # for fsync, which made every write cost milliseconds (worse on an SD card).
         # A power cut may lose the last commits but never corrupts the database.

@@ -18,7 +18,7 @@ from typing import Any
 
 from quart import Quart, current_app, jsonify, render_template, request
 from quart_schema import RequestSchemaValidationError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from appliance.core.storage import DISK_FULL_MESSAGE, DiskState, is_disk_full
 
@@ -225,10 +225,13 @@ def register_error_handlers(app: Quart) -> None:
         message = error.description or error.name
         if status == 413:
             message = "request body is too large"
+        headers = {}
+        if isinstance(error, MethodNotAllowed) and error.valid_methods:
+            headers["Allow"] = ", ".join(sorted(error.valid_methods))  # RFC 9110 15.5.6: a 405 names them
         if wants_json():
-            return _json_error(status, error.name.lower().replace(" ", "_"), message)
+            return _json_error(status, error.name.lower().replace(" ", "_"), message, headers=headers)
         html = await render_template("error.html", status=status, message=message)
-        return html, status
+        return html, status, headers
 
     @app.errorhandler(Exception)
     async def _unexpected(error: Exception):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from werkzeug.routing import IntegerConverter
+from werkzeug.routing import BaseConverter, IntegerConverter
 
 MAX_ROW_ID = 2**63 - 1  # SQLite's INTEGER and PostgreSQL's bigint
 
@@ -23,6 +23,13 @@ class RowIdConverter(IntegerConverter):
     def __init__(self, map: Any, fixed_digits: int = 0, min: int | None = None,  # noqa: A002
                  max: int | None = MAX_ROW_ID, signed: bool = False) -> None:  # noqa: A002
         super().__init__(map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
+
+
+class DigitsConverter(BaseConverter):
+    """``<digits:...>``: only a run of digits matches (so ``/webhooks/presets`` is its own route);
+    the text is handed on, and ``row_id`` makes a number no column holds a 404."""
+
+    regex = r"\d+"
 
 
 def row_id(model: Any, value: Any) -> int | None:

@@ -20,6 +20,8 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from cryptography.fernet import Fernet, InvalidToken
 
+from appliance.core.filemodes import private_dir
+
 PRINTER_KEY_PREFIX = "hpk_"
 ACCESS_TOKEN_PREFIX = "hat_"
 REFRESH_TOKEN_PREFIX = "hrt_"
@@ -79,8 +81,8 @@ class SecretBox:
     def from_data_dir(cls, data_dir: Path) -> SecretBox:
         """Load ``secret.key`` from the data directory, creating it (mode 0600) on first use."""
         path = data_dir / "secret.key"
+        private_dir(data_dir)
         if not path.exists():
-            data_dir.mkdir(parents=True, exist_ok=True)
             # Write a temporary file, then link it into place: several processes
             # starting at once agree on one key, and none reads a half-written file.
             tmp = data_dir / f".secret.key.{os.getpid()}.{secrets.token_hex(4)}"

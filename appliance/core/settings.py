@@ -131,6 +131,12 @@ SETTINGS: tuple[Setting, ...] = (
         _list,
     ),
     Setting("log_level", "INFO", "Logging level: DEBUG, INFO, WARNING or ERROR."),
+    Setting("request_body_seconds", 60.0, "Seconds a client has to send a whole request body; "
+            "a slower one is answered 408 and its connection closed.", _pos_float),
+    Setting("uploads_per_client", 32, "Request bodies one client address may have unfinished at once; "
+            "more are answered 429.", _pos_int),
+    Setting("idle_read_seconds", 30, "Seconds a connection may send nothing (hypercorn's read timeout) "
+            "before it is closed.", _pos_int),
     # --- accounts
     Setting(
         "signup_mode",

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 from authlib.oauth2 import AuthorizationServer, OAuth2Request
 from authlib.oauth2.rfc6749 import ClientMixin, OAuth2Payload, grants
-from authlib.oauth2.rfc6749.errors import InvalidRequestError
+from authlib.oauth2.rfc6749.errors import InvalidRequestError, InvalidScopeError
 from authlib.oauth2.rfc6750 import BearerTokenGenerator
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7636 import CodeChallenge
@@ -271,7 +271,11 @@ class _RefreshGrant(grants.RefreshTokenGrant):
 
     def authenticate_refresh_token(self, refresh_token: str):
         client = self.request.client
-        return self.server.db(_claim_refresh_token(refresh_token, client.client_id, self.server.now()))
+        # The scope is checked before the token is claimed: a refused request (a wider
+        # scope) must leave the refresh token working, or the user's link is lost.
+        wanted = set((self.request.payload.scope or "").split())
+        return self.server.db(_claim_refresh_token(refresh_token, client.client_id, self.server.now(),
+                                                   wanted_scope=wanted))
 
     def authenticate_user(self, refresh_token: _Token) -> User:
         return refresh_token.user
@@ -330,9 +334,12 @@ class OAuthServer(AuthorizationServer):
     def save_token(self, token: dict[str, Any], request) -> None:
         now = self.now()
         client: Client = request.client
-        # A refresh continues the chain of the token it rotates; a code starts one.
+        # A refresh continues the chain of the token it rotates; a code starts one, named
+        # after the code so that a reuse of the code ends the chain.
         previous = getattr(request, "refresh_token", None)
-        grant_id = getattr(getattr(previous, "row", None), "grant_id", None) or str(uuid.uuid4())
+        code = getattr(request, "authorization_code", None)
+        grant_id = (getattr(getattr(previous, "row", None), "grant_id", None)
+                    or (code_grant_id(code.row) if isinstance(code, _Code) else None) or str(uuid.uuid4()))
         self.db(AccessToken.create(grant_id=grant_id,
             token_hash=token_hash(token["access_token"]), user=request.user, name=client.name,
             scope=token.get("scope", ""), client_id=client.client_id,
@@ -357,9 +364,24 @@ class OAuthServer(AuthorizationServer):
 
 # --- database work the grants hand back to the loop ------------------------------------------
 
+def code_grant_id(row: AuthorizationCode) -> str:
+    """The grant id of the tokens issued from a code, so a reused code can find and end them."""
+    return str(uuid.uuid5(_CODE_GRANTS, row.code_hash))
+
+
+_CODE_GRANTS = uuid.UUID("6c1f6f0e-8d7e-4f53-9a59-3c0f0e2b7a11")
+
+
 async def _claim_code(code: str, client_id: str, now) -> _Code | None:
     row = await AuthorizationCode.get_or_none(code_hash=token_hash(code), client_id=client_id)
-    if row is None or row.used_at is not None or row.expires_at <= now:
+    if row is not None and row.used_at is not None:
+        # RFC 6749 4.1.2: a code used twice means someone else holds it; end what it issued.
+        ended = await AccessToken.filter(grant_id=code_grant_id(row), revoked_at=None).update(revoked_at=now)
+        if ended:
+            log.warning("an authorization code of client %s was used again: revoked the %d live tokens "
+                        "issued from it for user %s", client_id, ended, row.user_id)
+        return None
+    if row is None or row.expires_at <= now:
         return None
     claimed = await AuthorizationCode.filter(id=row.id, used_at=None).update(used_at=now)
     if claimed != 1:
@@ -368,7 +390,8 @@ async def _claim_code(code: str, client_id: str, now) -> _Code | None:
     return _Code(row, user)
 
 
-async def _claim_refresh_token(refresh_token: str, client_id: str, now) -> _Token | None:
+async def _claim_refresh_token(refresh_token: str, client_id: str, now,
+                               wanted_scope: set[str] | frozenset[str] = frozenset()) -> _Token | None:
     if not refresh_token.startswith(REFRESH_TOKEN_PREFIX):
         return None
     row = await AccessToken.get_or_none(refresh_token_hash=token_hash(refresh_token), client_id=client_id)
@@ -383,6 +406,8 @@ async def _claim_refresh_token(refresh_token: str, client_id: str, now) -> _Toke
         return None
     if row.refresh_expires_at is not None and row.refresh_expires_at <= now:
         return None
+    if wanted_scope and not wanted_scope <= set(row.scope.split()):
+        raise InvalidScopeError("The requested scope is wider than the one granted; the refresh token still works.")
     claimed = await AccessToken.filter(id=row.id, revoked_at=None).update(revoked_at=now)
     if claimed != 1:
         return None

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import aiohttp
 from tortoise import Tortoise
@@ -43,7 +43,8 @@ from appliance.printers.models import Event
 from appliance.webhooks import sql
 from appliance.webhooks import templates as tpl
 from appliance.webhooks.models import Delivery, DeliveryAttempt, WebhookTarget
-from appliance.webhooks.outbound import BlockedAddress, send
+from appliance.webhooks.outbound import BlockedAddress, numeric_host_problem, send, url_problem
+from appliance.webhooks.redact import unseal
 from appliance.webhooks.retry import RetryPolicy, retry_after_seconds
 from appliance.webhooks.sql import CLAIMED_COLUMNS
 
@@ -76,7 +77,7 @@ def encode(*, webhook_id: str, url: str, headers: dict, body_kind: str, body: An
            snapshot: bytes | None, oauth: dict[str, Any] | None) -> tuple[str, dict[str, str], bytes | None]:
     """URL, headers and body bytes of a delivery; the same bytes on every attempt."""
     if oauth is not None:
-        headers = {k: tpl.as_text(tpl.resolve_deferred(v, oauth)) for k, v in (headers or {}).items()}
+        headers = {k: tpl.header_text(tpl.resolve_deferred(v, oauth)) for k, v in (headers or {}).items()}
         body = tpl.resolve_deferred(body, oauth) if body is not None else {}
     else:
         headers = dict(headers or {})
@@ -136,6 +137,7 @@ class Claimed:
     sequence: int
     event_type: str
     occurred_at: str  # ISO 8601
+    sealed: str = ""  # the request with its secrets, encrypted (url/headers/body are redacted then)
 
     @classmethod
     def from_row(cls, row: dict) -> Claimed:
@@ -207,6 +209,7 @@ class Outcome:
     error: str = ""
     retry_after: float | None = None
     gone: bool = False
+    final: bool = False  # can never be sent as it is (a bad URL or header): fail now, do not retry
     snapshot_path: str | None = None
 
 
@@ -362,9 +365,11 @@ class DeliveryWorker:
         try:
             oauth = await self.oauth_params(target, allow_private=allow_private) if target.oauth_enabled else None
             snapshot = _read_snapshot(herald, delivery.snapshot_path) if delivery.snapshot_key else None
+            frozen = (unseal(herald.secret_box, delivery.sealed) if delivery.sealed else
+                      {"url": delivery.url, "headers": delivery.headers, "body": delivery.body})
             url, headers, data = encode(
-                webhook_id=delivery.webhook_id, url=delivery.url, headers=delivery.headers,
-                body_kind=delivery.body_kind, body=delivery.body, snapshot_key=delivery.snapshot_key,
+                webhook_id=delivery.webhook_id, url=frozen["url"], headers=frozen["headers"],
+                body_kind=delivery.body_kind, body=frozen["body"], snapshot_key=delivery.snapshot_key,
                 snapshot=snapshot, oauth=oauth)
             # The receiver compares this with its own wall clock (Standard Webhooks allow
             # 5 minutes), so it is the real time of sending, never a clock tests moved.
@@ -377,17 +382,28 @@ class DeliveryWorker:
             headers["herald-sequence"] = str(delivery.sequence)
             headers["herald-event-type"] = delivery.event_type
             headers["herald-occurred-at"] = delivery.occurred_at
+            problem = unsendable(url)
+            if problem:
+                raise UnsendableRequest(f"this request can never be sent: {problem}")
             assert self.session is not None
             answer = await send(self.session, method=delivery.method, url=url, headers=headers, data=data,
                                 timeout=self.timeout, allow_private=allow_private)
         except BlockedAddress as exc:
+            outcome.error = str(exc)  # retried: an admin may allow private addresses meanwhile
+        except UnsendableRequest as exc:
             outcome.error = str(exc)
+            outcome.final = True
         except TimeoutError:
             outcome.error = f"no answer within {self.timeout:g} s"
         except OAuthError as exc:
             outcome.error = str(exc)
-        except (aiohttp.ClientError, OSError, ValueError) as exc:
+        except (aiohttp.ClientError, OSError) as exc:
             outcome.error = f"{type(exc).__name__}: {exc}"[:_KEEP_ERROR]
+        except ValueError as exc:
+            # The frozen request is the same on every attempt, so what aiohttp refuses
+            # to send now (a bad URL or header) it would refuse for days: fail at once.
+            outcome.error = f"this request can never be sent: {exc}"[:_KEEP_ERROR]
+            outcome.final = True
         else:
             outcome.status_code = answer.status
             outcome.response = answer.text
@@ -473,6 +489,22 @@ class OAuthError(Exception):
     pass
 
 
+class UnsendableRequest(Exception):
+    """The frozen request can never be sent as it is (its URL is not one Herald sends to)."""
+
+
+def unsendable(url: str) -> str | None:
+    """Why a rendered URL can never be sent, or None."""
+    problem = url_problem(url)
+    if problem:
+        return problem
+    try:
+        host = urlsplit(url).hostname or ""
+    except ValueError as exc:
+        return f"not a valid URL: {exc}"
+    return numeric_host_problem(host)
+
+
 def _read_snapshot(herald: Herald, path: str | None) -> bytes | None:
     if not path:
         return None
@@ -511,6 +543,8 @@ async def record_outcomes(herald: Herald, worker_id: str, results: list[Outcome]
             delay = policy.next_delay(attempts, random.random())
             if delay is not None and r.retry_after is not None:
                 delay = min(r.retry_after, 86400.0)
+            if r.final:
+                delay = None
             if r.gone:
                 delay = None
                 disable[r.target_id] = "The receiver answered 410 Gone, so Herald disabled this webhook."

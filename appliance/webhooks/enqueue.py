@@ -28,6 +28,7 @@ from appliance.printers.event_types import (
 from appliance.printers.models import Event, Printer
 from appliance.webhooks import templates as tpl
 from appliance.webhooks.models import Delivery, WebhookTarget
+from appliance.webhooks.redact import seal_request
 from appliance.webhooks.targets import new_webhook_id
 
 # Headers Herald sets itself; a target's template may not set them.
@@ -111,7 +112,7 @@ def build_request(target: WebhookTarget, params: dict[str, Any], *, has_snapshot
         if str(key).lower() in _DROPPED_HEADERS:
             continue
         rendered = tpl.render(value, params, defer=defer)
-        headers[str(key)] = rendered if isinstance(rendered, dict) else tpl.as_text(rendered)
+        headers[str(key)] = rendered if isinstance(rendered, dict) else tpl.header_text(rendered)
     body_template = json.loads(target.body or "{}")
     # As OctoPrint-Webhooks: the first top-level "@snapshot" value names the picture's field
     # and makes the request multipart/form-data, picture or not (without one the field is
@@ -245,11 +246,12 @@ def _delivery_row(herald: Herald, target: WebhookTarget, *, event_type: str, eve
                           occurred_at=occurred_at, payload=payload, printer_data=printer_data,
                           printer=printer, milestone=milestone, topic_type=topic_type, is_test=is_test)
     request = build_request(target, params, has_snapshot=bool(snapshot_path))
+    shown, sealed = seal_request(herald.secret_box, request, [params["apiSecret"]])
     return Delivery(
         target_id=target.id, event_id=event_pk, printer_id=printer.get("id"), event_type=event_type,
         sequence=sequence, occurred_at=occurred_at, accepted_at=now, webhook_id=new_webhook_id(),
         snapshot_path=snapshot_path if request["snapshot_key"] else None, is_test=is_test,
-        status="pending", next_attempt_at=now, **request,
+        status="pending", next_attempt_at=now, sealed=sealed, **shown,
     )
 
 
@@ -308,7 +310,7 @@ async def resend(herald: Herald, delivery: Delivery, notify: Callable[[], None] 
         event_type=delivery.event_type, sequence=delivery.sequence, occurred_at=delivery.occurred_at,
         accepted_at=now, webhook_id=delivery.webhook_id, url=delivery.url, method=delivery.method,
         headers=delivery.headers, body_kind=delivery.body_kind, body=delivery.body,
-        snapshot_key=delivery.snapshot_key, snapshot_path=delivery.snapshot_path,
+        snapshot_key=delivery.snapshot_key, snapshot_path=delivery.snapshot_path, sealed=delivery.sealed,
         is_test=delivery.is_test, resend_of=delivery.id, status="pending", next_attempt_at=now,
     )
     await shielded(copy.save())

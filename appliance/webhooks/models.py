@@ -59,7 +59,7 @@ class WebhookTarget(Model):
 
 
 class Delivery(Model):
-    """One event for one target, its request rendered when the event arrived and frozen."""
+    """One event for one target, its request rendered when the event arrived and frozen (secrets sealed)."""
 
     id = fields.BigIntField(primary_key=True)
     target: fields.ForeignKeyRelation[WebhookTarget] = fields.ForeignKeyField(
@@ -81,6 +81,9 @@ class Delivery(Model):
     headers: fields.JSONField[dict[str, str]] = fields.JSONField(default=dict)
     body_kind = fields.CharField(max_length=10)  # json | form | query | multipart
     body: fields.JSONField[Any] = fields.JSONField(null=True)  # the rendered body
+    # url, headers and body above are shown with their secrets redacted; the request as sent is
+    # this (encrypted JSON), empty when it held no secret (appliance.webhooks.redact).
+    sealed = fields.TextField(default="")
     snapshot_key = fields.CharField(max_length=100, default="")  # multipart field for the JPEG
     snapshot_path = fields.CharField(max_length=255, null=True)
     is_test = fields.BooleanField(default=False)

@@ -21,7 +21,10 @@ RESPONSE_KEEP = 1024  # bytes of a response kept in the attempt log
 
 
 class BlockedAddress(Exception):
-    """The destination is private, loopback or link-local and this target may not use it."""
+    """The destination is private, loopback or link-local and this target may not use it.
+
+    It is the address Herald would connect to that is refused (whatever form the URL wrote).
+    """
 
 
 def url_problem(url: str) -> str | None:
@@ -42,12 +45,57 @@ def url_problem(url: str) -> str | None:
     return None
 
 
+# IPv6 ranges that carry an IPv4 address inside them: a connection to one of these reaches
+# (or may be translated to) the embedded IPv4 address, so that address is what is checked.
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")  # deprecated, RFC 4291 2.5.5.1 (:: and ::1 too)
+_IPV4_TRANSLATED = ipaddress.ip_network("::ffff:0:0:0/96")  # RFC 2765 / SIIT
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052 well-known prefix
+_NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")  # RFC 8215: a site's own translator
+
+
+def embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address reaches through mapping, 6to4, NAT64 or the old compatible form."""
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip in _NAT64 or ip in _IPV4_COMPATIBLE or ip in _IPV4_TRANSLATED:
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
+
+
 def is_restricted(address: str) -> bool:
-    """Private, loopback, link-local, or any other address that is not globally routable."""
+    """Private, loopback, link-local, or any other address that is not globally routable.
+
+    IPv6 forms that embed an IPv4 address are judged by that address, so
+    ``::ffff:127.0.0.1``, ``::127.0.0.1``, ``64:ff9b::a00:1`` and ``2002:a00:1::`` are all refused.
+    """
     ip = ipaddress.ip_address(address.split("%")[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip in _NAT64_LOCAL:
+            return True
+        embedded = embedded_ipv4(ip)
+        if embedded is not None:
+            return not embedded.is_global or embedded.is_multicast
     return not ip.is_global or ip.is_multicast
+
+
+def numeric_host_problem(host: str) -> str | None:
+    """Why a host written as a number in another form than dotted decimal cannot be used, or None.
+
+    ``127.1``, ``0x7f.0.0.1``, ``2130706433`` and ``0177.0.0.1`` are IPv4 addresses to the
+    resolver but not to a reader; Herald takes only the four decimal numbers.
+    """
+    try:
+        ipaddress.ip_address(host)
+        return None
+    except ValueError:
+        pass
+    try:
+        socket.inet_aton(host)
+    except OSError:
+        return None
+    return f"{host} is an IPv4 address in an unusual form; write it as four decimal numbers (a.b.c.d)"
 
 
 async def resolve_checked(host: str, port: int, *, allow_private: bool) -> str:

@@ -9,6 +9,7 @@ from typing import Any
 from quart import Blueprint, redirect, render_template, request
 
 from appliance.accounts.auth import (
+    accepts_bearer,
     bearer_credential,
     csrf_exempt,
     current_user,
@@ -56,6 +57,7 @@ async def _json_body() -> dict[str, Any]:
 
 
 @blueprint.get("/api/v1/webhooks")
+@accepts_bearer
 async def api_list():
     user = await require_bearer_or_session(SCOPE)
     targets = await service.list_targets(user)
@@ -63,6 +65,7 @@ async def api_list():
 
 
 @blueprint.get("/api/v1/webhooks/presets")
+@accepts_bearer
 async def api_presets():
     await require_bearer_or_session(SCOPE)
     return {"presets": webhook_presets.PRESETS,
@@ -70,6 +73,7 @@ async def api_presets():
 
 
 @blueprint.post("/api/v1/webhooks")
+@accepts_bearer
 async def api_create():
     user = await require_bearer_or_session(SCOPE)
     data = await _json_body()
@@ -83,13 +87,15 @@ async def api_create():
     return service.target_json(_herald(), target), 201
 
 
-@blueprint.get("/api/v1/webhooks/<target_id>")
+@blueprint.get("/api/v1/webhooks/<digits:target_id>")
+@accepts_bearer
 async def api_get(target_id: str):
     user = await require_bearer_or_session(SCOPE)
     return service.target_json(_herald(), await service.get_target(user, target_id))
 
 
-@blueprint.route("/api/v1/webhooks/<target_id>", methods=["PATCH", "PUT"])
+@blueprint.route("/api/v1/webhooks/<digits:target_id>", methods=["PATCH", "PUT"])
+@accepts_bearer
 async def api_update(target_id: str):
     user = await require_bearer_or_session(SCOPE)
     target = await service.get_target(user, target_id)
@@ -97,7 +103,8 @@ async def api_update(target_id: str):
     return service.target_json(_herald(), target)
 
 
-@blueprint.delete("/api/v1/webhooks/<target_id>")
+@blueprint.delete("/api/v1/webhooks/<digits:target_id>")
+@accepts_bearer
 async def api_delete(target_id: str):
     user = await require_bearer_or_session(SCOPE)
     target = await service.get_target(user, target_id)
@@ -105,7 +112,8 @@ async def api_delete(target_id: str):
     return "", 204
 
 
-@blueprint.post("/api/v1/webhooks/<target_id>/rotate-secret")
+@blueprint.post("/api/v1/webhooks/<digits:target_id>/rotate-secret")
+@accepts_bearer
 async def api_rotate(target_id: str):
     user = await require_bearer_or_session(SCOPE)
     target = await service.get_target(user, target_id)
@@ -113,7 +121,8 @@ async def api_rotate(target_id: str):
     return {"signing_secret": secret, "previous_valid_until": service._iso(target.previous_secret_expires_at)}
 
 
-@blueprint.post("/api/v1/webhooks/<target_id>/test")
+@blueprint.post("/api/v1/webhooks/<digits:target_id>/test")
+@accepts_bearer
 async def api_test(target_id: str):
     user = await require_bearer_or_session(SCOPE)
     target = await service.get_target(user, target_id)
@@ -123,7 +132,8 @@ async def api_test(target_id: str):
     return service.delivery_json(delivery), 202
 
 
-@blueprint.get("/api/v1/webhooks/<target_id>/deliveries")
+@blueprint.get("/api/v1/webhooks/<digits:target_id>/deliveries")
+@accepts_bearer
 async def api_deliveries(target_id: str):
     user = await require_bearer_or_session(SCOPE)
     target = await service.get_target(user, target_id)
@@ -135,7 +145,8 @@ async def api_deliveries(target_id: str):
     return {"deliveries": [service.delivery_json(d) for d in rows]}
 
 
-@blueprint.get("/api/v1/webhooks/deliveries/<delivery_id>")
+@blueprint.get("/api/v1/webhooks/deliveries/<digits:delivery_id>")
+@accepts_bearer
 async def api_delivery(delivery_id: str):
     user = await require_bearer_or_session(SCOPE)
     delivery = await service.get_delivery(user, delivery_id)
@@ -143,7 +154,8 @@ async def api_delivery(delivery_id: str):
     return service.delivery_json(delivery, attempts)
 
 
-@blueprint.post("/api/v1/webhooks/deliveries/<delivery_id>/resend")
+@blueprint.post("/api/v1/webhooks/deliveries/<digits:delivery_id>/resend")
+@accepts_bearer
 async def api_resend(delivery_id: str):
     user = await require_bearer_or_session(SCOPE)
     delivery = await service.get_delivery(user, delivery_id)
@@ -314,10 +326,11 @@ async def page_delivery(delivery_id: str):
     user = await require_user()
     delivery = await service.get_delivery(user, delivery_id)
     attempts = await service.delivery_attempts(delivery)
+    shown = service.shown_request(delivery)
     return await render_template("webhooks/delivery.html", delivery=delivery, target=delivery.target,
-                                 attempts=attempts,
-                                 body=json.dumps(delivery.body, indent=2, ensure_ascii=False),
-                                 headers=json.dumps(delivery.headers, indent=2, ensure_ascii=False))
+                                 attempts=attempts, url=shown["url"],
+                                 body=json.dumps(shown["body"], indent=2, ensure_ascii=False),
+                                 headers=json.dumps(shown["headers"], indent=2, ensure_ascii=False))
 
 
 @blueprint.post("/webhooks/deliveries/<delivery_id>/resend")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 CLAIMED_COLUMNS = ("id", "target_id", "attempts", "webhook_id", "url", "method", "headers", "body_kind", "body",
-                   "snapshot_key", "snapshot_path", "sequence", "event_type", "occurred_at")
+                   "snapshot_key", "snapshot_path", "sequence", "event_type", "occurred_at", "sealed")
 
 
 def claim(postgres: bool) -> str:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import base64
 import ipaddress
+import json
+import re
 import secrets
 import uuid
 from datetime import datetime, timedelta
@@ -22,14 +24,20 @@ from appliance.printers.event_types import EVENT_TOPICS, EVENT_TYPES
 from appliance.printers.models import Printer
 from appliance.webhooks import templates as tpl
 from appliance.webhooks.models import Delivery, DeliveryAttempt, WebhookTarget
-from appliance.webhooks.outbound import is_restricted, url_problem
+from appliance.webhooks.outbound import is_restricted, numeric_host_problem, url_problem
 from appliance.webhooks.presets import DEFAULT_EVENTS, PRESETS
+from appliance.webhooks.redact import redact_request
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 CONTENT_TYPES = ("json", "form")
 ROTATION_OVERLAP = timedelta(hours=24)
 # What browsers, proxies and most servers accept in a URL; longer is a paste gone wrong.
 MAX_URL_LENGTH = 2048
+# A header or body template, as the API's 64 KiB JSON bodies allow on the form too.
+MAX_TEMPLATE_CHARS = 32 * 1024
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+
 def new_signing_secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
@@ -53,10 +61,17 @@ async def may_use_private(herald: Herald, owner: User) -> bool:
     return bool(await effective(herald, "webhook_allow_private"))
 
 
-def _literal_private(url: str) -> bool:
+def _host(url: str) -> str:
     from urllib.parse import urlsplit
 
-    host = (urlsplit(url).hostname or "").lower()
+    try:
+        return (urlsplit(url).hostname or "").lower()
+    except ValueError:
+        return ""
+
+
+def _literal_private(url: str) -> bool:
+    host = _host(url)
     if host == "localhost" or host.endswith(".localhost"):
         return True
     try:
@@ -88,7 +103,10 @@ async def clean_target(herald: Herald, owner: User, data: dict[str, Any],
         """What is wrong with a URL's form (length first: a long one is not rendered), or None."""
         if len(url) > MAX_URL_LENGTH:
             return f"the URL is {len(url)} characters long; at most {MAX_URL_LENGTH} are allowed"
-        return url_problem(render(url)) if url else missing
+        if not url:
+            return missing
+        rendered = render(url)
+        return url_problem(rendered) or numeric_host_problem(_host(rendered))
 
     name = str(get("name", "")).strip()
     if not name or len(name) > 100:
@@ -132,10 +150,16 @@ async def clean_target(herald: Herald, owner: User, data: dict[str, Any],
         bad("url", "private, loopback and link-local addresses are only allowed for an admin's webhooks")
     headers = str(get("headers", "{}"))
     body = str(get("body", PRESETS["blank"]["body"]))
-    for problem in tpl.check_template("headers", headers, allow_unknown=oauth_enabled, values_are_strings=True):
-        problems.append(problem.as_dict())
-    for problem in tpl.check_template("body", body, allow_unknown=oauth_enabled, snapshot_allowed=True):
-        problems.append(problem.as_dict())
+    for field_name, text in (("headers", headers), ("body", body)):
+        if len(text) > MAX_TEMPLATE_CHARS:
+            bad(field_name, f"is {len(text):,} characters long; at most {MAX_TEMPLATE_CHARS:,} are allowed")
+    if len(headers) <= MAX_TEMPLATE_CHARS:
+        for problem in tpl.check_template("headers", headers, allow_unknown=oauth_enabled, values_are_strings=True):
+            problems.append(problem.as_dict())
+        problems.extend(_header_problems("headers", headers))
+    if len(body) <= MAX_TEMPLATE_CHARS:
+        for problem in tpl.check_template("body", body, allow_unknown=oauth_enabled, snapshot_allowed=True):
+            problems.append(problem.as_dict())
     messages = _clean_messages(get("messages", {}), problems)
     fields: dict[str, Any] = {
         "messages": messages,
@@ -161,13 +185,19 @@ async def clean_target(herald: Herald, owner: User, data: dict[str, Any],
         oauth_method = choice("oauth_method", "POST", METHODS, f"must be one of {', '.join(METHODS)}")
         oauth_ct = choice("oauth_content_type", "json", CONTENT_TYPES, "must be json or form", case=str.lower)
         oauth_headers = str(get("oauth_headers", "{}")) or "{}"
-        for p in tpl.check_template("oauth_headers", oauth_headers, values_are_strings=True):
-            problems.append(p.as_dict())
+        if len(oauth_headers) > MAX_TEMPLATE_CHARS:
+            bad("oauth_headers", f"is {len(oauth_headers):,} characters long; at most {MAX_TEMPLATE_CHARS:,} are allowed")
+        else:
+            for p in tpl.check_template("oauth_headers", oauth_headers, values_are_strings=True):
+                problems.append(p.as_dict())
+            problems.extend(_header_problems("oauth_headers", oauth_headers))
         fields.update(oauth_url=oauth_url, oauth_method=oauth_method, oauth_content_type=oauth_ct,
                       oauth_headers=oauth_headers)
         if "oauth_body" in data and data["oauth_body"] is not None:
             oauth_body = str(data["oauth_body"]) or "{}"
-            for p in tpl.check_template("oauth_body", oauth_body):
+            if len(oauth_body) > MAX_TEMPLATE_CHARS:
+                bad("oauth_body", f"is {len(oauth_body):,} characters long; at most {MAX_TEMPLATE_CHARS:,} are allowed")
+            for p in tpl.check_template("oauth_body", oauth_body) if len(oauth_body) <= MAX_TEMPLATE_CHARS else ():
                 problems.append(p.as_dict())
             fields["oauth_body"] = herald.secret_box.encrypt(oauth_body)
         fields["oauth_token"] = ""  # new settings: fetch a new token
@@ -175,6 +205,23 @@ async def clean_target(herald: Herald, owner: User, data: dict[str, Any],
     if problems:
         raise _problems_error(problems)
     return fields
+
+
+def _header_problems(field_name: str, text: str) -> list[dict[str, Any]]:
+    """Header names that are not HTTP tokens and values with line breaks or NUL (never sendable)."""
+    try:
+        parsed = json.loads(text) if text.strip() else {}
+    except (ValueError, RecursionError):
+        return []  # check_template has named the problem
+    if not isinstance(parsed, dict):
+        return []
+    problems = []
+    for key, value in parsed.items():
+        if not _HEADER_NAME.fullmatch(key):
+            problems.append({"field": field_name, "problem": f"header name {key[:40]!r} may hold only letters, digits and !#$%&'*+-.^_`|~"})
+        elif isinstance(value, str) and any(c in value for c in "\r\n\0"):
+            problems.append({"field": field_name, "problem": f'header "{key}" must not contain a line break or NUL'})
+    return problems
 
 
 _SAMPLE_URL_PARAMS: dict[str, Any] = {root: "x" for root in tpl.KNOWN_ROOTS}
@@ -317,8 +364,9 @@ def delivery_json(delivery: Delivery, attempts: list | None = None) -> dict[str,
         "last_error": delivery.last_error or None, "occurred_at": _iso(delivery.occurred_at),
         "accepted_at": _iso(delivery.accepted_at), "finished_at": _iso(delivery.finished_at),
         "is_test": delivery.is_test, "resend_of": delivery.resend_of,
-        "request": {"method": delivery.method, "url": delivery.url, "headers": delivery.headers,
-                    "body_kind": delivery.body_kind, "body": delivery.body},
+        # The columns hold the request redacted; redacting again by name also covers rows
+        # stored before secrets were sealed.
+        "request": {"method": delivery.method, **shown_request(delivery), "body_kind": delivery.body_kind},
     }
     if attempts is not None:
         out["attempt_log"] = [{
@@ -326,6 +374,12 @@ def delivery_json(delivery: Delivery, attempts: list | None = None) -> dict[str,
             "response": a.response, "error": a.error or None,
         } for a in attempts]
     return out
+
+
+def shown_request(delivery: Delivery) -> dict[str, Any]:
+    """url, headers and body of a delivery as the API and pages show them (secrets redacted)."""
+    shown = redact_request({"url": delivery.url, "headers": delivery.headers, "body": delivery.body}, [])
+    return {"url": shown["url"], "headers": shown["headers"], "body": shown["body"]}
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -26,6 +26,8 @@ KNOWN_ROOTS = frozenset({
     "sequence", "event", "eventId", "occurredAt", "snapshot", "eventNumber",
 })
 SNAPSHOT = "@snapshot"
+# Deeper JSON than any receiver needs; Python's own parser and the renderer recurse per level.
+MAX_DEPTH = 32
 DEFERRED = "__herald_template__"  # a value waiting for OAuth @params at send time
 
 
@@ -66,10 +68,15 @@ def check_template(name: str, text: str, *, allow_unknown: bool = False,
                    snapshot_allowed: bool = False, values_are_strings: bool = False) -> list[TemplateProblem]:
     """Problems of one JSON template field (headers or body), each with its position."""
     problems: list[TemplateProblem] = []
+    too_deep = _too_deep(text)
+    if too_deep is not None:
+        return [_problem(name, text, too_deep, f"nested more than {MAX_DEPTH} levels deep")]
     try:
         parsed = json.loads(text) if text.strip() else {}
     except json.JSONDecodeError as exc:
         return [_problem(name, text, exc.pos, f"not valid JSON: {exc.msg}")]
+    except RecursionError:  # not reached after _too_deep; kept so no input can become a 500
+        return [_problem(name, text, 0, f"nested more than {MAX_DEPTH} levels deep")]
     if not isinstance(parsed, dict):
         return [_problem(name, text, len(text) - len(text.lstrip()), "must be a JSON object ({...})")]
     for match in TOKEN.finditer(text):
@@ -96,6 +103,29 @@ def check_template(name: str, text: str, *, allow_unknown: bool = False,
                 pos = text.find(json.dumps(key))
                 problems.append(_problem(name, text, max(pos, 0), f'header "{key}" must have a text value'))
     return problems
+
+
+def _too_deep(text: str) -> int | None:
+    """The offset where JSON text first opens more than MAX_DEPTH arrays or objects, or None."""
+    depth = 0
+    in_string = escaped = False
+    for position, char in enumerate(text):
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                return position
+        elif char in "]}":
+            depth -= 1
+    return None
 
 
 def _contains_snapshot(value: Any, *, top: bool) -> bool:
@@ -223,6 +253,11 @@ def render_url(template: str, params: dict[str, Any]) -> str:
         return quote(as_text(lookup(params, match.group(1))), safe="")
 
     return TOKEN.sub(substitute, template)
+
+
+def header_text(value: Any) -> str:
+    """A rendered header value: line breaks and NUL from event data become spaces (no header injection)."""
+    return as_text(value).replace("\r", " ").replace("\n", " ").replace("\0", " ")
 
 
 def form_value(value: Any) -> str | None:

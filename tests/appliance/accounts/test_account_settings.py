@@ -285,3 +285,62 @@ async def test_malformed_token_requests_get_a_clear_4xx(app, client):
     response = await client.delete("/api/v1/tokens/abc", headers={"X-CSRF-Token": csrf})
     assert response.status_code == 404
     assert not await AccessToken.exists()
+
+
+async def _token(user, name: str = "script") -> str:
+    from appliance.accounts.tokens import create_personal_token
+
+    token, _ = await create_personal_token(user, name)
+    return token
+
+
+async def _token_works(app, token: str) -> bool:
+    response = await app.test_client().get("/api/v1/printers", headers={"Authorization": f"Bearer {token}"})
+    return response.status_code == 200
+
+
+async def test_a_password_change_offers_to_end_personal_tokens_and_does_by_default(app, client):
+    user = await make_user()
+    token = await _token(user)
+    csrf = await login(client)
+    page = await (await client.get("/account")).get_data(as_text=True)
+    assert 'name="end_tokens" checked' in page and "Also revoke my 1 personal access token" in page
+    # the box as the page sends it: checked
+    response = await client.post("/account/password", form={
+        "current_password": PASSWORD, "password": NEW_PASSWORD, "csrf_token": csrf,
+        "end_tokens_offered": "1", "end_tokens": "on"})
+    assert response.headers["Location"] == "/account?done=password_tokens"
+    assert not await _token_works(app, token)
+    notice = await (await client.get("/account?done=password_tokens")).get_data(as_text=True)
+    assert "personal access tokens were revoked" in notice
+
+
+async def test_unticking_the_box_keeps_the_tokens(app, client):
+    user = await make_user()
+    token = await _token(user)
+    csrf = await login(client)
+    response = await client.post("/account/password", form={
+        "current_password": PASSWORD, "password": NEW_PASSWORD, "csrf_token": csrf, "end_tokens_offered": "1"})
+    assert response.headers["Location"] == "/account?done=password"
+    assert await _token_works(app, token)
+
+
+async def test_a_password_change_without_the_form_ends_the_tokens(app, client):
+    user = await make_user()
+    token = await _token(user)
+    csrf = await login(client)
+    response = await client.post("/account/password", form={
+        "current_password": PASSWORD, "password": NEW_PASSWORD, "csrf_token": csrf})
+    assert response.status_code == 302
+    assert not await _token_works(app, token)
+
+
+async def test_a_password_reset_ends_the_personal_tokens(app, client, caplog):
+    caplog.set_level(logging.INFO)
+    user = await make_user()
+    token = await _token(user)
+    await post_form(client, "/reset", {"email": "ada@example.com"}, page="/reset")
+    (link,) = links_in(caplog.text, "reset")
+    response = await post_form(client, f"/reset/{link}", {"password": NEW_PASSWORD}, page=f"/reset/{link}")
+    assert response.status_code == 302
+    assert not await _token_works(app, token)

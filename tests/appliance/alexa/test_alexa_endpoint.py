@@ -56,6 +56,16 @@ async def _post(client, body: bytes, headers: dict[str, str]):
     return await client.post("/alexa", data=body, headers=headers)
 
 
+async def post_served(client, pki, url: str, chain: bytes):
+    """A signed request naming ``url``, while the test fetcher serves ``chain`` there."""
+    pki.by_url[url] = chain
+    try:
+        body = body_of(envelope(intent="ListPrintersIntent"))
+        return await _post(client, body, signed_headers(body, pki.good, url=url))
+    finally:
+        del pki.by_url[url]
+
+
 _owner_with_printer = owner_with_printer
 
 
@@ -89,12 +99,7 @@ AMAZON_BAD_URLS = [
 
 @pytest.mark.parametrize("url", AMAZON_BAD_URLS)
 async def test_amazons_bad_certificate_urls_are_refused(client, pki, fetcher, url):
-    pki.by_url[url] = pki.good.chain_pem  # even if the fetcher would serve it
-    try:
-        body = body_of(envelope(intent="ListPrintersIntent"))
-        response = await _post(client, body, signed_headers(body, pki.good, url=url))
-    finally:
-        del pki.by_url[url]
+    response = await post_served(client, pki, url, pki.good.chain_pem)  # even if the fetcher would serve it
     assert response.status_code == 400
     assert (await response.get_json())["error"] == "invalid_alexa_request"
     assert url not in fetcher.calls

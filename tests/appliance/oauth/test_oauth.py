@@ -140,13 +140,6 @@ async def test_full_account_linking_flow(app, client, alexa_client, pki, clock):
     assert stored.refresh_token_hash == token_hash(tokens["refresh_token"])  # only hashes are stored
     assert stored.client_id == client_id
 
-    # the code works once
-    again = await token_request(app, {"grant_type": "authorization_code", "code": code,
-                                      "redirect_uri": REDIRECT, "code_verifier": verifier},
-                                basic(client_id, secret))
-    assert again.status_code == 400
-    assert (await again.get_json())["error"] == "invalid_grant"
-
     # the token answers for Ada's printers only
     answer = await ask_alexa(app, pki, tokens["access_token"])
     assert speech(answer) == "You have 2 printers: Ender and Prusa."
@@ -164,9 +157,19 @@ async def test_full_account_linking_flow(app, client, alexa_client, pki, clock):
     assert (await reuse.get_json())["error"] == "invalid_grant"
     assert speech(await ask_alexa(app, pki, new["access_token"])) == "You have 2 printers: Ender and Prusa."
 
-    # access tokens expire; Alexa then refreshes
-    clock.advance(61 * 60)
+    # the code works once; a second use also ends the tokens issued from it (RFC 6749 4.1.2),
+    # which test_reusing_an_authorization_code_revokes_the_tokens_issued_from_it shows in full
+    again = await token_request(app, {"grant_type": "authorization_code", "code": code,
+                                      "redirect_uri": REDIRECT, "code_verifier": verifier},
+                                basic(client_id, secret))
+    assert again.status_code == 400
+    assert (await again.get_json())["error"] == "invalid_grant"
     assert (await ask_alexa(app, pki, new["access_token"]))["response"]["card"]["type"] == "LinkAccount"
+
+    # access tokens expire; Alexa then refreshes
+    relinked = await _linked_tokens(app, client, client_id, secret)
+    clock.advance(61 * 60)
+    assert (await ask_alexa(app, pki, relinked["access_token"]))["response"]["card"]["type"] == "LinkAccount"
 
 
 async def test_client_credentials_in_the_body(app, client, alexa_client, pki):
@@ -425,3 +428,47 @@ async def test_revoking_or_disabling_ends_only_that_link(app, client, alexa_clie
     for gone in (first, second):
         assert (await ask_alexa(app, pki, gone["access_token"]))["response"]["card"]["type"] == "LinkAccount"
     assert speech(await ask_alexa(app, pki, third["access_token"])) == "You have one printer: Prusa."
+
+
+async def _ada_with_a_printer(client) -> None:
+    ada = await make_user("ada@example.com")
+    await add_printer(ada, "Prusa")
+    await login(client, "ada@example.com")
+
+
+async def test_a_refresh_asking_for_a_wider_scope_keeps_the_refresh_token(app, client, alexa_client, pki):
+    """invalid_scope is answered before the refresh token is used up, so the link survives."""
+    client_id, secret = alexa_client
+    await _ada_with_a_printer(client)
+    tokens = await _linked_tokens(app, client, client_id, secret)
+    wider = await token_request(app, {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"],
+                                      "scope": "printers:read webhooks"}, basic(client_id, secret))
+    assert wider.status_code == 400 and (await wider.get_json())["error"] == "invalid_scope"
+    # the same refresh token still works, and so does the access token
+    assert speech(await ask_alexa(app, pki, tokens["access_token"])) == "You have one printer: Prusa."
+    same = await _refresh(app, client_id, secret, tokens["refresh_token"])
+    assert same.status_code == 200, await same.get_data(as_text=True)
+    narrower = await token_request(app, {"grant_type": "refresh_token", "scope": "printers:read",
+                                         "refresh_token": (await same.get_json())["refresh_token"]},
+                                   basic(client_id, secret))
+    assert narrower.status_code == 200
+
+
+async def test_reusing_an_authorization_code_revokes_the_tokens_issued_from_it(app, client, alexa_client, pki):
+    """RFC 6749 4.1.2: a code used twice ends the tokens it gave, and those refreshed from them."""
+    client_id, secret = alexa_client
+    await _ada_with_a_printer(client)
+    other = await _linked_tokens(app, client, client_id, secret)  # another link, untouched
+    verifier, challenge = pkce()
+    code = code_of(await authorize(client, client_id, challenge=challenge))
+    form = {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT, "code_verifier": verifier}
+    first = await token_request(app, form, basic(client_id, secret))
+    assert first.status_code == 200
+    issued = await first.get_json()
+    refreshed = await (await _refresh(app, client_id, secret, issued["refresh_token"])).get_json()
+    again = await token_request(app, form, basic(client_id, secret))
+    assert again.status_code == 400 and (await again.get_json())["error"] == "invalid_grant"
+    for token in (issued["access_token"], refreshed["access_token"]):
+        assert (await ask_alexa(app, pki, token))["response"]["card"]["type"] == "LinkAccount"
+    assert (await _refresh(app, client_id, secret, refreshed["refresh_token"])).status_code == 400
+    assert speech(await ask_alexa(app, pki, other["access_token"])) == "You have one printer: Prusa."

@@ -5,6 +5,8 @@ Times: one way to show a moment, in the logged-in user's time zone: ``{{ moment|
 ago", the dashboard's wording) and ``{{ moment|isoutc }}`` for ``<time datetime>``.
 A moment may be an aware or naive (UTC) datetime or an ISO 8601 string.
 
+Durations: ``{{ seconds|duration }}`` ("45 s", "1 h 5 min"), the same words everywhere.
+
 ``{{ url|is_loopback }}``: whether an address points at this machine only (127.0.0.1,
 ::1, localhost), which OctoPrint on another machine cannot reach.
 """
@@ -20,7 +22,7 @@ from zoneinfo import ZoneInfo
 from jinja2 import pass_context
 
 from appliance.core.herald import current_herald
-from appliance.core.times import iso_utc, time_ago, user_zone
+from appliance.core.times import duration_text, iso_utc, time_ago, user_zone
 
 FORMATS = {
     "datetime": "%-d %b %Y, %H:%M %Z",
@@ -91,4 +93,5 @@ def register(app) -> None:
     app.add_template_filter(localtime, "localtime")
     app.add_template_filter(ago, "ago")
     app.add_template_filter(isoutc, "isoutc")
+    app.add_template_filter(duration_text, "duration")
     app.add_template_global(zone_name, "zone_name")

@@ -44,7 +44,7 @@ from appliance.printers.events import (
 )
 from appliance.printers.keys import printer_for_key
 from appliance.printers.manage import unlink_printer
-from appliance.printers.plugin_compat import check_plugin_version
+from appliance.printers.plugin_compat import accept_plugin_version
 from appliance.printers.schemas import (
     APIErrorBody,
     EventAccepted,
@@ -124,7 +124,7 @@ async def printer_verify():
     printer = await current_printer()
     data = await read_json_bytes()
     body = parse_model(VerifyRequest, data) if data.strip() else VerifyRequest()
-    check_plugin_version(body.plugin_version)
+    await accept_plugin_version(printer, body.plugin_version)
     return {"printer_id": printer.id, "name": printer.name, "herald_version": __version__}
 
 

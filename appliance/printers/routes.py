@@ -18,6 +18,8 @@ from appliance.printers import linking
 from appliance.printers.chart import chart_for
 from appliance.printers.jobs import recent_jobs
 from appliance.printers.manage import create_printer, remove_printer, rename_printer, rotate_key
+from appliance.printers.plugin_archive import PluginArchive
+from appliance.printers.plugin_compat import plugin_behind
 from appliance.printers.views import owned_printer, printer_view, printer_views
 
 blueprint = Blueprint("printers", __name__)
@@ -133,7 +135,10 @@ async def _detail_page(user, printer, status: int = 200, **context):
     herald = _herald()
     context.setdefault("error", None)
     context.setdefault("notice", None)
-    return await _page("printers/detail.html", status, printer=printer,
+    carried = await herald.part(PluginArchive).version()
+    plugin = {"installed": printer.plugin_version, "carried": carried,
+              "behind": plugin_behind(printer.plugin_version, carried)}
+    return await _page("printers/detail.html", status, printer=printer, plugin=plugin,
                        view=printer_view(herald, printer), jobs=await recent_jobs(printer.id),
                        chart=await chart_for(herald, printer.id, user_zone(user.time_zone)), **context)
 

@@ -260,6 +260,29 @@ class HeraldPlugin(
         self._configure_publisher()
         return self._state()
 
+    ##~~ Software Update hook (octoprint.plugin.softwareupdate.check_config)
+
+    def get_update_information(self, *args, **kwargs):
+        """Updates come from the linked Herald, which carries the plugin that matches it.
+
+        A "jsondata" check reads the version Herald serves; the "pip" target is Herald's
+        wheel of exactly that version, so an OctoPrint that reaches only Herald updates.
+        """
+        base = (self._settings.get(["herald_url"]) or "").strip().rstrip("/")
+        if not base:
+            return {}
+        return {
+            self._identifier: {
+                "displayName": "Herald",
+                "displayVersion": __version__,
+                "type": "jsondata",
+                "jsondata": base + "/plugin/octoprint-herald.json",
+                "current": __version__,
+                "method": "pip",
+                "pip": base + "/plugin/octoprint_herald-{target_version}-py3-none-any.whl",
+            }
+        }
+
     ##~~ helpers
 
     def _apply_form(self, data):
@@ -398,4 +421,5 @@ def __plugin_load__():
     __plugin_hooks__ = {
         "octoprint.comm.protocol.gcode.received": __plugin_implementation__.on_gcode_received,
         "octoprint.comm.protocol.gcode.sent": __plugin_implementation__.on_gcode_sent,
+        "octoprint.plugin.softwareupdate.check_config": __plugin_implementation__.get_update_information,
     }

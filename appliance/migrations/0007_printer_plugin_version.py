@@ -1,0 +1,16 @@
+from tortoise import migrations
+from tortoise.migrations import operations as ops
+from tortoise import fields
+
+class Migration(migrations.Migration):
+    dependencies = [('herald', '0006_lease_description')]
+
+    initial = False
+
+    operations = [
+        ops.AddField(
+            model_name='Printer',
+            name='plugin_version',
+            field=fields.CharField(null=True, max_length=40),
+        ),
+    ]

@@ -131,6 +131,12 @@ SETTINGS: tuple[Setting, ...] = (
         _list,
     ),
     Setting("log_level", "INFO", "Logging level: DEBUG, INFO, WARNING or ERROR."),
+    Setting(
+        "plugin_source",
+        "",
+        "Folder of the OctoPrint plugin's sources that Herald serves (as a wheel and a zip) and offers "
+        "as the plugin's update. Empty means the copy installed with Herald.",
+    ),
     # --- accounts
     Setting(
         "signup_mode",

@@ -124,7 +124,7 @@ async def printer_verify():
     printer = await current_printer()
     data = await read_json_bytes()
     body = parse_model(VerifyRequest, data) if data.strip() else VerifyRequest()
-    await accept_plugin_version(printer, body.plugin_version)
+    await accept_plugin_version(printer.id, body.plugin_version)
     return {"printer_id": printer.id, "name": printer.name, "herald_version": __version__}
 
 

@@ -141,12 +141,15 @@ def build_plugin(source: Path) -> BuiltPlugin:
 class PluginArchive:
     """The plugin's zip and wheel, built once per process on first request (no network, no setuptools)."""
 
-    def __init__(self, source: Path | None = None) -> None:
-        self._source = source
+    def __init__(self, source: Path | str | None = None) -> None:
+        """``source``: the plugin's folder (the ``plugin_source`` setting); None finds the installed copy."""
+        self._source = Path(source).expanduser() if source else None
         self._built: BuiltPlugin | None = None
 
     async def get(self) -> BuiltPlugin:
         if self._built is None:
+            if self._source is not None and not is_plugin_source(self._source):
+                raise NotFound(f"HERALD_PLUGIN_SOURCE ({self._source}) holds no OctoPrint plugin sources.")
             source = self._source or find_plugin_source()
             if source is None:
                 raise NotFound("This Herald was installed without the OctoPrint plugin's sources.")

@@ -31,12 +31,14 @@ def check_plugin_version(plugin_version: str | None) -> None:
                               extra={"min_plugin_version": MIN_PLUGIN_VERSION}, code="plugin_outdated")
 
 
-async def accept_plugin_version(printer: Printer, plugin_version: str | None) -> None:
-    """The plugin's verify: refuse a too-old plugin, remember the version for the printer page."""
+async def accept_plugin_version(printer_id: str, plugin_version: str | None) -> None:
+    """The plugin's verify: refuse a too-old plugin, remember the version for the printer page.
+
+    One small write per verify; the plugin verifies when it starts or is relinked, not per push.
+    """
     check_plugin_version(plugin_version)
-    if plugin_version and plugin_version != printer.plugin_version:
-        await Printer.filter(id=printer.id).update(plugin_version=plugin_version)
-        printer.plugin_version = plugin_version
+    if plugin_version:
+        await Printer.filter(id=printer_id).update(plugin_version=plugin_version)
 
 
 def plugin_behind(installed: str | None, carried: str | None) -> bool:

@@ -62,6 +62,9 @@ class Publisher:
         self._clock = clock
         self._log = logger or logging.getLogger(__name__)
         self._client: HeraldClient | None = None
+        # The client whose key was last verified: a new client (start, relink) verifies once
+        # first, which tells Herald this plugin's version (its printer page shows it).
+        self._verified: HeraldClient | None = None
         self._cond = threading.Condition()
         self._woken = False
         self._stopping = threading.Event()
@@ -165,6 +168,9 @@ class Publisher:
         if now < self.retry_at:
             return self.retry_at - now
         try:
+            if self._verified is not client:
+                client.verify_key()
+                self._verified = client
             self._flush_events(client)
             self._flush_status(client, now)
         except HeraldError as exc:

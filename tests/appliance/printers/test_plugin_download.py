@@ -169,3 +169,4 @@ def _pip_install_and_import(data: bytes, name: str, tmp_path: Path) -> None:
     result = subprocess.run([str(python), str(check)], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.split()[:4] == ["True", "['octoprint_herald']", "True", "HeraldPlugin"], result.stdout
+

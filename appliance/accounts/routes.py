@@ -63,9 +63,14 @@ def set_session_cookie(response, token: str) -> None:
     )
 
 
-async def log_in(user, next_url: str):
-    """Start a fresh session (a new id at every login, against session fixation)."""
+async def log_in(user, next_url: str, browser_time_zone: str | None = None):
+    """Start a fresh session (a new id at every login, against session fixation).
+
+    ``browser_time_zone``: the zone static/js/browser-zone.js put in the form, adopted while
+    the user has chosen none.
+    """
     herald = _herald()
+    await accounts.adopt_browser_time_zone(user, browser_time_zone)
     await end_session(request.cookies.get(SESSION_COOKIE, ""))
     new = await start_session(user, clock=herald.clock, days=herald.settings.session_days,
                               user_agent=request.headers.get("User-Agent", ""))
@@ -111,7 +116,7 @@ async def login():
     if user is None:
         return await _login_page(400, next=next_url, email=email,
                                  error="The email address or password is not right.")
-    return await log_in(user, next_url)
+    return await log_in(user, next_url, form.get("browser_time_zone"))
 
 
 def wait_text(seconds: int | float) -> str:
@@ -154,7 +159,7 @@ async def setup_submit(token: str):
         if isinstance(exc, NotFound):
             raise
         return await render_form("accounts/setup.html", exc, token=token, email=form.get("email", ""))
-    return await log_in(user, "/?welcome=setup")
+    return await log_in(user, "/?welcome=setup", form.get("browser_time_zone"))
 
 
 # --- signup ------------------------------------------------------------------------------
@@ -200,7 +205,7 @@ async def signup_submit():
         if exc.code in ("signup_closed", "invite_required", "invalid_invite"):
             raise
         return await _signup_page(invite, email, exc)
-    return await log_in(user, "/account?welcome=1")
+    return await log_in(user, "/account?welcome=1", form.get("browser_time_zone"))
 
 
 # --- email verification and password reset ----------------------------------------------

@@ -14,12 +14,14 @@ Durations: ``{{ seconds|duration }}`` ("45 s", "1 h 5 min"), the same words ever
 from __future__ import annotations
 
 import ipaddress
+import re
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from jinja2 import pass_context
+from markupsafe import Markup, escape
 
 from appliance.core.herald import current_herald
 from appliance.core.times import duration_text, iso_utc, time_ago, user_zone
@@ -88,10 +90,18 @@ def is_loopback(url: str | None) -> bool:
         return False
 
 
+def url_breaks(url: str | None) -> Markup:
+    """The URL, escaped, with a line-break chance (<wbr>) after each / . ? & = so a long URL
+    wraps between its parts on a phone instead of mid-word."""
+    text = str(escape(url or ""))
+    return Markup(re.sub(r"(/+|[.?=]|&amp;)", r"\1<wbr>", text))
+
+
 def register(app) -> None:
     app.add_template_filter(is_loopback, "is_loopback")
     app.add_template_filter(localtime, "localtime")
     app.add_template_filter(ago, "ago")
     app.add_template_filter(isoutc, "isoutc")
     app.add_template_filter(duration_text, "duration")
+    app.add_template_filter(url_breaks, "url_breaks")
     app.add_template_global(zone_name, "zone_name")

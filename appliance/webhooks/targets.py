@@ -23,7 +23,7 @@ from appliance.printers.models import Printer
 from appliance.webhooks import templates as tpl
 from appliance.webhooks.models import Delivery, DeliveryAttempt, WebhookTarget
 from appliance.webhooks.outbound import is_restricted, url_problem
-from appliance.webhooks.presets import DEFAULT_EVENTS, PRESETS
+from appliance.webhooks.presets import DEFAULT_EVENTS, PRESETS, placeholder_in
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 CONTENT_TYPES = ("json", "form")
@@ -132,6 +132,10 @@ async def clean_target(herald: Herald, owner: User, data: dict[str, Any],
         bad("url", "private, loopback and link-local addresses are only allowed for an admin's webhooks")
     headers = str(get("headers", "{}"))
     body = str(get("body", PRESETS["blank"]["body"]))
+    for field_name, text in (("url", url), ("headers", headers), ("body", body)):
+        placeholder = placeholder_in(text)
+        if placeholder and not (field_name == "url" and shape):
+            bad(field_name, placeholder)
     for problem in tpl.check_template("headers", headers, allow_unknown=oauth_enabled, values_are_strings=True):
         problems.append(problem.as_dict())
     for problem in tpl.check_template("body", body, allow_unknown=oauth_enabled, snapshot_allowed=True):

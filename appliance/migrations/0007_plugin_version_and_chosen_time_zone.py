@@ -13,4 +13,9 @@ class Migration(migrations.Migration):
             name='plugin_version',
             field=fields.CharField(null=True, max_length=40),
         ),
+        ops.AddField(
+            model_name='User',
+            name='time_zone_chosen',
+            field=fields.BooleanField(default=False),
+        ),
     ]

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 from appliance.accounts.models import User
 from appliance.core.times import duration_text, time_ago, user_zone
+from appliance.printers.event_types import JOB_ACTIVE
 from appliance.printers.models import Printer
 
 # state_id -> (words, badge colour). Words first: the card must read without colour.
@@ -36,7 +37,6 @@ SILENT = ("Offline", "bad")
 UNLINKED = ("Unlinked", "idle")
 NEVER_SEEN = ("Waiting for first check-in", "idle")
 
-JOB_ACTIVE = frozenset({"printing", "pausing", "paused", "resuming", "finishing", "cancelling"})
 COUNTING_DOWN = frozenset({"printing", "resuming", "finishing"})
 RESULTS = {"completed": ("Completed", "ok"), "failed": ("Failed", "bad"), "cancelled": ("Cancelled", "warn")}
 

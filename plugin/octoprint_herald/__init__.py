@@ -58,6 +58,8 @@ class HeraldPlugin(
             "snapshot_url": "",
             "interval_printing": 30,
             "interval_idle": 60,
+            "send_thumbnail": True,
+            "webcam_interval": 0,  # minutes between webcam snapshots while printing; 0 = off
         }
 
     def get_settings_version(self):
@@ -93,6 +95,7 @@ class HeraldPlugin(
             self._current_status,
             intervals=self._intervals,
             snapshot_url=self._snapshot_url,
+            webcam_every=lambda: 60.0 * max(0, self._settings.get_int(["webcam_interval"]) or 0),
             on_change=lambda state: self._send_state(),
             logger=self._logger,
         )
@@ -127,6 +130,19 @@ class HeraldPlugin(
                 self._enqueue(event_type, event_payload)
         if (mapped or event in STATUS_EVENTS) and self._publisher is not None:
             self._publisher.request_status()
+        if event == "PrintStarted" and self._publisher is not None:
+            self._request_thumbnail(payload)
+
+    def _request_thumbnail(self, payload):
+        """Hand the started job's G-code to the publisher, which reads its embedded preview."""
+        if not self._settings.get_boolean(["send_thumbnail"]) or payload.get("origin") != "local":
+            return
+        path = self._file_manager.path_on_disk("local", payload.get("path") or payload.get("name") or "")
+        job_file = None
+        if self._settings.get_boolean(["publish_file_names"]):
+            file = ((self._printer.get_current_data() or {}).get("job") or {}).get("file") or {}
+            job_file = file.get("display") or file.get("name") or payload.get("name")
+        self._publisher.request_thumbnail(job_file, path)
 
     ##~~ ProgressPlugin mixin
 

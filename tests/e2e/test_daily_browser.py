@@ -24,6 +24,7 @@ from tests.support.browser import (
     seeded_server,
     shoot,
 )
+from tests.support.pictures import png
 from tests.support.printers_data import printing_status
 
 pytestmark = pytest.mark.slow
@@ -42,6 +43,16 @@ def herald_server(tmp_path: Path):
     version.write_text(version.read_text().replace(f'"{__version__}"', f'"{CARRIED}"'))
     yield from seeded_server(tmp_path, {"HERALD_LIVE_HEARTBEAT": "1", "HERALD_SIGNUP_MODE": "open",
                                         "HERALD_PLUGIN_SOURCE": str(source)})
+
+
+def _put_picture(server, kind: str, key: str, data: bytes, media_type: str, job_file: str = "") -> int:
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": media_type}
+    if job_file:
+        headers["X-Herald-Job-File"] = job_file
+    request = urllib.request.Request(f"{server.url}/api/v1/printer/pictures/{kind}", method="PUT", data=data,
+                                     headers=headers)
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return response.status
 
 
 def _post(server, path: str, key: str, body: dict) -> int:
@@ -213,7 +224,26 @@ def test_dashboard_heading_durations_and_plugin_version(chromium, herald_server,
                           ("print.done", {"name": "benchy.gcode", "time": 3900})):
         assert _post(herald_server, "/api/v1/printer/events", key,
                      {"id": str(uuid.uuid4()), "type": kind, "occurred_at": now, "payload": payload}) == 202
+    # Pictures: the slicer's preview of the running job and a webcam snapshot (a real JPEG,
+    # made by the browser itself).
+    thumbnail = png(300, 300, (230, 120, 30))
+    webcam = page.screenshot(type="jpeg", quality=70, clip={"x": 0, "y": 0, "width": 320, "height": 240})
+    job_file = printing_status()["job"]["file"]
+    assert _put_picture(herald_server, "thumbnail", key, thumbnail, "image/png", job_file) == 204
+    assert _put_picture(herald_server, "webcam", key, webcam, "image/jpeg") == 204
+    page.goto(herald_server.url + "/")
+    card_pictures = page.locator(".printer-card [data-role='pictures'] img")
+    card_pictures.first.wait_for()
+    assert card_pictures.count() == 2
+    assert all(img.evaluate("i => i.complete && i.naturalWidth > 0") for img in card_pictures.all())
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= width
+    shoot(page, artifacts, f"dashboard-pictures-{width}")
+    assert_accessible(page)
+
     page.goto(f"{herald_server.url}/printers/{printer_id}")
+    pictures = page.locator("section[aria-labelledby='pictures-heading'] img")
+    assert pictures.count() == 2
+    assert all(img.evaluate("i => i.complete && i.naturalWidth > 0") for img in pictures.all())
     summary = page.locator(".printer-summary").inner_text()
     assert f"plugin {__version__}" in summary
     behind = page.locator("#plugin-behind")

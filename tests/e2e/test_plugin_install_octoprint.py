@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_plugin_octoprint import EMAIL, PASSWORD, HeraldOwner, link, wait_for
+from tests.e2e.test_plugin_octoprint import EMAIL, PASSWORD, HeraldOwner, gcode, link, wait_for
 from tests.support.octoprint import OctoPrintServer, free_port, octoprint_venv, offline_pip_env
+from tests.support.pictures import gcode_with_thumbnails, png
 from tests.support.server import LiveServer
 
 pytestmark = pytest.mark.slow
@@ -94,6 +95,17 @@ def test_octoprint_installs_the_plugin_from_herald_and_updates_it_with_no_packag
         wait_for(lambda: f"plugin {__version__}" in printer_page(owner, printer_id), 60,
                  "the printer page to show the plugin version")
         assert 'id="plugin-behind"' not in printer_page(owner, printer_id)
+        # A print of G-code with PrusaSlicer's embedded preview: the plugin sends the picture once,
+        # and Herald's printer page shows it for that job.
+        preview = png(64, 64, (40, 160, 90))
+        octoprint.wait_operational()
+        octoprint.upload_and_print("preview.gcode", gcode_with_thumbnails(
+            ("thumbnail", 16, 16, png(16, 16)), ("thumbnail", 64, 64, preview), moves=gcode(20)))
+        wait_for(lambda: "slicer's preview" in printer_page(owner, printer_id), 60,
+                 "the printer page to show the job's thumbnail")
+        image = owner.session.get(f"{herald.url}/printers/{printer_id}/pictures/thumbnail", timeout=10)
+        assert image.status_code == 200 and image.content == preview
+        wait_for(lambda: octoprint.job()["state"] == "Operational", 120, "the print to finish")
 
         # 2. Herald is upgraded and carries a newer plugin.
         source, newer = newer_plugin(tmp_path)

@@ -171,7 +171,7 @@ def create_app(
     herald.hooks.system_rows.append(storage_rows)
 
     printers = herald.provide(PrinterState(started_at=clock.now()))
-    herald.provide(PluginArchive())
+    herald.provide(PluginArchive(settings.plugin_source or None))
     herald.tasks.add("status-flush", lambda: status.status_flusher(herald))
     herald.tasks.add("printer-cache", lambda: keys.cache_revalidator(herald))
     periodic("offline-detection", lambda: maintenance.detect_offline(herald), settings.offline_check_interval)

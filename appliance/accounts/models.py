@@ -13,6 +13,8 @@ class User(Model):
     is_admin = fields.BooleanField(default=False)
     email_verified_at = fields.DatetimeField(null=True)
     time_zone = fields.CharField(max_length=64, default="UTC")
+    # False until the user picks a zone in Account: till then login adopts the browser's zone.
+    time_zone_chosen = fields.BooleanField(default=False)
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:

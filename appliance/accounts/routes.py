@@ -76,9 +76,14 @@ def set_session_cookie(response, token: str) -> None:
     )
 
 
-async def log_in(user, next_url: str):
-    """Start a fresh session (a new id at every login, against session fixation)."""
+async def log_in(user, next_url: str, browser_time_zone: str | None = None):
+    """Start a fresh session (a new id at every login, against session fixation).
+
+    ``browser_time_zone``: the zone static/js/browser-zone.js put in the form, adopted while
+    the user has chosen none.
+    """
     herald = _herald()
+    await accounts.adopt_browser_time_zone(user, browser_time_zone)
     await end_session(request.cookies.get(SESSION_COOKIE, ""))
     new = await start_session(user, clock=herald.clock, days=herald.settings.session_days,
                               user_agent=request.headers.get("User-Agent", ""))
@@ -124,7 +129,7 @@ async def login():
     if user is None:
         return await _login_page(400, next=next_url, email=email,
                                  error="The email address or password is not right.")
-    return await log_in(user, next_url)
+    return await log_in(user, next_url, form.get("browser_time_zone"))
 
 
 def wait_text(seconds: int | float) -> str:
@@ -167,7 +172,7 @@ async def setup_submit(token: str):
         if isinstance(exc, NotFound):
             raise
         return await render_form("accounts/setup.html", exc, token=token, email=form.get("email", ""))
-    return await log_in(user, "/?welcome=setup")
+    return await log_in(user, "/?welcome=setup", form.get("browser_time_zone"))
 
 
 # --- signup ------------------------------------------------------------------------------
@@ -216,7 +221,7 @@ async def signup_submit():
             raise
         return await _signup_page(invite, email, exc, next_url)
     # Someone sent here from elsewhere (the App Connection portal) goes back there.
-    return await log_in(user, next_url if next_url != "/" else "/account?welcome=1")
+    return await log_in(user, next_url if next_url != "/" else "/account?welcome=1", form.get("browser_time_zone"))
 
 
 # --- email verification and password reset ----------------------------------------------

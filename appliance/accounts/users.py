@@ -370,10 +370,24 @@ def time_zone_names() -> list[str]:
 
 
 async def set_time_zone(user: User, name: str) -> str:
+    """The user's own choice (Account): kept from now on, whatever browser they log in from."""
     name = check_time_zone(name)
-    await shielded(User.filter(id=user.id).update(time_zone=name))
-    user.time_zone = name
+    await shielded(User.filter(id=user.id).update(time_zone=name, time_zone_chosen=True))
+    user.time_zone, user.time_zone_chosen = name, True
     return name
+
+
+async def adopt_browser_time_zone(user: User, name: str | None) -> None:
+    """At setup, signup and login: use the browser's zone while the user has none of their own.
+
+    "None" is the default UTC never chosen in Account. A zone that is not an IANA name (an old
+    browser, a hand-made request) is ignored: this is a convenience, never an error.
+    """
+    name = (name or "").strip()
+    if user.time_zone_chosen or user.time_zone != "UTC" or name == "UTC" or name not in _time_zones():
+        return
+    await shielded(User.filter(id=user.id, time_zone_chosen=False).update(time_zone=name))
+    user.time_zone = name
 
 
 async def delete_account(user: User, password: str) -> None:

@@ -137,6 +137,12 @@ SETTINGS: tuple[Setting, ...] = (
             "more are answered 429.", _pos_int),
     Setting("idle_read_seconds", 30, "Seconds a connection may send nothing (hypercorn's read timeout) "
             "before it is closed.", _pos_int),
+    Setting(
+        "plugin_source",
+        "",
+        "Folder of the OctoPrint plugin's sources that Herald serves (as a wheel and a zip) and offers "
+        "as the plugin's update. Empty means the copy installed with Herald.",
+    ),
     # --- accounts
     Setting(
         "signup_mode",

@@ -5,6 +5,8 @@ Times: one way to show a moment, in the logged-in user's time zone: ``{{ moment|
 ago", the dashboard's wording) and ``{{ moment|isoutc }}`` for ``<time datetime>``.
 A moment may be an aware or naive (UTC) datetime or an ISO 8601 string.
 
+Durations: ``{{ seconds|duration }}`` ("45 s", "1 h 5 min"), the same words everywhere.
+
 ``{{ url|is_loopback }}``: whether an address points at this machine only (127.0.0.1,
 ::1, localhost), which OctoPrint on another machine cannot reach.
 """
@@ -12,15 +14,17 @@ A moment may be an aware or naive (UTC) datetime or an ISO 8601 string.
 from __future__ import annotations
 
 import ipaddress
+import re
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from jinja2 import pass_context
+from markupsafe import Markup, escape
 
 from appliance.core.herald import current_herald
-from appliance.core.times import iso_utc, time_ago, user_zone
+from appliance.core.times import duration_text, iso_utc, time_ago, user_zone
 
 FORMATS = {
     "datetime": "%-d %b %Y, %H:%M %Z",
@@ -86,9 +90,18 @@ def is_loopback(url: str | None) -> bool:
         return False
 
 
+def url_breaks(url: str | None) -> Markup:
+    """The URL, escaped, with a line-break chance (<wbr>) after each / . ? & = so a long URL
+    wraps between its parts on a phone instead of mid-word."""
+    text = str(escape(url or ""))
+    return Markup(re.sub(r"(/+|[.?=]|&amp;)", r"\1<wbr>", text))
+
+
 def register(app) -> None:
     app.add_template_filter(is_loopback, "is_loopback")
     app.add_template_filter(localtime, "localtime")
     app.add_template_filter(ago, "ago")
     app.add_template_filter(isoutc, "isoutc")
+    app.add_template_filter(duration_text, "duration")
+    app.add_template_filter(url_breaks, "url_breaks")
     app.add_template_global(zone_name, "zone_name")

@@ -39,3 +39,21 @@ def time_ago(moment: datetime | None, now: datetime) -> str:
     if hours < 24:
         return _plural(hours, "hour") + " ago"
     return _plural(round(hours / 24), "day") + " ago"
+
+
+def duration_text(seconds: float | None) -> str:
+    """'45 s', '12 min', '1 h 5 min', '2 d 3 h': the one way Herald writes a duration (herald.js's
+    Herald.duration rounds the same way; the ``duration`` template filter uses this)."""
+    if seconds is None:
+        return ""
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes = round(seconds / 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, rest = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours} h {rest} min" if rest else f"{hours} h"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h" if hours else f"{days} d"

@@ -10,6 +10,7 @@ or Infinity) a 422 naming the field, a JSON body over 64 KiB a 413.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import unquote
 
 from quart import Blueprint, request
 from quart_schema import document_querystring, document_request, document_response, security_scheme
@@ -44,7 +45,8 @@ from appliance.printers.events import (
 )
 from appliance.printers.keys import printer_for_key
 from appliance.printers.manage import unlink_printer
-from appliance.printers.plugin_compat import check_plugin_version
+from appliance.printers.pictures import MAX_PICTURE_BYTES, save_picture
+from appliance.printers.plugin_compat import accept_plugin_version
 from appliance.printers.schemas import (
     APIErrorBody,
     EventAccepted,
@@ -130,7 +132,7 @@ async def printer_verify():
     printer = await current_printer()
     data = await read_json_bytes()
     body = parse_model(VerifyRequest, data) if data.strip() else VerifyRequest()
-    check_plugin_version(body.plugin_version)
+    await accept_plugin_version(printer.id, body.plugin_version)
     return {"printer_id": printer.id, "name": printer.name, "herald_version": __version__}
 
 
@@ -200,6 +202,25 @@ async def printer_events():
         body = await read_model(PrinterEvent)
     recorded = await post_event(herald, printer.id, body, snapshot)
     return {"id": body.id, "sequence": recorded.event.sequence, "duplicate": recorded.duplicate}, 202
+
+
+@blueprint.put("/printer/pictures/<kind>")
+@csrf_exempt
+@security_scheme(_PRINTER_KEY)
+async def printer_picture(kind: str):
+    """The job's thumbnail (once per job, ``X-Herald-Job-File`` naming the job) or a webcam
+    snapshot: a PNG or JPEG body of at most 2 MiB. 204."""
+    herald = _herald()
+    printer = await current_printer()
+    await herald.rate_limiter.hit(f"pictures:{printer.id}", EVENT_LIMIT, "Too many pictures from this printer.")
+    if request.content_length and request.content_length > MAX_PICTURE_BYTES:
+        raise TooLarge("A picture may be at most 2 MiB.", code="picture_too_large")
+    data = await request.get_data(cache=False, as_text=False)
+    if not isinstance(data, bytes):
+        data = data.encode()
+    job_file = unquote(request.headers.get("X-Herald-Job-File", "")) or None  # percent-encoded UTF-8
+    save_picture(herald, printer.id, kind, data, job_file=job_file)
+    return "", 204
 
 
 # --- reading status ------------------------------------------------------------------

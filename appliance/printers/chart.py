@@ -34,12 +34,14 @@ class Chart:
     width: int
     height: int
     series: list[Series]
-    progress: Series | None
+    progress: Series | None  # the first job's span (kept for callers that draw one line)
     y_ticks: list[tuple[float, str]]  # (y, label) temperatures on the left
     p_ticks: list[tuple[float, str]]  # (y, label) progress on the right
     x_ticks: list[tuple[float, str]]  # (x, label) times in the zone build_chart was given
     plot: tuple[int, int, int, int]  # left, top, right, bottom
     summary: str  # the text alternative
+    # One polyline per job: a gap between jobs, never a line falling from 100 % to 0 %.
+    progress_spans: tuple[Series, ...] = ()
 
 
 def _number(value: Any) -> float | None:
@@ -95,9 +97,9 @@ def build_chart(samples: list[StatusSample], zone: tzinfo = UTC) -> Chart | None
                 points.append(f"{x_of(sample.taken_at):.1f},{y_of(value, top_temp):.1f}")
         if points:
             series.append(Series(name=name, css=f"series-{index}", points=" ".join(points)))
-    progress_points = [f"{x_of(s.taken_at):.1f},{y_of(p, 100.0):.1f}"
-                       for s in samples if (p := _number(s.progress)) is not None]
-    progress = Series("progress %", "series-progress", " ".join(progress_points)) if progress_points else None
+    spans = [Series("progress %", "series-progress", " ".join(f"{x_of(t):.1f},{y_of(p, 100.0):.1f}" for t, p in span))
+             for span in job_spans(samples)]
+    progress = spans[0] if spans else None
     y_ticks = [(y_of(t, top_temp), f"{t}°") for t in range(0, top_temp + 1, max(50, top_temp // 5 // 50 * 50))]
     p_ticks = [(y_of(p, 100.0), f"{p}%") for p in (0, 50, 100)]
     x_ticks = [(x_of(moment), label) for moment, label in time_ticks(start, end, zone)]
@@ -109,8 +111,30 @@ def build_chart(samples: list[StatusSample], zone: tzinfo = UTC) -> Chart | None
             parts.append(f"{name} last {value:.0f}°C")
     if (last_progress := _number(latest.progress)) is not None:
         parts.append(f"progress last {last_progress:.0f}%")
+    if len(spans) > 1:
+        parts.append(f"{len(spans)} jobs")
     return Chart(WIDTH, HEIGHT, series, progress, y_ticks, p_ticks, x_ticks, (left, top, right, bottom),
-                 "; ".join(parts) + ".")
+                 "; ".join(parts) + ".", tuple(spans))
+
+
+def job_spans(samples: list[StatusSample]) -> list[list[tuple[datetime, float]]]:
+    """The progress readings cut into one run per job: a run ends at a sample without progress
+    (no job under way) or where progress falls back (the next job started)."""
+    spans: list[list[tuple[datetime, float]]] = []
+    current: list[tuple[datetime, float]] = []
+    for sample in samples:
+        value = _number(sample.progress)
+        if sample.progress is not None and value is None:
+            continue  # a non-finite reading stored before they were refused: skipped, not a gap
+        if value is None or (current and value < current[-1][1] - 0.5):
+            if current:
+                spans.append(current)
+            current = []
+        if value is not None:
+            current.append((sample.taken_at, value))
+    if current:
+        spans.append(current)
+    return spans
 
 
 # Steps for the time axis, in seconds: the smallest that gives at most MAX_X_TICKS labels.

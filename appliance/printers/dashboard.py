@@ -15,7 +15,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from appliance.accounts.models import User
-from appliance.core.times import time_ago, user_zone
+from appliance.core.times import duration_text, time_ago, user_zone
+from appliance.printers.event_types import JOB_ACTIVE
 from appliance.printers.models import Printer
 
 # state_id -> (words, badge colour). Words first: the card must read without colour.
@@ -36,7 +37,6 @@ SILENT = ("Offline", "bad")
 UNLINKED = ("Unlinked", "idle")
 NEVER_SEEN = ("Waiting for first check-in", "idle")
 
-JOB_ACTIVE = frozenset({"printing", "pausing", "paused", "resuming", "finishing", "cancelling"})
 COUNTING_DOWN = frozenset({"printing", "resuming", "finishing"})
 RESULTS = {"completed": ("Completed", "ok"), "failed": ("Failed", "bad"), "cancelled": ("Cancelled", "warn")}
 
@@ -58,23 +58,6 @@ def _number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         return None
     return float(value)
-
-
-def duration_text(seconds: float | None) -> str:
-    """'45 s', '12 min', '1 h 5 min', '2 d 3 h' (the same rounding as herald.js)."""
-    if seconds is None:
-        return ""
-    seconds = max(0, round(seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    minutes = round(seconds / 60)
-    if minutes < 60:
-        return f"{minutes} min"
-    hours, rest = divmod(minutes, 60)
-    if hours < 24:
-        return f"{hours} h {rest} min" if rest else f"{hours} h"
-    days, hours = divmod(hours, 24)
-    return f"{days} d {hours} h" if hours else f"{days} d"
 
 
 def clock_text(moment: datetime, now: datetime, zone: ZoneInfo) -> str:

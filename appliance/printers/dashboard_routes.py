@@ -19,6 +19,7 @@ from appliance.core.herald import Herald, current_herald
 from appliance.core.times import user_zone
 from appliance.printers.dashboard import build_card, cards_for, dashboard_cards, printer_index
 from appliance.printers.live import LiveHub
+from appliance.printers.pictures import pictures_of
 
 blueprint = Blueprint("dashboard", __name__)
 
@@ -109,6 +110,8 @@ def card_html(card: dict[str, Any]) -> Markup:
     if env is None:
         env = cache.card_env = jinja2.Environment(loader=app.jinja_loader, autoescape=True,
                                                   auto_reload=app.config["TEMPLATES_AUTO_RELOAD"] or False)
+    job_file = card.get("file") or (card.get("last_job") or {}).get("file")
+    card = {**card, "pictures": pictures_of(current_herald(), card["id"], job_file)}
     return Markup(env.get_template("dashboard/_card.html").render(card=card))
 
 

@@ -52,6 +52,8 @@ STATE_IDS: Final = (
     "offline", "connecting", "operational", "printing", "pausing", "paused",
     "resuming", "cancelling", "finishing", "error",
 )
+# The states in which a job is under way (its progress means something).
+JOB_ACTIVE: Final = frozenset({"printing", "pausing", "paused", "resuming", "finishing", "cancelling"})
 
 
 def topic_of(event_type: str) -> str:

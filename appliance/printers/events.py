@@ -36,6 +36,7 @@ from appliance.core.times import iso_utc
 from appliance.printers.event_types import HERALD_EVENT_TYPES
 from appliance.printers.jobs import apply_event_to_jobs
 from appliance.printers.models import Event, Printer
+from appliance.printers.pictures import save_picture
 
 log = logging.getLogger(__name__)
 
@@ -141,10 +142,13 @@ async def post_event(herald: Herald, printer_id: str, body: Any, snapshot: bytes
     """The plugin's POST /api/v1/printer/events, after parsing."""
     if body.type in HERALD_EVENT_TYPES:
         raise Unprocessable(f"type: {body.type} is recorded by Herald itself", extra={"details": [{"field": "type", "problem": "recorded by Herald"}]})
-    return await shielded(record_event(
+    recorded = await shielded(record_event(
         herald, printer_id, event_type=body.type, occurred_at=body.occurred_at, event_id=body.id,
         payload=body.payload, printer_data=body.printer_data, snapshot=snapshot,
     ))
+    if snapshot and not recorded.duplicate:
+        save_picture(herald, printer_id, "webcam", snapshot)  # the card's latest webcam picture
+    return recorded
 
 
 # --- reading: GET /api/v1/printers/<id>/events --------------------------------------------

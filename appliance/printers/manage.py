@@ -109,6 +109,7 @@ async def remove_printer(herald: Herald, user: User, printer_id: str) -> None:
 
 async def delete_printers(herald: Herald, printer_ids: list[str]) -> None:
     from appliance.printers.events import snapshot_paths_of
+    from appliance.printers.pictures import remove_pictures
 
     if not printer_ids:
         return
@@ -123,6 +124,8 @@ async def delete_printers(herald: Herald, printer_ids: list[str]) -> None:
         state.dirty.discard(printer_id)
     for path in paths:
         _unlink_quietly(herald.settings.data_path / path)
+    for printer_id in printer_ids:
+        remove_pictures(herald, printer_id)
 
 
 def _unlink_quietly(path) -> None:

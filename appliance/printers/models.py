@@ -30,6 +30,7 @@ class Printer(Model):
     online = fields.BooleanField(default=False)  # as last recorded by offline detection
     purge_warned_at = fields.DatetimeField(null=True)
     event_sequence = fields.BigIntField(default=0)  # last per-printer event sequence number
+    plugin_version = fields.CharField(max_length=40, null=True)  # as the plugin's last verify said
     # When the key, name or online flag last changed: every process reloads the
     # printers it has cached that changed since its last look (see services.printers).
     changed_at = fields.DatetimeField(null=True, db_index=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from appliance.core.errors import UpgradeRequired
+from appliance.printers.models import Printer
 
 MIN_PLUGIN_VERSION = "0.1.0"
 
@@ -28,3 +29,18 @@ def check_plugin_version(plugin_version: str | None) -> None:
         raise UpgradeRequired(f"Herald needs plugin version {MIN_PLUGIN_VERSION} or newer "
                               f"(this is {plugin_version}); update the Herald plugin in OctoPrint.",
                               extra={"min_plugin_version": MIN_PLUGIN_VERSION}, code="plugin_outdated")
+
+
+async def accept_plugin_version(printer_id: str, plugin_version: str | None) -> None:
+    """The plugin's verify: refuse a too-old plugin, remember the version for the printer page.
+
+    One small write per verify; the plugin verifies when it starts or is relinked, not per push.
+    """
+    check_plugin_version(plugin_version)
+    if plugin_version:
+        await Printer.filter(id=printer_id).update(plugin_version=plugin_version)
+
+
+def plugin_behind(installed: str | None, carried: str | None) -> bool:
+    """True when Herald carries a newer plugin than the printer runs."""
+    return bool(installed and carried) and version_tuple(installed or "") < version_tuple(carried or "")

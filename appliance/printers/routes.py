@@ -6,7 +6,7 @@ management around it.
 
 from __future__ import annotations
 
-from quart import Blueprint, redirect, render_template, request
+from quart import Blueprint, Response, redirect, render_template, request
 from quart_schema import hide
 
 from appliance.accounts.auth import require_user
@@ -19,6 +19,9 @@ from appliance.printers import linking
 from appliance.printers.chart import chart_for
 from appliance.printers.jobs import recent_jobs
 from appliance.printers.manage import create_printer, remove_printer, rename_printer, rotate_key
+from appliance.printers.pictures import pictures_of, read_picture
+from appliance.printers.plugin_archive import PluginArchive
+from appliance.printers.plugin_compat import plugin_behind
 from appliance.printers.views import owned_printer, printer_view, printer_views
 
 blueprint = Blueprint("printers", __name__)
@@ -143,8 +146,14 @@ async def _detail_page(user, printer, status: int = 200, **context):
     herald = _herald()
     context.setdefault("error", None)
     context.setdefault("notice", None)
-    return await _page("printers/detail.html", status, printer=printer,
-                       view=printer_view(herald, printer), jobs=await recent_jobs(printer.id),
+    carried = await herald.part(PluginArchive).version()
+    view = printer_view(herald, printer)
+    job = (view.get("status") or {}).get("job") or {}
+    pictures = pictures_of(herald, printer.id, job.get("file"))
+    plugin = {"installed": printer.plugin_version, "carried": carried,
+              "behind": plugin_behind(printer.plugin_version, carried)}
+    return await _page("printers/detail.html", status, printer=printer, plugin=plugin, pictures=pictures,
+                       view=view, jobs=await recent_jobs(printer.id),
                        chart=await chart_for(herald, printer.id, user_zone(user.time_zone)), **context)
 
 
@@ -154,6 +163,17 @@ async def printer_detail(printer_id: str):
     user = await require_user()
     printer = await owned_printer(user, printer_id)
     return await _detail_page(user, printer, notice=_DETAIL_NOTICES.get(request.args.get("done", "")))
+
+
+@blueprint.get("/printers/<printer_id>/pictures/<kind>")
+@hide
+async def printer_picture(printer_id: str, kind: str):
+    user = await require_user()
+    printer = await owned_printer(user, printer_id)
+    data, media_type = read_picture(_herald(), printer.id, kind)
+    # Private to the owner; the URL changes with each picture (?v=), so caching it is safe.
+    return Response(data, content_type=media_type, headers={"Cache-Control": "private, max-age=86400",
+                                                             "X-Content-Type-Options": "nosniff"})
 
 
 @blueprint.post("/printers/<printer_id>/rename")

@@ -21,6 +21,7 @@ from appliance.core.herald import Herald
 from appliance.core.storage import DiskState, is_disk_full
 from appliance.core.times import iso_utc
 from appliance.printers import sql
+from appliance.printers.event_types import JOB_ACTIVE
 from appliance.printers.events import record_event
 from appliance.printers.jobs import apply_last_jobs
 from appliance.printers.models import Printer
@@ -148,7 +149,11 @@ async def flush_status(herald: Herald) -> int:
             if live.sampled_at is None or seen - live.sampled_at >= SAMPLE_EVERY:
                 live.sampled_at = seen
                 job = live.status.get("job") or {}
-                samples.append([printer_id, seen, _json(live.status.get("temperatures")), job.get("progress")])
+                # Progress only while a job runs: between jobs the chart's progress line has a gap
+                # instead of falling from one job's 100 % to the next one's 0 %.
+                active = live.status.get("state_id") in JOB_ACTIVE
+                samples.append([printer_id, seen, _json(live.status.get("temperatures")),
+                                job.get("progress") if active else None])
         # Kept in coming_online until recorded, so views say "online" throughout.
         coming_online = list(state.coming_online)
         try:

@@ -97,5 +97,23 @@ PRESETS: dict[str, dict[str, Any]] = {
         "help": "Create an incoming webhook in your Slack app and paste its URL here.",
     },
 }
+# Parts of the presets the user must replace: saving a webhook that still has one is refused.
+PLACEHOLDERS: dict[str, str] = {
+    "YOUR_WEBHOOK_ID": "the id from your Home Assistant webhook trigger",
+    "YOUR_TOPIC": "your ntfy topic",
+    "ntfy.example.com": "your ntfy server (ntfy.sh or your own)",
+    "/ID/TOKEN": "the webhook URL Discord shows",
+    "/T000/B000/XXXX": "the webhook URL Slack shows",
+}
+
+
+def placeholder_in(text: str) -> str | None:
+    """The first preset placeholder still in ``text`` with what to put instead, or None."""
+    for placeholder, instead in PLACEHOLDERS.items():
+        if placeholder in text:
+            return f"still has the preset's placeholder {placeholder.strip('/')}: replace it with {instead}"
+    return None
+
+
 DEFAULT_EVENTS = ["print.started", "print.done", "print.failed", "print.cancelled", "print.paused",
                   "printer.user_action_needed", "printer.error"]

@@ -25,7 +25,7 @@ from appliance.printers.models import Printer
 from appliance.webhooks import templates as tpl
 from appliance.webhooks.models import Delivery, DeliveryAttempt, WebhookTarget
 from appliance.webhooks.outbound import is_restricted, numeric_host_problem, url_problem
-from appliance.webhooks.presets import DEFAULT_EVENTS, PRESETS
+from appliance.webhooks.presets import DEFAULT_EVENTS, PRESETS, placeholder_in
 from appliance.webhooks.redact import redact_request
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
@@ -150,6 +150,10 @@ async def clean_target(herald: Herald, owner: User, data: dict[str, Any],
         bad("url", "private, loopback and link-local addresses are only allowed for an admin's webhooks")
     headers = str(get("headers", "{}"))
     body = str(get("body", PRESETS["blank"]["body"]))
+    for field_name, text in (("url", url), ("headers", headers), ("body", body)):
+        placeholder = placeholder_in(text)
+        if placeholder and not (field_name == "url" and shape):
+            bad(field_name, placeholder)
     for field_name, text in (("headers", headers), ("body", body)):
         if len(text) > MAX_TEMPLATE_CHARS:
             bad(field_name, f"is {len(text):,} characters long; at most {MAX_TEMPLATE_CHARS:,} are allowed")

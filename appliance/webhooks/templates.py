@@ -11,6 +11,7 @@ character that cannot continue it, so ``@job.file.name,`` and ``@topic.`` work.
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 from dataclasses import dataclass, field
@@ -28,6 +29,24 @@ KNOWN_ROOTS = frozenset({
 SNAPSHOT = "@snapshot"
 # Deeper JSON than any receiver needs; Python's own parser and the renderer recurse per level.
 MAX_DEPTH = 32
+
+# What is under each @param, so a typo deeper in a path (@job.file.nam) is caught like a typo
+# in its root (@progres). The shapes are OctoPrint's get_current_data() (state, job, progress)
+# and Herald's own params; ANY marks data whose keys vary (event payloads, tool names).
+ANY = "*"
+_LEAF: dict[str, Any] = {}
+PARAM_SHAPES: dict[str, Any] = {
+    "state": {"text": _LEAF, "error": _LEAF, "flags": {flag: _LEAF for flag in (
+        "operational", "printing", "cancelling", "pausing", "resuming", "finishing", "closedOrError",
+        "error", "paused", "ready", "sdReady")}},
+    "job": {"file": {key: _LEAF for key in ("name", "path", "display", "origin", "size", "date")},
+            "estimatedPrintTime": _LEAF, "averagePrintTime": _LEAF, "lastPrintTime": _LEAF,
+            "filament": ANY, "user": _LEAF},
+    "progress": {key: _LEAF for key in ("completion", "filepos", "printTime", "printTimeLeft",
+                                        "printTimeLeftOrigin")},
+    "printer": {"id": _LEAF, "name": _LEAF},
+    "extra": ANY, "offsets": ANY, "meta": ANY,
+}
 DEFERRED = "__herald_template__"  # a value waiting for OAuth @params at send time
 
 
@@ -64,6 +83,35 @@ def _problem(name: str, text: str, position: int, message: str) -> TemplateProbl
     return TemplateProblem(name, message, position, line, column)
 
 
+def path_problem(path: str) -> str | None:
+    """Why the event data never has this dotted path (``job.file.nam``), or None when it may."""
+    parts = path.split(".")
+    node: Any = PARAM_SHAPES.get(parts[0], _LEAF)
+    for depth, part in enumerate(parts[1:], start=1):
+        if node == ANY:
+            return None
+        here = "@" + ".".join(parts[:depth])
+        if not node:
+            return f"{here} has nothing under it, so @{path} is always empty"
+        if part not in node:
+            close = difflib.get_close_matches(part, list(node), n=1)
+            hint = f"did you mean {here}.{close[0]}?" if close else f"it has {', '.join(sorted(node))}"
+            return f"the event data has no {part} in {here} ({hint})"
+        node = node[part]
+    return None
+
+
+def _param_problems(name: str, text: str, match: re.Match[str], *, allow_unknown: bool) -> list[TemplateProblem]:
+    path = match.group(1)
+    root = path.split(".")[0]
+    if root not in KNOWN_ROOTS:
+        if allow_unknown:
+            return []
+        return [_problem(name, text, match.start(), f"unknown parameter @{root} (write @@ for a literal @)")]
+    problem = None if allow_unknown else path_problem(path)
+    return [_problem(name, text, match.start(), problem)] if problem else []
+
+
 def check_template(name: str, text: str, *, allow_unknown: bool = False,
                    snapshot_allowed: bool = False, values_are_strings: bool = False) -> list[TemplateProblem]:
     """Problems of one JSON template field (headers or body), each with its position."""
@@ -87,9 +135,8 @@ def check_template(name: str, text: str, *, allow_unknown: bool = False,
         if root == "snapshot" and not snapshot_allowed:
             problems.append(_problem(name, text, match.start(),
                                      "@snapshot can only be a top-level value of the body"))
-        elif root not in KNOWN_ROOTS and not allow_unknown:
-            problems.append(_problem(name, text, match.start(),
-                                     f"unknown parameter @{root} (write @@ for a literal @)"))
+        else:
+            problems += _param_problems(name, text, match, allow_unknown=allow_unknown)
     if snapshot_allowed:
         for key, value in parsed.items():
             if _contains_snapshot(value, top=True):
@@ -147,6 +194,8 @@ def check_url(name: str, text: str, *, allow_unknown: bool = False) -> list[Temp
         root = root.split(".")[0]
         if root == "snapshot" or (root not in KNOWN_ROOTS and not allow_unknown):
             problems.append(_problem(name, text, match.start(), f"parameter @{root} cannot be used here"))
+        elif root in KNOWN_ROOTS:
+            problems += _param_problems(name, text, match, allow_unknown=allow_unknown)
     return problems
 
 

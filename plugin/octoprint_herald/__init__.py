@@ -88,6 +88,8 @@ class HeraldPlugin(
             "snapshot_url": "",
             "interval_printing": 30,
             "interval_idle": 60,
+            "send_thumbnail": True,
+            "webcam_interval": 0,  # minutes between webcam snapshots while printing; 0 = off
         }
 
     def get_settings_version(self):
@@ -123,6 +125,7 @@ class HeraldPlugin(
             self._current_status,
             intervals=self._intervals,
             snapshot_url=self._snapshot_url,
+            webcam_every=lambda: 60.0 * max(0, self._settings.get_int(["webcam_interval"]) or 0),
             on_change=lambda state: self._send_state(),
             logger=self._logger,
         )
@@ -151,6 +154,17 @@ class HeraldPlugin(
             self._intake.submit(("event", event, dict(payload or {}), data, now_iso()))
         except Exception:  # never raise into OctoPrint
             self._logger.exception("Herald could not take the %s event", event)
+
+    def _request_thumbnail(self, payload):
+        """Hand the started job's G-code to the publisher, which reads its embedded preview."""
+        if not self._settings.get_boolean(["send_thumbnail"]) or payload.get("origin") != "local":
+            return
+        path = self._file_manager.path_on_disk("local", payload.get("path") or payload.get("name") or "")
+        job_file = None
+        if self._settings.get_boolean(["publish_file_names"]):
+            file = ((self._printer.get_current_data() or {}).get("job") or {}).get("file") or {}
+            job_file = file.get("display") or file.get("name") or payload.get("name")
+        self._publisher.request_thumbnail(job_file, path)
 
     ##~~ ProgressPlugin mixin
 
@@ -200,6 +214,11 @@ class HeraldPlugin(
                 if event == "PrintFailed" and not mapped:
                     job_changed |= self._remember_job("print.cancelled", payload)  # fills the duration in
                 status_news |= bool(mapped) or event in STATUS_EVENTS
+                if event == "PrintStarted" and self._publisher is not None:
+                    try:  # the slicer's preview, read off OctoPrint's threads; never at the events' cost
+                        self._request_thumbnail(payload)
+                    except Exception:
+                        self._logger.exception("Herald could not look for the job's thumbnail")
             elif kind == "progress":
                 _, storage, path, progress, data, _ = item
                 mapped = self._mapper.on_progress(storage, path, progress)
@@ -406,6 +425,29 @@ class HeraldPlugin(
             self._settings.save()
         return {"turned_off": changed, "hooks": webhooks_import.summary(hooks)}
 
+    ##~~ Software Update hook (octoprint.plugin.softwareupdate.check_config)
+
+    def get_update_information(self, *args, **kwargs):
+        """Updates come from the linked Herald, which carries the plugin that matches it.
+
+        A "jsondata" check reads the version Herald serves; the "pip" target is Herald's
+        wheel of exactly that version, so an OctoPrint that reaches only Herald updates.
+        """
+        base = (self._settings.get(["herald_url"]) or "").strip().rstrip("/")
+        if not base:
+            return {}
+        return {
+            self._identifier: {
+                "displayName": "Herald",
+                "displayVersion": __version__,
+                "type": "jsondata",
+                "jsondata": base + "/plugin/octoprint-herald.json",
+                "current": __version__,
+                "method": "pip",
+                "pip": base + "/plugin/octoprint_herald-{target_version}-py3-none-any.whl",
+            }
+        }
+
     ##~~ helpers
 
     def _apply_form(self, data):
@@ -554,4 +596,5 @@ def __plugin_load__():
     __plugin_hooks__ = {
         "octoprint.comm.protocol.gcode.received": __plugin_implementation__.on_gcode_received,
         "octoprint.comm.protocol.gcode.sent": __plugin_implementation__.on_gcode_sent,
+        "octoprint.plugin.softwareupdate.check_config": __plugin_implementation__.get_update_information,
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from urllib.parse import quote
 
 import requests
 
@@ -195,6 +196,16 @@ class HeraldClient:
             response = self._request("POST", f"{API_PREFIX}/printer/events", json=event)
         if not 200 <= response.status_code < 300:
             raise self._fail(response, f"the {event.get('type')} event")
+
+    def put_picture(self, kind: str, data: bytes, job_file: str | None = None) -> None:
+        """The job's thumbnail or a webcam snapshot, for Herald's card and printer page."""
+        media_type = "image/png" if data.startswith(b"\x89PNG") else "image/jpeg"
+        headers = {"Content-Type": media_type}
+        if job_file:
+            headers["X-Herald-Job-File"] = quote(job_file, safe="")
+        response = self._request("PUT", f"{API_PREFIX}/printer/pictures/{kind}", data=data, headers=headers)
+        if not 200 <= response.status_code < 300:
+            raise self._fail(response, f"the {kind} picture")
 
     def fetch_snapshot(self, url: str, limit: int = 2 * 1024 * 1024) -> bytes | None:
         """A JPEG from the local webcam, or None when there is none (never raises)."""

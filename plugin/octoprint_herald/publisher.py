@@ -18,10 +18,13 @@ from dataclasses import dataclass
 from .client import HeraldClient, HeraldError
 from .mapping import new_event_id, now_iso
 from .outbox import Outbox
+from .thumbnails import embedded_thumbnail
 
 ACTIVE_STATES = {"printing", "pausing", "paused", "resuming", "cancelling", "finishing"}
 NOT_CONFIGURED_WAIT = 3600.0
 UNSAVED_KEPT = 5000  # events kept in memory while the disk refuses them
+#: The largest webcam snapshot sent every so often while printing (opt-in).
+WEBCAM_LIMIT = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,7 @@ class Publisher:
                  policy: RetryPolicy | None = None,
                  intervals: Callable[[], Intervals] = Intervals,
                  snapshot_url: Callable[[], str | None] = lambda: None,
+                 webcam_every: Callable[[], float] = lambda: 0.0,
                  on_change: Callable[[dict], None] = lambda state: None,
                  clock: Callable[[], float] = time.monotonic,
                  logger: logging.Logger | None = None) -> None:
@@ -59,10 +63,18 @@ class Publisher:
         self.policy = policy or RetryPolicy()
         self._intervals = intervals
         self._snapshot_url = snapshot_url
+        # Pictures for Herald's card: the job's thumbnail once per job, and (opt-in) a webcam
+        # snapshot every ``webcam_every()`` seconds while a job runs.
+        self._webcam_every = webcam_every
+        self._thumbnail: tuple[str | None, str] | None = None  # (job file, G-code path on disk)
+        self._next_webcam_at = 0.0
         self._on_change = on_change
         self._clock = clock
         self._log = logger or logging.getLogger(__name__)
         self._client: HeraldClient | None = None
+        # The client whose key was last verified: a new client (start, relink) verifies once
+        # first, which tells Herald this plugin's version (its printer page shows it).
+        self._verified: HeraldClient | None = None
         self._cond = threading.Condition()
         self._woken = False
         self._stopping = threading.Event()
@@ -155,6 +167,12 @@ class Publisher:
             self._changed()
         return True
 
+    def request_thumbnail(self, job_file: str | None, path: str) -> None:
+        """A job started: send the preview embedded in its G-code (read on the worker thread)."""
+        with self._cond:
+            self._thumbnail = (job_file, path)
+        self.wake()
+
     def request_status(self) -> None:
         self._status_requested = True
         self.wake()
@@ -226,8 +244,12 @@ class Publisher:
         if now < self.retry_at:
             return self.retry_at - now
         try:
+            if self._verified is not client:
+                client.verify_key()
+                self._verified = client
             self._flush_events(client)
             self._flush_status(client, now)
+            self._flush_pictures(client, now)
         except HeraldError as exc:
             return self._failed(exc)
         if self.attempts or self.last_error:
@@ -235,7 +257,7 @@ class Publisher:
             self.retry_at = 0.0
             self.last_error = None
             self._changed()
-        return max(0.0, self._next_status_due(now) - self._clock())
+        return max(0.0, min(self._next_status_due(now), self._next_webcam_due()) - self._clock())
 
     def _flush_events(self, client: HeraldClient) -> None:
         for name in self.outbox.names():
@@ -301,6 +323,36 @@ class Publisher:
         self._last_status_at = now
         self.statuses_sent += 1
         self._succeeded()
+
+    def _webcam_on(self) -> bool:
+        return self._webcam_every() > 0 and (self._last_status or {}).get("state_id") in ACTIVE_STATES
+
+    def _next_webcam_due(self) -> float:
+        return self._next_webcam_at if self._webcam_on() else float("inf")
+
+    def _flush_pictures(self, client: HeraldClient, now: float) -> None:
+        """Pictures are a nicety: a refused or failed one is logged and dropped, never retried
+        in a loop, except that a refused key stops publishing as everywhere else."""
+        with self._cond:
+            pending, self._thumbnail = self._thumbnail, None
+        if pending is not None:
+            data = embedded_thumbnail(pending[1])
+            if data:
+                self._send_picture(client, "thumbnail", data, pending[0])
+        if self._webcam_on() and now >= self._next_webcam_at:
+            self._next_webcam_at = now + self._webcam_every()
+            url = self._snapshot_url()
+            data = client.fetch_snapshot(url, limit=WEBCAM_LIMIT) if url else None
+            if data:
+                self._send_picture(client, "webcam", data, None)
+
+    def _send_picture(self, client: HeraldClient, kind: str, data: bytes, job_file: str | None) -> None:
+        try:
+            client.put_picture(kind, data, job_file)
+        except HeraldError as exc:
+            if exc.unauthorized:
+                raise
+            self._log.warning("Herald did not take the %s picture: %s", kind, exc)
 
     def _next_status_due(self, now: float, heartbeat_only: bool = False) -> float:
         if self._status_requested and not heartbeat_only:

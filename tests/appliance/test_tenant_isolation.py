@@ -20,6 +20,7 @@ CASES = {
     ("GET", "/printers/<printer_id>/live"): None,
     ("POST", "/printers/<printer_id>/live"): {"hours": "2"},
     ("POST", "/printers/<printer_id>/live/<live_id>/revoke"): {},
+    ("GET", "/printers/<printer_id>/pictures/<kind>"): None,  # the owner's printer has a webcam picture
 }
 
 
@@ -35,10 +36,14 @@ async def test_other_users_printer_answers_404_everywhere(client, herald):
     printer, key = await make_printer(herald, owner, "Owner's printer")
     await client.put("/api/v1/printer/status", json=STATUS, headers=bearer(key))
     await flush_status(herald)
+    from tests.support.pictures import JPEG
+
+    picture = await client.put("/api/v1/printer/pictures/webcam", data=JPEG, headers=bearer(key))
+    assert picture.status_code == 204
 
     csrf = await login(client, "mallory@example.com")
     for (method, rule), form in CASES.items():
-        path = rule.replace("<printer_id>", printer.id)
+        path = rule.replace("<printer_id>", printer.id).replace("<kind>", "webcam")
         if form is None:
             response = await client.open(path, method=method)
         else:

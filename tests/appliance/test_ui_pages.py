@@ -158,6 +158,24 @@ def test_chart_needs_two_samples_and_labels_in_the_given_zone():
     assert "13:00 to 13:10 CET" in chart.summary
 
 
+def test_chart_draws_each_jobs_progress_as_its_own_span():
+    def sample(minute: int, progress: float | None) -> StatusSample:
+        return StatusSample(taken_at=datetime(2026, 11, 22, 12, minute, tzinfo=UTC),
+                            temperatures={"tool0": {"actual": 200.0}}, progress=progress)
+
+    # Job 1 runs to 100 %, the printer idles (no progress sampled), job 2 starts; job 3 follows
+    # job 2 with no idle sample between them (progress falls back: a new job).
+    samples = [sample(0, 0.0), sample(1, 50.0), sample(2, 100.0), sample(3, None), sample(4, None),
+               sample(5, 0.0), sample(6, 40.0), sample(7, 80.0), sample(8, 3.0), sample(9, 20.0)]
+    chart = build_chart(samples)
+    assert [len(span.points.split()) for span in chart.progress_spans] == [3, 3, 2]
+    assert "3 jobs" in chart.summary
+    # No segment goes down: each span only rises (SVG y grows downwards).
+    for span in chart.progress_spans:
+        ys = [float(point.split(",")[1]) for point in span.points.split()]
+        assert ys == sorted(ys, reverse=True)
+
+
 async def test_one_sample_says_not_enough_data(app, client, clock):
     owner = await make_user()
     await login(client)

@@ -251,6 +251,10 @@ def test_new_user_journey(chromium, journey_server, smtp, receiver, artifacts):
     page.get_by_role("link", name="ntfy notification").click()
     page.wait_for_url(re.compile(r".*/webhooks/new\?preset=ntfy$"))
     page.get_by_label("URL", exact=True).fill(receiver.url + "/ntfy")
+    # The preset's placeholder topic is refused until the user puts in theirs.
+    page.get_by_role("button", name="Save").click()
+    assert "YOUR_TOPIC" in page.locator("#body-error").inner_text()
+    page.locator("#body").fill(page.locator("#body").input_value().replace("YOUR_TOPIC", "printers"))
     shoot(page, artifacts, "10-webhook-new")
     page.get_by_role("button", name="Save").click()
     page.wait_for_url(re.compile(r".*/webhooks/\d+\?done=created$"))
@@ -263,7 +267,7 @@ def test_new_user_journey(chromium, journey_server, smtp, receiver, artifacts):
     assert (method, path) == ("POST", "/ntfy")
     assert "webhook-signature" in {k.lower() for k in headers}
     sent = json.loads(body)
-    assert sent["topic"] == "YOUR_TOPIC" and sent["tags"] == ["printer"]
+    assert sent["topic"] == "printers" and sent["tags"] == ["printer"]
     shoot(page, artifacts, "11-webhook-delivery")
     page.goto(target_path + "/deliveries")
     deadline = time.monotonic() + 10
@@ -325,6 +329,7 @@ def test_pages_accessible_with_realistic_data(chromium, journey_server, receiver
                         ("ntfy", "http://127.0.0.1:9/unreachable")):
         page.goto(f"/webhooks/new?preset={preset}")
         page.get_by_label("URL", exact=True).fill(url)
+        page.locator("#body").fill(page.locator("#body").input_value().replace("YOUR_TOPIC", "printers"))
         page.get_by_role("button", name="Save").click()
         page.wait_for_url(re.compile(r".*/webhooks/\d+\?done=created$"))
         targets.append(page.url.removeprefix(server.url).split("?")[0])

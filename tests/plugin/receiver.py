@@ -108,6 +108,8 @@ class Receiver:
             ("POST", "/api/v1/printer/verify"): (200, {"printer_id": "p1", "name": "Prusa", "herald_version": "0.1.0"}),
             ("DELETE", "/api/v1/printer"): (204, b""),
             ("POST", "/api/v1/printer/offline"): (204, b""),
+            ("PUT", "/api/v1/printer/pictures/thumbnail"): (204, b""),
+            ("PUT", "/api/v1/printer/pictures/webcam"): (204, b""),
         }
         status, body = defaults.get((request.method, request.path), (404, {"error": "not_found"}))
         return status, body, "application/json"

@@ -52,7 +52,20 @@ def test_plugin_metadata_and_versioned_settings():
     assert (defaults["interval_printing"], defaults["interval_idle"]) == (30, 60)
     octoprint_herald.__plugin_load__()
     assert set(octoprint_herald.__plugin_hooks__) == {
-        "octoprint.comm.protocol.gcode.received", "octoprint.comm.protocol.gcode.sent"}
+        "octoprint.comm.protocol.gcode.received", "octoprint.comm.protocol.gcode.sent",
+        "octoprint.plugin.softwareupdate.check_config"}
+
+
+def test_software_update_checks_the_linked_herald(make_plugin):
+    from octoprint_herald.version import __version__
+
+    assert make_plugin(herald_url="").get_update_information() == {}  # no Herald yet: no check
+    check = make_plugin(herald_url="https://herald.example.org/").get_update_information()["herald"]
+    assert check["type"] == "jsondata" and check["current"] == __version__
+    assert check["jsondata"] == "https://herald.example.org/plugin/octoprint-herald.json"
+    # The pip target is Herald's wheel of the version the check found.
+    assert check["pip"].format(target_version="9.9.9") == \
+        "https://herald.example.org/plugin/octoprint_herald-9.9.9-py3-none-any.whl"
 
 
 def test_settings_migration_from_unversioned_normalises_the_address(make_plugin):

@@ -300,3 +300,55 @@ def test_nan_and_infinite_readings_are_sent_as_null_not_dropped(receiver):
     assert status["temperatures"] == {"tool0": {"actual": None, "target": None}, "bed": {"actual": 60.5, "target": 60.0}}
     assert status["job"] == {"progress": 12.0, "z": None}
     assert receiver.events()[-1]["payload"] == {"progress": 12, "odd": [None, 1]}
+
+
+# -- pictures ------------------------------------------------------------------------------
+
+def test_the_jobs_thumbnail_goes_once_and_webcam_pictures_every_so_often_while_printing(
+        receiver, make_publisher, clock, status, tmp_path):
+    from tests.support.pictures import gcode_with_thumbnails, png
+
+    preview = png(64, 64)
+    gcode = tmp_path / "benchy.gcode"
+    gcode.write_text(gcode_with_thumbnails(("thumbnail", 64, 64, preview)))
+    status.update(state="Printing", state_id="printing")
+    publisher = make_publisher(receiver.url, webcam_every=lambda: 120.0,
+                               snapshot_url=lambda: receiver.url + "/webcam/snapshot")
+    publisher.request_thumbnail("Bénchy 1.gcode", str(gcode))
+    publisher.step()
+    (sent,) = receiver.of("PUT", "/api/v1/printer/pictures/thumbnail")
+    assert sent.body == preview and sent.headers["Content-Type"] == "image/png"
+    assert sent.headers["X-Herald-Job-File"] == "B%C3%A9nchy%201.gcode"  # percent-encoded UTF-8
+    assert len(receiver.of("PUT", "/api/v1/printer/pictures/webcam")) == 1
+    assert receiver.of("PUT", "/api/v1/printer/pictures/webcam")[0].body == receiver.snapshot
+    clock.now += 60
+    publisher.step()
+    assert len(receiver.of("PUT", "/api/v1/printer/pictures/thumbnail")) == 1  # once per job
+    assert len(receiver.of("PUT", "/api/v1/printer/pictures/webcam")) == 1
+    clock.now += 61
+    assert publisher.step() <= 120.0
+    assert len(receiver.of("PUT", "/api/v1/printer/pictures/webcam")) == 2
+    # Idle: no webcam pictures, however long.
+    status.update(state="Operational", state_id="operational")
+    publisher.request_status()
+    clock.now += 1000
+    publisher.step()
+    clock.now += 1000
+    publisher.step()
+    assert len(receiver.of("PUT", "/api/v1/printer/pictures/webcam")) == 2
+
+
+def test_pictures_are_off_by_default_and_a_refused_one_is_dropped(receiver, make_publisher, status, tmp_path):
+    status.update(state="Printing", state_id="printing")
+    receiver.routes[("PUT", "/api/v1/printer/pictures/thumbnail")] = lambda r: (415, {"error": "picture_not_image"})
+    publisher = make_publisher(receiver.url, snapshot_url=lambda: receiver.url + "/webcam/snapshot")
+    from tests.support.pictures import gcode_with_thumbnails, png
+
+    gcode = tmp_path / "a.gcode"
+    gcode.write_text(gcode_with_thumbnails(("thumbnail", 8, 8, png(8, 8))))
+    publisher.request_thumbnail(None, str(gcode))
+    publisher.step()
+    assert len(receiver.of("PUT", "/api/v1/printer/pictures/thumbnail")) == 1
+    assert "X-Herald-Job-File" not in receiver.of("PUT", "/api/v1/printer/pictures/thumbnail")[0].headers
+    assert publisher.state()["last_error"] is None  # a picture is a nicety, not a failure
+    assert receiver.of("PUT", "/api/v1/printer/pictures/webcam") == []  # webcam_every defaults to off

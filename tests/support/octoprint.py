@@ -138,6 +138,11 @@ class OctoPrintServer:
     port: int = field(default_factory=free_port)
     plugin_settings: dict = field(default_factory=dict)
     process: subprocess.Popen | None = None
+    # Another OctoPrint install (a venv of its own, see octoprint_venv) instead of the test environment.
+    python: Path | None = None
+    env: dict = field(default_factory=dict)
+    # Bundled plugins to turn back on (e.g. "pluginmanager", "softwareupdate").
+    enable_plugins: tuple[str, ...] = ()
 
     @property
     def url(self) -> str:
@@ -153,14 +158,18 @@ class OctoPrintServer:
         config_path = self.basedir / "config.yaml"
         config = yaml.safe_load(config_path.read_text()) or {}
         config.setdefault("plugins", {}).setdefault("herald", {}).update(self.plugin_settings)
+        disabled = config["plugins"].get("_disabled") or []
+        config["plugins"]["_disabled"] = [name for name in disabled if name not in self.enable_plugins]
         config_path.write_text(yaml.safe_dump(config))
 
     def start(self, timeout: float = 120.0) -> OctoPrintServer:
         self.prepare()
         console = open(self.basedir / "console.log", "ab")  # noqa: SIM115 - the child keeps it
         env = {k: v for k, v in os.environ.items() if not k.startswith("HERALD_")}
+        env.update(self.env)
+        command = [str(self.python), "-m", "octoprint"] if self.python else _octoprint_command()
         self.process = subprocess.Popen(
-            [*_octoprint_command(), "--basedir", str(self.basedir), "serve", "--host", "127.0.0.1",
+            [*command, "--basedir", str(self.basedir), "serve", "--host", "127.0.0.1",
              "--port", str(self.port), "--iknowwhatimdoing"],
             stdout=console, stderr=subprocess.STDOUT, env=env,
         )
@@ -232,3 +241,36 @@ class OctoPrintServer:
         except subprocess.TimeoutExpired:
             self.process.kill()
             return self.process.wait(timeout=10)
+
+
+def octoprint_venv(folder: Path) -> Path:
+    """A virtualenv of its own for OctoPrint, without this plugin; returns its python.
+
+    The venv gets its own pip (what OctoPrint's Plugin Manager and Software Update call) and
+    sees the test environment's packages through a folder of links that leaves out Herald and
+    this plugin, so pip finds no plugin installed until one is installed into the venv itself.
+    """
+    venv = folder / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=180, capture_output=True)
+    python = venv / "bin" / "python"
+    purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                             capture_output=True, text=True, check=True, timeout=60).stdout.strip()
+    import sysconfig
+
+    test_site = Path(sysconfig.get_path("purelib"))
+    links = folder / "test-site-packages"
+    links.mkdir()
+    left_out = ("octoprint_herald", "herald-", "__editable__", "pip", "_virtualenv")
+    for entry in test_site.iterdir():
+        if entry.suffix == ".pth" or entry.name.lower().startswith(left_out):
+            continue
+        (links / entry.name).symlink_to(entry)
+    # After the venv's own site-packages: what pip installs into the venv wins.
+    Path(purelib, "zz_octoprint_from_tests.pth").write_text(f"{links}\n")
+    return python
+
+
+def offline_pip_env() -> dict[str, str]:
+    """Environment for an OctoPrint whose pip can reach no package index (only Herald's URLs)."""
+    return {"PIP_NO_INDEX": "1", "PIP_CONFIG_FILE": os.devnull, "PIP_FIND_LINKS": "",
+            "PIP_DISABLE_PIP_VERSION_CHECK": "1"}

@@ -72,6 +72,51 @@ async def test_time_zone_is_validated_against_iana_names(app, client):
     assert body == {"id": user.id, "email": "ada@example.com", "email_verified": True, "time_zone": "Europe/Berlin"}
 
 
+async def test_login_adopts_the_browsers_time_zone_until_the_user_chooses_one(app, client):
+    from tests.support.users import csrf_from
+
+    user = await make_user()
+
+    async def log_in_from(zone: str) -> None:
+        browser = app.test_client()  # a browser of its own, logged out
+        token = await csrf_from(browser, "/login")
+        html = await (await browser.get("/login")).get_data(as_text=True)
+        assert 'name="browser_time_zone"' in html and "js/browser-zone.js" in html
+        response = await browser.post("/login", form={"email": "ada@example.com", "password": PASSWORD,
+                                                     "csrf_token": token, "browser_time_zone": zone})
+        assert response.status_code == 302
+        await user.refresh_from_db()
+
+    await log_in_from("Not/AZone")  # nonsense is ignored, never an error
+    assert user.time_zone == "UTC"
+    await log_in_from("America/New_York")
+    assert user.time_zone == "America/New_York" and not user.time_zone_chosen
+    await log_in_from("Europe/Berlin")  # set once: a trip abroad does not move it
+    assert user.time_zone == "America/New_York"
+    # A zone chosen in Account is kept, even UTC.
+    csrf = await login(client)
+    await client.post("/account/time-zone", form={"time_zone": "UTC", "csrf_token": csrf})
+    await log_in_from("Asia/Tokyo")
+    assert user.time_zone == "UTC" and user.time_zone_chosen
+
+
+async def test_signup_and_setup_take_the_browsers_time_zone(app, client, herald):
+    from appliance.accounts.models import User
+    from appliance.accounts.setup import ensure_setup_link
+    from tests.support.users import csrf_from
+
+    token = await csrf_from(client, "/login")
+    link = await ensure_setup_link(herald)
+    assert link
+    path = link.removeprefix(herald.settings.base_url)
+    html = await (await client.get(path)).get_data(as_text=True)
+    assert 'name="browser_time_zone"' in html
+    response = await client.post(path, form={"email": "admin@example.com", "password": PASSWORD,
+                                             "csrf_token": token, "browser_time_zone": "Europe/Vienna"})
+    assert response.status_code == 302, await response.get_data(as_text=True)
+    assert (await User.get(email="admin@example.com")).time_zone == "Europe/Vienna"
+
+
 async def test_personal_token_shown_once_used_listed_and_revoked(app, client, clock):
     await make_user()
     csrf = await login(client)

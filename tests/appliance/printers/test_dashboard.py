@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from appliance.accounts.models import User
-from appliance.core.times import time_ago
-from appliance.printers.dashboard import build_card, duration_text
+from appliance.core.times import duration_text, time_ago
+from appliance.printers.dashboard import build_card
 from appliance.printers.live import LiveHub
 from appliance.printers.models import Printer
 from tests.support.printers_data import (

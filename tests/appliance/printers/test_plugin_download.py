@@ -1,4 +1,5 @@
-"""GET /plugin/octoprint-herald.zip: the OctoPrint plugin, served by Herald, installable by pip."""
+"""GET /plugin/octoprint-herald.zip and the wheel: the OctoPrint plugin, served by Herald, installable
+by pip with no package index reachable."""
 
 from __future__ import annotations
 
@@ -50,10 +51,15 @@ async def test_archive_holds_only_the_plugins_own_files(client, tmp_path):
             "octoprint_herald/static/css/herald.css"} <= files
     assert not [f for f in files if "__pycache__" in f or f.endswith(".pyc") or "egg-info" in f
                 or f.startswith(("tests/", "build/", "dist/"))]
-    # Every file is the plugin's source, byte for byte.
+    # Every file is the plugin's source, byte for byte, but the build recipe: it names the
+    # in-tree backend Herald adds, which needs nothing from a package index.
     archive = zipfile.ZipFile(io.BytesIO(data))
-    for name in files:
+    added = {"herald_wheel.py", "herald_wheel.json"}
+    for name in files - added - {"pyproject.toml"}:
         assert archive.read(f"OctoPrint-Herald/{name}") == (ROOT / "plugin" / name).read_bytes(), name
+    assert added <= files
+    recipe = archive.read("OctoPrint-Herald/pyproject.toml").decode()
+    assert "requires = []" in recipe and 'build-backend = "herald_wheel"' in recipe
 
 
 async def test_archive_is_cached_and_revalidates(client):
@@ -91,24 +97,53 @@ def test_installed_location_is_a_candidate():
     assert find_plugin_source([Path("/nonexistent")]) is None
 
 
+async def test_version_document_names_the_wheel_it_serves(client, settings):
+    from octoprint_herald.version import __version__
+
+    response = await client.get("/plugin/octoprint-herald.json")
+    assert response.status_code == 200
+    document = await response.get_json()
+    assert document == {"version": __version__,
+                        "wheel": f"{settings.base_url}/plugin/octoprint_herald-{__version__}-py3-none-any.whl",
+                        "zip": f"{settings.base_url}/plugin/octoprint-herald.zip"}
+    wheel = await client.get(document["wheel"].removeprefix(settings.base_url))
+    assert wheel.status_code == 200
+    names = zipfile.ZipFile(io.BytesIO(await wheel.get_data())).namelist()
+    dist_info = f"octoprint_herald-{__version__}.dist-info"
+    assert {f"{dist_info}/METADATA", f"{dist_info}/WHEEL", f"{dist_info}/RECORD",
+            f"{dist_info}/entry_points.txt", "octoprint_herald/__init__.py",
+            "octoprint_herald/templates/herald_settings.jinja2"} <= set(names)
+    assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
+    # Another version is not here, and the answer says which one is.
+    missing = await client.get("/plugin/octoprint_herald-0.0.1-py3-none-any.whl")
+    assert missing.status_code == 404
+    assert __version__ in await missing.get_data(as_text=True)
+
+
 @pytest.mark.slow
-async def test_pip_installs_the_served_zip_into_a_fresh_venv(client, tmp_path):
-    """What OctoPrint's Plugin Manager does with the URL: pip install it, then import it."""
-    data = await _fetch(client)
-    await asyncio.to_thread(_pip_install_and_import, data, tmp_path)
+@pytest.mark.parametrize("kind", ["zip", "wheel"])
+async def test_pip_installs_the_served_archive_with_no_index(client, settings, tmp_path, kind):
+    """What OctoPrint's Plugin Manager does with the URL, on a box that reaches only Herald:
+    pip install it with no package index, then import it."""
+    document = await (await client.get("/plugin/octoprint-herald.json")).get_json()
+    url = document[kind].removeprefix(settings.base_url)
+    response = await client.get(url)
+    assert response.status_code == 200
+    name = url.rsplit("/", 1)[1]
+    await asyncio.to_thread(_pip_install_and_import, await response.get_data(), name, tmp_path)
 
 
-def _pip_install_and_import(data: bytes, tmp_path: Path) -> None:
-    archive = tmp_path / "octoprint-herald.zip"
+def _pip_install_and_import(data: bytes, name: str, tmp_path: Path) -> None:
+    archive = tmp_path / name
     archive.write_bytes(data)
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     python = venv / "bin" / "python"
     # --no-deps: OctoPrint and requests are not needed to prove the archive builds and installs.
-    # The plugin's build backend (setuptools, pinned by its pyproject.toml) comes from pip's
-    # configured index or find-links, as it would on an OctoPrint box.
-    env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
-    result = subprocess.run([str(python), "-m", "pip", "install", "--no-deps", str(archive)],
+    # --no-index and no find-links: the build fetches nothing (the venv has no setuptools).
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PIP_")}
+    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    result = subprocess.run([str(python), "-m", "pip", "install", "--no-index", "--no-deps", str(archive)],
                             capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     # Importing the plugin needs OctoPrint (not installed here): let the venv see the test
@@ -134,3 +169,4 @@ def _pip_install_and_import(data: bytes, tmp_path: Path) -> None:
     result = subprocess.run([str(python), str(check)], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.split()[:4] == ["True", "['octoprint_herald']", "True", "HeraldPlugin"], result.stdout
+

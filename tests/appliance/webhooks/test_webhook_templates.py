@@ -88,3 +88,34 @@ def test_progress_fires_when_crossing_each_multiple():
     assert progress_milestone(25, 24, 26) == 25
     assert progress_milestone(10, 18, 31) == 30  # a skipped report still fires once, at the highest
     assert progress_milestone(10, 0, 100) is None  # 100% is print.done's job
+
+
+def test_a_typo_deep_in_a_path_is_caught_like_a_typo_in_its_root():
+    def problems(body: str) -> list[str]:
+        return [p.message for p in tpl.check_template("body", body)]
+
+    assert problems('{"f": "@job.file.nam"}') == [
+        "the event data has no nam in @job.file (did you mean @job.file.name?)"]
+    assert problems('{"p": "@progres"}') == ["unknown parameter @progres (write @@ for a literal @)"]
+    assert problems('{"s": "@state.flags.printng"}') == [
+        "the event data has no printng in @state.flags (did you mean @state.flags.printing?)"]
+    assert problems('{"t": "@topic.name"}') == ["@topic has nothing under it, so @topic.name is always empty"]
+    assert problems('{"x": "@printer.zzz"}') == ["the event data has no zzz in @printer (it has id, name)"]
+    # What the event data does have, including payloads and tool names whose keys vary.
+    assert problems('{"a": "@job.file.name @progress.printTimeLeft @state.flags.printing @printer.name",'
+                    ' "b": "@extra.reason @offsets.tool0 @job.filament.tool0.length @meta.hash"}') == []
+    # The same check in a URL, and none with OAuth on (the token's keys are unknown until sent).
+    assert [p.message for p in tpl.check_url("url", "https://x.test/@job.file.nam")] == [
+        "the event data has no nam in @job.file (did you mean @job.file.name?)"]
+    assert tpl.check_template("body", '{"f": "@job.file.nam"}', allow_unknown=True) == []
+
+
+def test_every_preset_placeholder_is_named():
+    from appliance.webhooks.presets import PRESETS, placeholder_in
+
+    for name in ("home_assistant", "ntfy", "discord", "slack"):
+        preset = PRESETS[name]
+        assert placeholder_in(preset["url"] + preset["body"]), name
+    assert placeholder_in(PRESETS["ntfy"]["body"]) == (
+        "still has the preset's placeholder YOUR_TOPIC: replace it with your ntfy topic")
+    assert placeholder_in("https://ntfy.sh/") is None and placeholder_in('{"topic": "printers"}') is None

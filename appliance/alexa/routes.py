@@ -10,6 +10,7 @@ import skill
 from appliance.accounts.auth import csrf_exempt, require_user
 from appliance.alexa import notifications
 from appliance.alexa import status_source as alexa_service
+from appliance.alexa.reminders import ReminderKeeper, is_ours
 from appliance.alexa.verification import (
     AlexaVerificationError,
     RequestVerifier,
@@ -49,6 +50,8 @@ async def alexa_endpoint():
     if request_type.startswith("AlexaSkillEvent."):
         return jsonify({"version": "1.0", "response": {}})
     source = await alexa_service.source_for_request(herald, envelope)
+    if is_ours(envelope):  # "tell me when my print is done", and keeping that reminder in step
+        return jsonify(await herald.part(ReminderKeeper).answer(envelope, source))
     return jsonify(skill.invoke(envelope, source))
 
 

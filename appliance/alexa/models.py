@@ -58,4 +58,4 @@ class AlexaReminder(Model):
 
     class Meta:
         table = "alexa_reminders"
-        indexes = (("alexa_user_id",),)
+        indexes = (("alexa_user_id",), ("user_id",), ("printer_id",))

@@ -25,7 +25,7 @@ class Migration(migrations.Migration):
                 ('locale', fields.CharField(default='en-US', max_length=16)),
                 ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
             ],
-            options={'table': 'alexa_reminders', 'app': 'herald', 'indexes': [Index(fields=['alexa_user_id'])], 'pk_attr': 'id', 'table_description': 'An Alexa reminder Herald set for "tell me when my print is done": the Amazon account'},
+            options={'table': 'alexa_reminders', 'app': 'herald', 'indexes': [Index(fields=['alexa_user_id']), Index(fields=['user_id']), Index(fields=['printer_id'])], 'pk_attr': 'id', 'table_description': 'An Alexa reminder Herald set for "tell me when my print is done": the Amazon account'},
             bases=['Model'],
         ),
     ]

@@ -17,7 +17,7 @@ from appliance.core.herald import herald_of
 from tests.support.alexa import SKILL_ID, envelope
 from tests.support.amazon import FakeAlexaApi
 from tests.support.printers import STATUS, bearer, event_body, make_printer
-from tests.support.users import make_user
+from tests.support.users import login, make_user
 
 ALEXA_USER = "amzn1.ask.account.TESTUSER"
 DEVICE = "amzn1.ask.device.TEST"
@@ -189,3 +189,33 @@ async def test_a_failed_print_removes_the_reminder_and_a_finished_one_leaves_it(
     deletes = [c for c in api.reminder_calls if c.method == "DELETE"]
     assert len(deletes) == (2 if removed else 1)
     assert len(api.reminders) == (0 if removed else 1)  # Alexa still speaks the finished print's reminder
+
+
+async def test_the_skill_package_asks_for_reminders_and_the_setup_page_explains_the_steps(app, client, herald):
+    from skill.package import manifest
+
+    man = manifest("https://herald.example.net/alexa")["manifest"]
+    assert {"name": PERMISSION} in man["permissions"]
+    assert {"name": "alexa::devices:all:notifications:write"} in man["permissions"]
+    await make_user("owner@example.com", admin=True)
+    await login(client, "owner@example.com")
+    setup = await (await client.get("/alexa/setup")).get_data(as_text=True)
+    step = setup.split('id="reminders-step"', 1)[1].split("</section>", 1)[0]
+    assert PERMISSION in step and "Alexa Skill Messaging" in step and "Not set yet" in step
+    async with FakeAlexaApi() as api:
+        _configure(app, herald, api, client)
+        setup = await (await client.get("/alexa/setup")).get_data(as_text=True)
+    step = setup.split('id="reminders-step"', 1)[1].split("</section>", 1)[0]
+    assert "Both are set." in step
+
+
+async def test_without_client_credentials_a_moved_estimate_sends_nothing(app, client, herald, printing):
+    _, key = printing
+    async with FakeAlexaApi() as api:
+        await _alexa(client, _remind(api))  # no client id and secret: set, but not kept in step
+        assert await AlexaReminder.all().count() == 1
+        await _status(client, key, 2400 + 20 * 60)
+        await _event(client, key, 1, "print.cancelled")
+        keeper = herald_of(app.app).part(ReminderKeeper)
+        await keeper.queue.join()  # the worker took both and sent nothing
+    assert api.messages == [] and api.tokens == [] and len(api.reminder_calls) == 1

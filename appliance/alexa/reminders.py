@@ -58,7 +58,7 @@ SAY = {
                       "I've sent a card to the Alexa app where you can allow it.",
         "not_printing": "{printer} is not printing, so there is nothing to remind you of.",
         "unknown": "Herald doesn't know when {printer} will finish yet. Ask again in a minute.",
-        "which": "Which printer? Say, for example, tell me when {example} is done.",
+        "which": "Several printers are printing. Say, for example: ask Herald to tell me when {example} is done.",
         "none": "None of your printers is printing right now.",
         "failed": "Sorry, Alexa would not set the reminder just now. Please try again later.",
         "denied": "Okay, no reminder. You can allow reminders for Herald in the Alexa app at any time.",
@@ -70,7 +70,7 @@ SAY = {
                       "Erinnerungen zu setzen. Ich habe dir dazu eine Karte in der Alexa App geschickt.",
         "not_printing": "{printer} druckt gerade nicht, es gibt also nichts zu erinnern.",
         "unknown": "Herald weiß noch nicht, wann {printer} fertig wird. Frag in einer Minute noch einmal.",
-        "which": "Welcher Drucker? Sag zum Beispiel: sag mir, wenn {example} fertig ist.",
+        "which": "Mehrere Drucker drucken gerade. Sag zum Beispiel: frag Herald, sag mir, wenn {example} fertig ist.",
         "none": "Gerade druckt keiner deiner Drucker.",
         "failed": "Alexa konnte die Erinnerung gerade nicht setzen. Bitte versuch es später noch einmal.",
         "denied": "Gut, keine Erinnerung. Du kannst Herald Erinnerungen jederzeit in der Alexa App erlauben.",
@@ -190,7 +190,7 @@ class ReminderKeeper(AmazonClient):
             if not busy:
                 return _speak(say["none"] if printers else ph.for_locale(locale).no_printers())
             if len(busy) > 1:
-                return _speak(say["which"].format(example=_printer_name(busy[0])), end=False)
+                return _speak(say["which"].format(example=_printer_name(busy[0])))
             printer = busy[0]
         return await self._set(envelope, source, printer, locale)
 
@@ -232,6 +232,13 @@ class ReminderKeeper(AmazonClient):
             self.watching.setdefault(printer["id"], {})[reminder.id] = finish
         left = ph.for_locale(locale).duration((finish - now).total_seconds())
         return _speak(say["set"].format(printer=name, left=left))
+
+    async def forget(self, envelope: dict[str, Any]) -> None:
+        """The skill was disabled: the Amazon account's reminders are no longer Herald's to keep."""
+        alexa_user_id = str((_system(envelope).get("user") or {}).get("userId") or "")
+        for reminder in await AlexaReminder.filter(alexa_user_id=alexa_user_id):
+            self.watching.get(reminder.printer_id, {}).pop(reminder.id, None)
+        await shielded(AlexaReminder.filter(alexa_user_id=alexa_user_id).delete())
 
     # ---- out of session ---------------------------------------------------------------------
 

@@ -42,6 +42,7 @@ async def alexa_endpoint():
     if request_type == "AlexaSkillEvent.SkillDisabled":
         await _revoke_on_disable(herald, envelope)
         await notifications.forget_account(herald, envelope)
+        await herald.part(ReminderKeeper).forget(envelope)
         return jsonify({"version": "1.0", "response": {}})
     if request_type == "AlexaSkillEvent.ProactiveSubscriptionChanged":
         await alexa_service.source_for_request(herald, envelope)  # remembers whose Amazon account it is

@@ -219,3 +219,22 @@ async def test_without_client_credentials_a_moved_estimate_sends_nothing(app, cl
         keeper = herald_of(app.app).part(ReminderKeeper)
         await keeper.queue.join()  # the worker took both and sent nothing
     assert api.messages == [] and api.tokens == [] and len(api.reminder_calls) == 1
+
+
+async def test_with_two_printers_printing_and_no_name_herald_asks_which_and_disabling_forgets(
+        app, client, herald, printing):
+    user, _ = printing
+    _, other = await make_printer(herald, user, "Voron")
+    await _status(client, other, 600)
+    async with FakeAlexaApi() as api:
+        _configure(app, herald, api, client)
+        answer = await _alexa(client, _remind(api))
+        assert "Several printers are printing" in _speech(answer) and api.reminder_calls == []
+        answer = await _alexa(client, _remind(api, printer="voron", locale="de-DE"))
+        assert "wenn Voron fertig ist" in _speech(answer)
+        (call,) = api.reminder_calls
+        assert call.body["alertInfo"]["spokenInfo"]["content"] == [
+            {"locale": "de-DE", "text": "Voron ist mit dem Druck fertig."}]
+        assert await AlexaReminder.all().count() == 1
+        await _alexa(client, envelope(request_type="AlexaSkillEvent.SkillDisabled"))
+    assert await AlexaReminder.all().count() == 0

@@ -35,6 +35,7 @@ from appliance.alexa import routes as alexa_routes
 from appliance.alexa.certificates import CachingCertFetcher
 from appliance.alexa.device_zone import DeviceTimeZones
 from appliance.alexa.notifications import AlexaNotifier
+from appliance.alexa.reminders import ReminderKeeper
 from appliance.alexa.verification import RequestVerifier, default_trust_roots
 from appliance.apps import connections as app_connections
 from appliance.apps import live_links as app_live_links
@@ -240,6 +241,11 @@ def create_app(
     notifier = herald.provide(AlexaNotifier(herald, now=clock.now))
     herald.hooks.event_listeners.append(notifier.on_event)
     herald.tasks.add("alexa-notify", notifier.run)
+    # alexa reminders: status pushes and print ends only queue work, a task sends skill messages
+    reminders = herald.provide(ReminderKeeper(herald, now=clock.now))
+    herald.hooks.status_listeners.append(reminders.on_status)
+    herald.hooks.event_listeners.append(reminders.on_event)
+    herald.tasks.add("alexa-reminders", reminders.run)
 
     @app.while_serving
     async def lifespan() -> AsyncGenerator[None, None]:
@@ -267,6 +273,7 @@ def create_app(
             await own_fetcher.close()
         await device_zones.close()
         await notifier.close()
+        await reminders.close()
         await status.flush_status(herald)  # the last statuses, before the database closes
         await close_database()
         _running_marker(settings).unlink(missing_ok=True)  # a clean stop: the next start is no recovery

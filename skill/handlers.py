@@ -39,7 +39,10 @@ OTHER_INTENTS = (
     "AMAZON.FallbackIntent",
     "AMAZON.NavigateHomeIntent",
 )
-HANDLED_INTENTS = frozenset(PRINTER_INTENTS) | frozenset(OTHER_INTENTS)
+# Answered by the appliance before the skill sees it (appliance/alexa/reminders.py: it calls
+# Amazon's Reminders API, which this pure package does not do).
+APPLIANCE_INTENTS = ("RemindWhenDoneIntent",)
+HANDLED_INTENTS = frozenset(PRINTER_INTENTS) | frozenset(OTHER_INTENTS) | frozenset(APPLIANCE_INTENTS)
 _PENDING = "pending_intent"
 
 

@@ -30,7 +30,9 @@ class PrinterStatusSource(Protocol):
 class StaticSource:
     """A source holding plain values: what the appliance hands the skill per request."""
 
-    def __init__(self, printers: list[dict[str, Any]], time_zone: str, now: datetime) -> None:
+    def __init__(self, printers: list[dict[str, Any]], time_zone: str, now: datetime,
+                 user_id: int | None = None) -> None:
+        self.user_id = user_id  # the Herald user answered for (the appliance's, not the skill's)
         self._printers = printers
         self._time_zone = time_zone
         self._now = now

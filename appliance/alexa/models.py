@@ -9,6 +9,7 @@ from tortoise.models import Model
 
 if TYPE_CHECKING:
     from appliance.accounts.models import User
+    from appliance.printers.models import Printer
 
 
 class AlexaAccount(Model):
@@ -30,3 +31,31 @@ class AlexaAccount(Model):
     class Meta:
         table = "alexa_accounts"
         indexes = (("user_id",),)
+
+
+class AlexaReminder(Model):
+    """An Alexa reminder Herald set for "tell me when my print is done": the Amazon account
+    it belongs to, the printer and job it is about, Amazon's ``alertToken`` and the finish it
+    is set for, so status pushes can move it and a failed or cancelled print can remove it."""
+
+    id = fields.IntField(primary_key=True)
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "herald.User", related_name="alexa_reminders", on_delete=fields.CASCADE
+    )
+    user_id: int
+    alexa_user_id = fields.CharField(max_length=512)
+    api_endpoint = fields.CharField(max_length=200)
+    printer: fields.ForeignKeyRelation[Printer] = fields.ForeignKeyField(
+        "herald.Printer", related_name="alexa_reminders", on_delete=fields.CASCADE
+    )
+    printer_id: str
+    job = fields.CharField(max_length=255, default="")  # the file being printed
+    alert_token = fields.CharField(max_length=512)
+    finish_at = fields.DatetimeField()
+    time_zone = fields.CharField(max_length=64, default="UTC")
+    locale = fields.CharField(max_length=16, default="en-US")
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "alexa_reminders"
+        indexes = (("alexa_user_id",), ("user_id",), ("printer_id",))

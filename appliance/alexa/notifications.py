@@ -117,7 +117,7 @@ class AlexaNotifier(AmazonClient):
         self._now = now or (lambda: datetime.now(UTC))
         self.queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue(maxsize=1000)
         self.known: dict[str, tuple[int, str]] = {}
-        self._token: tuple[str, datetime] | None = None
+        self._tokens: dict[str, tuple[str, datetime]] = {}  # LWA scope -> (token, good until)
         self.sent = 0
 
     @property
@@ -155,23 +155,26 @@ class AlexaNotifier(AmazonClient):
         async with self.session().post(f"{endpoint.rstrip('/')}{STAGE_PATH}", json=body, headers={
                 "Authorization": f"Bearer {token}"}, allow_redirects=False) as response:
             if response.status == 401:
-                self._token = None
+                self._tokens.pop(SCOPE, None)
             if response.status != 202:
                 log.warning("Alexa's Proactive Events API answered HTTP %s", response.status)
                 return
         self.sent += 1
 
-    async def _access_token(self) -> str:
+    async def _access_token(self, scope: str = SCOPE) -> str:
+        """A Login with Amazon client-credentials token for ``scope`` (kept until shortly before it
+        expires): ``alexa::proactive_events`` here, ``alexa:skill_messaging`` for reminders."""
         now = self._now()
-        if self._token is not None and now < self._token[1]:
-            return self._token[0]
+        kept = self._tokens.get(scope)
+        if kept is not None and now < kept[1]:
+            return kept[0]
         settings = self.herald.settings
         async with self.session().post(settings.alexa_token_url, data={
                 "grant_type": "client_credentials", "client_id": settings.alexa_client_id,
-                "client_secret": settings.alexa_client_secret, "scope": SCOPE}, allow_redirects=False) as response:
+                "client_secret": settings.alexa_client_secret, "scope": scope}, allow_redirects=False) as response:
             if response.status != 200:
                 raise aiohttp.ClientError(f"Login with Amazon answered HTTP {response.status}")
             answer = await response.json()
         token, seconds = str(answer["access_token"]), int(answer.get("expires_in") or 3600)
-        self._token = (token, now + timedelta(seconds=max(0, seconds - 60)))
+        self._tokens[scope] = (token, now + timedelta(seconds=max(0, seconds - 60)))
         return token

@@ -10,6 +10,7 @@ import skill
 from appliance.accounts.auth import csrf_exempt, require_user
 from appliance.alexa import notifications
 from appliance.alexa import status_source as alexa_service
+from appliance.alexa.reminders import ReminderKeeper, is_ours
 from appliance.alexa.verification import (
     AlexaVerificationError,
     RequestVerifier,
@@ -41,6 +42,7 @@ async def alexa_endpoint():
     if request_type == "AlexaSkillEvent.SkillDisabled":
         await _revoke_on_disable(herald, envelope)
         await notifications.forget_account(herald, envelope)
+        await herald.part(ReminderKeeper).forget(envelope)
         return jsonify({"version": "1.0", "response": {}})
     if request_type == "AlexaSkillEvent.ProactiveSubscriptionChanged":
         await alexa_service.source_for_request(herald, envelope)  # remembers whose Amazon account it is
@@ -49,6 +51,8 @@ async def alexa_endpoint():
     if request_type.startswith("AlexaSkillEvent."):
         return jsonify({"version": "1.0", "response": {}})
     source = await alexa_service.source_for_request(herald, envelope)
+    if is_ours(envelope):  # "tell me when my print is done", and keeping that reminder in step
+        return jsonify(await herald.part(ReminderKeeper).answer(envelope, source))
     return jsonify(skill.invoke(envelope, source))
 
 

@@ -79,11 +79,11 @@ async def source_for_request(herald: Herald, envelope: dict[str, Any]) -> Static
     if envelope.get("request", {}).get("type") in _TIMED_REQUESTS:
         time_zone = await herald.part(DeviceTimeZones).zone_for(envelope) or time_zone
     printers = [_printer_from_row(herald, row) for row in rows if row["printer_id"] is not None]
-    return StaticSource(printers, time_zone, now)
+    return StaticSource(printers, time_zone, now, rows[0]["user_id"] if rows else None)
 
 
 # The requests whose answers may tell a clock time: only these look up the device's zone.
-_TIMED_REQUESTS = frozenset({"LaunchRequest", "IntentRequest"})
+_TIMED_REQUESTS = frozenset({"LaunchRequest", "IntentRequest", "Connections.Response"})
 
 
 def _access_token(envelope: dict[str, Any]) -> str:

@@ -73,7 +73,9 @@ async def test_every_sample_utterance_reaches_its_intent(locale, tmp_path):
             (authority,) = slot["resolutions"]["resolutionsPerAuthority"]
             assert authority["status"]["code"] == "ER_SUCCESS_MATCH", (sample, slot)
             assert authority["values"][0]["value"]["name"] == printer.replace(" 🚀", "")
-            if intent != "PrinterStatusIntent" or sample not in ("{printer}",):
+            # RemindWhenDoneIntent is answered by the appliance (it calls the Reminders API):
+            # here only that it resolves, with its printer; tests/appliance/alexa/test_alexa_reminders.py answers it
+            if intent != "RemindWhenDoneIntent" and (intent != "PrinterStatusIntent" or sample not in ("{printer}",)):
                 assert called in speech, (sample, speech)
         else:
             assert "value" not in slot, (sample, slot)
@@ -157,6 +159,6 @@ async def test_a_conversation_covering_every_intent(locale, tmp_path):
     assert [said(r) for r in results] == [answer for _, answer in CONVERSATIONS[locale]]
     reached = {r["request"]["request"].get("intent", {}).get("name") or r["request"]["request"]["type"]
                for r in results}
-    intents = {i["name"] for i in model["interactionModel"]["languageModel"]["intents"]}
+    intents = {i["name"] for i in model["interactionModel"]["languageModel"]["intents"]} - {"RemindWhenDoneIntent"}  # the appliance answers it
     assert intents | {"LaunchRequest", "SessionEndedRequest"} <= reached
     assert len(requests) == len(turns) and all(r["request"]["locale"] == locale for r in requests)

@@ -5,7 +5,7 @@ from tortoise import fields
 from tortoise.indexes import Index
 
 class Migration(migrations.Migration):
-    dependencies = [('herald', '0010_alexa_accounts')]
+    dependencies = [('herald', '0012_plugin_version_and_chosen_time_zone')]
 
     initial = False
 

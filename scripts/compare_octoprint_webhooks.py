@@ -294,7 +294,8 @@ def run(source: Path | None, keep: bool) -> int:
                 return 2
         owner = HeraldOwner(herald.url).login()
         link(octoprint, owner)
-        answer = octoprint.api("POST", "/api/plugin/herald", json={"command": "webhooks_import"}).json()
+        entry = octoprint.herald_command("webhooks_import")  # 202, then the command's result
+        answer = entry.get("result") or {"error": entry.get("error")}
         print("import:", json.dumps({k: answer.get(k) for k in ("created", "already_imported", "not_imported")}))
         for result in answer.get("hooks", []):
             print(f"  hook {result['index']}: {result['status']} {result.get('name') or result.get('error')}"

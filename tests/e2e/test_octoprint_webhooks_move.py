@@ -75,9 +75,10 @@ def octoprint(tmp_path: Path, herald, receiver):  # noqa: F811 - the herald fixt
 
 
 def command(octoprint: OctoPrintServer, name: str, **data) -> dict:
-    response = octoprint.api("POST", "/api/plugin/herald", json={"command": name, **data})
-    assert response.status_code == 200, response.text
-    return response.json()
+    """A plugin command as the settings page runs it (202, then its result)."""
+    entry = octoprint.herald_command(name, **data)
+    assert entry["status"] == "done", entry
+    return entry["result"]
 
 
 def test_move_from_octoprint_webhooks(herald, octoprint: OctoPrintServer, receiver: Receiver):  # noqa: F811

@@ -223,7 +223,7 @@ $(function () {
                 ? _.map(r.not_carried_over, function (what) { return gettext("Not carried over: ") + what; }) : [];
         };
         self.owhFind = function () {
-            return OctoPrint.simpleApiCommand("herald", "webhooks_find", {}).done(function (answer) {
+            return self.command("webhooks_find", {}).done(function (answer) {
                 self.owhHooks(answer.hooks || []);
             });
         };

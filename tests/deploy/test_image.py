@@ -45,6 +45,7 @@ class Container:
         self.port = free_port()
         self.browser = Browser(f"http://127.0.0.1:{self.port}")
         self.saved_logs = ""
+        self.start_timeout = 90
 
     def start(self) -> Container:
         self.engine.podman("run", "-d", "--name", self.name, "--network", "slirp4netns",
@@ -52,7 +53,7 @@ class Container:
                            "-e", f"HERALD_PUBLIC_URL=http://127.0.0.1:{self.port}",
                            self.image, timeout=60)
         try:
-            self.browser.wait_healthy(timeout=90, process_alive=self.running)
+            self.browser.wait_healthy(timeout=self.start_timeout, process_alive=self.running)
         except AssertionError:
             raise AssertionError(self.logs()) from None
         return self

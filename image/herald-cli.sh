@@ -5,6 +5,8 @@
 #   sudo herald create-admin --email you@example.com
 #   sudo herald backup /var/lib/herald/backups/herald-$(date +%F).sqlite3
 set -eu
+# Files Herald writes for you (a backup: accounts, hashes, encrypted secrets) are yours alone.
+umask 077
 HERALD_DATA_DIR=/var/lib/herald
 HERALD_HOST=127.0.0.1
 HERALD_PORT=8080

@@ -108,6 +108,20 @@ say "Installing $(basename "$wheel") and its dependencies into $PREFIX"
 "$PREFIX/bin/herald" --version
 
 # --- settings, unit, command ---------------------------------------------------------------
+# Files a person may edit (herald.env, Caddy's site) are written once. install.sh records
+# what it wrote in $CHECKSUMS; a later run changes such a file only while it is still
+# byte for byte what install.sh wrote, and otherwise leaves it alone and says what to change.
+CHECKSUMS=$CONF_DIR/installed.sha256
+recorded() {  # recorded FILE: FILE is as install.sh last wrote it
+    [ -f "$CHECKSUMS" ] && [ -f "$1" ] \
+        && grep -F "  $1" "$CHECKSUMS" | sha256sum --check --status 2>/dev/null
+}
+record() {  # record FILE: remember FILE's contents as install.sh's own
+    touch "$CHECKSUMS"
+    grep -v -F "  $1" "$CHECKSUMS" > "$CHECKSUMS.new" || true
+    sha256sum "$1" >> "$CHECKSUMS.new"
+    mv "$CHECKSUMS.new" "$CHECKSUMS"
+}
 set_env() {  # set_env KEY VALUE: replace KEY's line in the settings file, or add one
     local key=$1 value=$2
     if grep -qE "^#?$key=" "$ENV_FILE"; then
@@ -116,6 +130,14 @@ set_env() {  # set_env KEY VALUE: replace KEY's line in the settings file, or ad
         printf '%s=%s\n' "$key" "$value" >> "$ENV_FILE"
     fi
 }
+env_value() {  # env_value KEY: KEY's value in the settings file ('' when unset)
+    sed -n -E "s/^$1=(.*)$/\1/p" "$ENV_FILE" | tail -n 1
+}
+wanted_env=()  # KEY=VALUE lines this run would set
+if [ -n "$domain" ]; then
+    wanted_env=("HERALD_PUBLIC_URL=https://$domain" "HERALD_TRUSTED_PROXIES=127.0.0.1,::1"
+                "HERALD_HOST=127.0.0.1")
+fi
 if [ ! -f "$ENV_FILE" ]; then
     say "Writing $ENV_FILE"
     install -m 0640 -o root -g "$SERVICE_USER" "$SRC/image/herald.env" "$ENV_FILE"
@@ -124,8 +146,25 @@ if [ ! -f "$ENV_FILE" ]; then
         # log, device linking) from this machine's address. Change both in the file.
         address=$(hostname -I 2>/dev/null | awk '{print $1}')
         case "$address" in *:*) address="[$address]" ;; esac  # IPv6
-        set_env HERALD_HOST 0.0.0.0
-        set_env HERALD_PUBLIC_URL "http://${address:-$(hostname)}:8080"
+        wanted_env=(HERALD_HOST=0.0.0.0 "HERALD_PUBLIC_URL=http://${address:-$(hostname)}:8080")
+    fi
+    for line in "${wanted_env[@]}"; do set_env "${line%%=*}" "${line#*=}"; done
+    record "$ENV_FILE"
+elif [ ${#wanted_env[@]} -gt 0 ]; then
+    differ=()
+    for line in "${wanted_env[@]}"; do
+        [ "$(env_value "${line%%=*}")" = "${line#*=}" ] || differ+=("$line")
+    done
+    if [ ${#differ[@]} -eq 0 ]; then
+        say "Keeping $ENV_FILE as it is (it has the settings for https://$domain)"
+    elif recorded "$ENV_FILE"; then
+        say "Setting ${differ[*]%%=*} in $ENV_FILE (unchanged since install.sh wrote it)"
+        for line in "${differ[@]}"; do set_env "${line%%=*}" "${line#*=}"; done
+        record "$ENV_FILE"
+    else
+        say "Keeping $ENV_FILE as it is: you edited it. For https://$domain it needs:"
+        printf '      %s\n' "${differ[@]}"
+        echo "    (edit the file, then: sudo systemctl restart herald)"
     fi
 else
     say "Keeping $ENV_FILE as it is"
@@ -134,22 +173,55 @@ install -m 0644 "$SRC/image/herald.service" "$UNIT_FILE"
 install -m 0755 "$SRC/image/herald-cli.sh" /usr/local/bin/herald
 
 # --- Caddy for HTTPS (optional) ----------------------------------------------------------
+# Herald's site lives in its own file, /etc/caddy/herald.caddy, which the Caddyfile
+# imports: a Caddyfile serving other sites keeps them (one import line is added, after a
+# backup), and an edited herald.caddy or Caddyfile is never overwritten.
+caddy_reload=0
 if [ -n "$domain" ]; then
-    say "Configuring Caddy for https://$domain"
-    set_env HERALD_PUBLIC_URL "https://$domain"
-    set_env HERALD_TRUSTED_PROXIES "127.0.0.1,::1"
-    set_env HERALD_HOST 127.0.0.1
-    port=$(sed -n -E 's/^HERALD_PORT=([0-9]+).*/\1/p' "$ENV_FILE" | tail -n 1)
     caddyfile=/etc/caddy/Caddyfile
-    if [ -f "$caddyfile" ] && ! grep -q "Herald" "$caddyfile" && [ ! -f "$caddyfile.before-herald" ]; then
-        cp -p "$caddyfile" "$caddyfile.before-herald"
-    fi
+    site=/etc/caddy/herald.caddy
+    port=$(env_value HERALD_PORT)
+    install -d -m 0755 /etc/caddy
     sed -e "s|{\$HERALD_DOMAIN}|$domain|" -e "s|{\$HERALD_UPSTREAM:127.0.0.1:8080}|127.0.0.1:${port:-8080}|" \
-        "$SRC/image/Caddyfile" > "$caddyfile.new"
-    mv "$caddyfile.new" "$caddyfile"
+        "$SRC/image/Caddyfile" > "$work/herald.caddy"
+    if [ -f "$site" ] && cmp -s "$site" "$work/herald.caddy"; then
+        say "Keeping $site (it serves https://$domain already)"
+    elif [ ! -f "$site" ] || recorded "$site"; then
+        say "Writing $site for https://$domain"
+        install -m 0644 "$work/herald.caddy" "$site"
+        record "$site"
+        caddy_reload=1
+    else
+        install -m 0644 "$work/herald.caddy" "$site.new"
+        say "Keeping $site as it is: you edited it. This release's version is $site.new"
+    fi
+    # Debian's caddy package ships a placeholder Caddyfile (a static page on :80).
+    stock=$(dpkg-query -W -f='${Conffiles}\n' caddy 2>/dev/null | awk -v f="$caddyfile" '$1 == f {print $2}')
+    if [ -f "$caddyfile" ] && grep -qE "^[[:space:]]*import[[:space:]]+(/etc/caddy/)?herald\.caddy" "$caddyfile"; then
+        : # it imports Herald's site already
+    elif [ -f "$caddyfile" ] && grep -q "reverse_proxy 127.0.0.1:${port:-8080}" "$caddyfile"; then
+        say "Keeping $caddyfile as it is: it serves Herald already (an earlier install wrote it)"
+    elif [ ! -f "$caddyfile" ] || [ "$(md5sum < "$caddyfile" | cut -d' ' -f1)" = "$stock" ]; then
+        [ -f "$caddyfile" ] && cp -p "$caddyfile" "$caddyfile.before-herald"
+        say "Writing $caddyfile (it imports $site)"
+        printf '# Caddy on this machine. Herald'"'"'s site is in herald.caddy; add your own sites below.\nimport %s\n' \
+            "$site" > "$caddyfile"
+        caddy_reload=1
+    else
+        backup="$caddyfile.before-herald.$(date +%Y%m%d%H%M%S)"
+        cp -p "$caddyfile" "$backup"
+        say "Adding 'import $site' to $caddyfile (your sites stay as they are; backup: $backup)"
+        printf '\n# Herald (added by image/install.sh)\nimport %s\n' "$site" >> "$caddyfile"
+        caddy_reload=1
+    fi
 fi
 
 # --- systemd -----------------------------------------------------------------------------
+port=$(env_value HERALD_PORT)
+port=${port:-8080}
+healthy() {  # healthy PORT: Herald answers /healthz on loopback
+    python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$1/healthz', timeout=2)" 2>/dev/null
+}
 if command -v systemctl >/dev/null; then
     systemctl enable herald.service >/dev/null 2>&1 || systemctl enable herald.service
 fi
@@ -158,11 +230,10 @@ if [ -d /run/systemd/system ]; then
     if [ "$start" = 1 ]; then
         say "Restarting herald.service"
         systemctl restart herald.service
-        [ -n "$domain" ] && systemctl reload-or-restart caddy.service
-        port=$(sed -n -E 's/^HERALD_PORT=([0-9]+).*/\1/p' "$ENV_FILE" | tail -n 1)
+        if [ "$caddy_reload" = 1 ]; then systemctl reload-or-restart caddy.service; fi
         for _ in $(seq 1 60); do
-            if python3 -c "import urllib.request, sys; urllib.request.urlopen('http://127.0.0.1:${port:-8080}/healthz', timeout=2)" 2>/dev/null; then
-                say "Herald answers on http://127.0.0.1:${port:-8080}/healthz"
+            if healthy "$port"; then
+                say "Herald answers on http://127.0.0.1:$port/healthz"
                 break
             fi
             sleep 1
@@ -170,15 +241,46 @@ if [ -d /run/systemd/system ]; then
         systemctl is-active --quiet herald.service \
             || die "herald.service is not running: see journalctl -u herald"
     fi
+    setup_hint="the setup link Herald prints in its log (journalctl -u herald | grep setup)"
 else
-    say "systemd is not running here (a chroot or container): start Herald with" \
-        "'systemctl start herald' once the system runs systemd"
+    # A chroot or a container: nothing starts Herald by itself, so say how; and run it
+    # once (as the herald user, on a spare loopback port) to make the setup link and print it.
+    say "systemd is not running here (a chroot or container): nothing starts Herald by itself."
+    echo "    Start Herald by hand (it reads $ENV_FILE and runs as the herald user):"
+    echo "      nohup herald serve >> /var/log/herald.log 2>&1 &"
+    if [ -n "$domain" ]; then
+        echo "    and Caddy, as root (it listens on ports 80 and 443):"
+        echo "      nohup caddy run --adapter caddyfile --config /etc/caddy/Caddyfile >> /var/log/caddy.log 2>&1 &"
+    fi
+    setup_hint="the setup link Herald prints when it starts"
+    if [ "$start" = 1 ]; then
+        spare=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+        HERALD_HOST=127.0.0.1 HERALD_PORT=$spare /usr/local/bin/herald serve > "$work/first-start.log" 2>&1 &
+        herald_pid=$!
+        answered=0
+        for _ in $(seq 1 120); do
+            if healthy "$spare"; then answered=1; break; fi
+            kill -0 "$herald_pid" 2>/dev/null || break
+            sleep 1
+        done
+        kill "$herald_pid" 2>/dev/null || true
+        wait "$herald_pid" 2>/dev/null || true
+        link=$(grep -o -E 'https?://[^ ]+/setup/[A-Za-z0-9_-]+' "$work/first-start.log" | tail -n 1 || true)
+        if [ -n "$link" ]; then
+            setup_hint="this one-time setup link: $link"
+        elif [ "$answered" = 1 ]; then
+            setup_hint="your admin account (one exists already)"
+        else
+            echo "install.sh: Herald did not start; what it printed:" >&2
+            tail -n 20 "$work/first-start.log" >&2
+        fi
+    fi
 fi
 
 cat <<EOF
 
 Herald is installed in $PREFIX; its data is in $DATA_DIR, its settings in $ENV_FILE.
-Create the first admin with the setup link Herald prints in its log
-(journalctl -u herald), or with:  sudo herald create-admin --email you@example.com
+Create the first admin with $setup_hint
+or with:                           sudo herald create-admin --email you@example.com
 Back up with:                      sudo herald backup $DATA_DIR/backups/herald-\$(date +%F).sqlite3
 EOF

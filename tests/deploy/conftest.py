@@ -44,13 +44,15 @@ def engine(cache_lock) -> Engine:
     return engine
 
 
-@pytest.fixture(scope="session")
-def herald_image(engine: Engine) -> str:
-    """The Dockerfile built with buildah (Docker format), with this machine's CA and index."""
-    log = artifacts_dir() / "build.log"
+def build_herald_image(engine: Engine, tag: str, log_name: str) -> float:
+    """The Dockerfile built with buildah (Docker format), with this machine's CA and index.
+
+    Returns the seconds it took (with the layer cache, a build of unchanged inputs is quick).
+    """
+    log = artifacts_dir() / log_name
     log.write_text("")
     command = ["buildah", "bud", "--format", "docker", "--layers", "--pull=false",
-               "--network", "host", "--tag", IMAGE]
+               "--network", "host", "--arch", engine.arch, "--tag", tag]
     for limit in engine.ulimits:
         command += ["--ulimit", limit]
     ca = host_ca_bundle()
@@ -62,15 +64,43 @@ def herald_image(engine: Engine) -> str:
         conf_file.write_text(pip_conf)
         command += ["--secret", f"id=pipconf,src={conf_file}"]
     started = time.monotonic()
-    engine.run(*command, str(ROOT), timeout=900, log=log)
+    # Under emulation (another architecture) pip runs many times slower.
+    engine.run(*command, str(ROOT), timeout=900 if engine.arch == "amd64" else 2400, log=log)
+    elapsed = time.monotonic() - started
+    # Intermediate images are the layer cache (the build stage's too); only those not
+    # touched for a week go, so that layers of old builds do not pile up in the cache.
+    engine.podman("image", "prune", "-f", "--filter", "until=168h", check=False)
+    return elapsed
+
+
+@pytest.fixture(scope="session")
+def herald_image(engine: Engine) -> str:
+    elapsed = build_herald_image(engine, IMAGE, "build.log")
     size = int(engine.podman("image", "inspect", IMAGE, "--format", "{{.Size}}").stdout.strip())
     base = int(engine.podman("image", "inspect", "docker.io/library/debian:bookworm-slim",
                              "--format", "{{.Size}}").stdout.strip())
     (artifacts_dir() / "image-size.txt").write_text(
         f"image {size / 1e6:.1f} MB, of which base {base / 1e6:.1f} MB and Herald's layers "
-        f"{(size - base) / 1e6:.1f} MB; build took {time.monotonic() - started:.0f} s\n"
+        f"{(size - base) / 1e6:.1f} MB; build took {elapsed:.0f} s\n"
     )
-    # Intermediate images are the layer cache (the build stage's too); only those not
-    # touched for a week go, so that layers of old builds do not pile up in the cache.
-    engine.podman("image", "prune", "-f", "--filter", "until=168h", check=False)
+    return IMAGE
+
+
+@pytest.fixture(scope="session")
+def engine_arm64(cache_lock) -> Engine:
+    require_tools("buildah", "podman", "runc", "debootstrap", "slirp4netns")
+    debian.ensure_binfmt("arm64")
+    engine = Engine.create("arm64")
+    engine.remove_stale_containers()
+    engine.ensure_base_image()
+    return engine
+
+
+@pytest.fixture(scope="session")
+def herald_image_arm64(engine_arm64: Engine) -> str:
+    """The same Dockerfile for linux/arm64, built here under qemu-user emulation."""
+    elapsed = build_herald_image(engine_arm64, IMAGE, "build-arm64.log")
+    size = int(engine_arm64.podman("image", "inspect", IMAGE, "--format", "{{.Size}}").stdout.strip())
+    (artifacts_dir() / "image-size-arm64.txt").write_text(
+        f"arm64 image {size / 1e6:.1f} MB; build took {elapsed:.0f} s\n")
     return IMAGE

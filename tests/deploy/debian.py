@@ -106,12 +106,33 @@ def _sources_file(sources: list[tuple[str, str]]) -> str:
     return "\n".join(stanzas)
 
 
-def _debootstrap(target: Path, include: list[str], log: Path) -> None:
+def ensure_binfmt(arch: str) -> None:
+    """Let this machine run another architecture's programs (qemu-user-static, binfmt_misc).
+
+    The F flag makes the kernel open the emulator at registration, so it works inside
+    chroots and containers, which do not have it on their own path.
+    """
+    misc = Path("/proc/sys/fs/binfmt_misc")
+    if not (misc / "register").exists():
+        subprocess.run(["mount", "-t", "binfmt_misc", "binfmt_misc", str(misc)], check=True)
+    name = {"arm64": "aarch64"}.get(arch, arch)
+    entry = misc / f"qemu-{name}"
+    if not entry.exists():
+        subprocess.run(["update-binfmts", "--enable", f"qemu-{name}"], check=False)
+    assert entry.exists(), f"no binfmt_misc entry for {arch}: .ci/run installs qemu-user-static"
+    flags = next(line for line in entry.read_text().splitlines() if line.startswith("flags:"))
+    assert "F" in flags.split(":", 1)[1], f"{entry} lacks the F flag: {flags}"
+
+
+def _debootstrap(target: Path, include: list[str], log: Path, arch: str = "amd64") -> None:
     sources = debian_sources()
     mirror = next(uri for uri, suite in sources if suite == SUITE)
     if any(uri.startswith("https:") for uri, _ in sources):
         include = [*include, "ca-certificates"]
     command = ["debootstrap", "--variant=minbase"]
+    if arch != "amd64":
+        ensure_binfmt(arch)
+        command.append(f"--arch={arch}")
     if include:
         command.append("--include=" + ",".join(include))
     command += [SUITE, str(target), mirror]
@@ -149,18 +170,20 @@ def _clean(root: Path) -> None:
                 shutil.rmtree(path)
 
 
-def rootfs_tarball(name: str, *, include: list[str] | None = None, slim: bool = False) -> Path:
+def rootfs_tarball(name: str, *, include: list[str] | None = None, slim: bool = False,
+                   arch: str = "amd64") -> Path:
     """A cached tarball of a debootstrapped bookworm root; built when missing."""
-    target = cache_dir() / f"{name}-{SUITE}-r{RECIPE}.tar"
+    suffix = "" if arch == "amd64" else f"-{arch}"
+    target = cache_dir() / f"{name}-{SUITE}{suffix}-r{RECIPE}.tar"
     if target.exists():
         return target
-    work = cache_dir() / f"{name}.work"
+    work = cache_dir() / f"{name}{suffix}.work"
     if work.exists():
         shutil.rmtree(work)
     work.mkdir()
     try:
         root = work / "root"
-        _debootstrap(root, include or [], work / "debootstrap.log")
+        _debootstrap(root, include or [], work / "debootstrap.log", arch)
         if slim:
             _slimify(root)
         _clean(root)

@@ -49,13 +49,17 @@ class Engine:
     conf_dir: Path
     env: dict[str, str]
     ulimits: list[str]
+    arch: str = "amd64"
 
     @classmethod
-    def create(cls) -> Engine:
+    def create(cls, arch: str = "amd64") -> Engine:
+        """The engine for one architecture. Each has its own image storage, since both
+        base images answer to the Dockerfile's one FROM name."""
         cache = debian.cache_dir()
-        conf_dir = cache / "conf"
+        suffix = "" if arch == "amd64" else f"-{arch}"
+        conf_dir = cache / f"conf{suffix}"
         conf_dir.mkdir(exist_ok=True)
-        state = _tmpfs_dir()
+        state = Path(f"{_tmpfs_dir()}{suffix}")
         ulimits = _ulimits()
         (conf_dir / "containers.conf").write_text(
             "[containers]\n"
@@ -71,7 +75,7 @@ class Engine:
         (conf_dir / "storage.conf").write_text(
             "[storage]\n"
             'driver = "overlay"\n'
-            f'graphroot = "{cache}/storage"\n'
+            f'graphroot = "{cache}/storage{suffix}"\n'
             f'runroot = "{state}/run"\n'
         )
         (conf_dir / "registries.conf").write_text('unqualified-search-registries = ["docker.io"]\n')
@@ -81,7 +85,7 @@ class Engine:
             CONTAINERS_STORAGE_CONF=str(conf_dir / "storage.conf"),
             CONTAINERS_REGISTRIES_CONF=str(conf_dir / "registries.conf"),
         )
-        return cls(conf_dir=conf_dir, env=env, ulimits=ulimits)
+        return cls(conf_dir=conf_dir, env=env, ulimits=ulimits, arch=arch)
 
     def run(self, *args: str, timeout: float = 120, check: bool = True, log: Path | None = None,
             input: str | None = None) -> subprocess.CompletedProcess:
@@ -108,13 +112,13 @@ class Engine:
 
     def ensure_base_image(self) -> None:
         """Import the debootstrapped slim root as the Dockerfile's base image, once."""
-        tarball = debian.rootfs_tarball("slim", slim=True)
+        tarball = debian.rootfs_tarball("slim", slim=True, arch=self.arch)
         label = tarball.name
         if self.image_exists(BASE_IMAGE):
             inspect = self.podman("image", "inspect", BASE_IMAGE, "--format", "{{.Comment}}", check=False)
             if inspect.stdout.strip() == label:
                 return
-        self.podman("import", "--message", label, str(tarball), BASE_IMAGE, timeout=300)
+        self.podman("import", "--arch", self.arch, "--message", label, str(tarball), BASE_IMAGE, timeout=300)
 
     def remove_stale_containers(self) -> None:
         listed = self.podman("ps", "-a", "--format", "{{.Names}}", check=False).stdout.split()

@@ -34,6 +34,26 @@ def _get(url: str, context: ssl.SSLContext | None = None) -> tuple[int, dict, st
         return exc.code, dict(exc.headers), exc.read().decode(errors="replace")
 
 
+def _start(caddy_bin: str, caddyfile: Path, home: Path, log_path: Path, **env: str) -> subprocess.Popen:
+    """Caddy on the test's Caddyfile, its state (the local CA) under home, nothing of Herald's env."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("HERALD_")}
+    environ.update(HOME=str(home), XDG_DATA_HOME=str(home / "xdg-data"),
+                   XDG_CONFIG_HOME=str(home / "xdg-config"), **env)
+    with open(log_path, "wb") as log:
+        return subprocess.Popen([caddy_bin, "run", "--adapter", "caddyfile", "--config", str(caddyfile)],
+                                env=environ, stdout=log, stderr=subprocess.STDOUT)
+
+
+def _stop(caddy: subprocess.Popen) -> None:
+    if caddy.poll() is None:
+        caddy.send_signal(signal.SIGTERM)
+        try:
+            caddy.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            caddy.kill()
+            caddy.wait(timeout=5)
+
+
 def test_caddyfile_serves_herald_over_https(tmp_path: Path):
     caddy_bin = shutil.which("caddy")
     assert caddy_bin, "caddy is missing: .ci/run installs Debian's caddy package"
@@ -49,15 +69,10 @@ def test_caddyfile_serves_herald_over_https(tmp_path: Path):
         f"\thttp_port {http_port}\n\thttps_port {https_port}\n"
         "\tlocal_certs\n\tskip_install_trust\n}\n" + (ROOT / "image/Caddyfile").read_text()
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HERALD_")}
-    env.update(HERALD_DOMAIN="localhost", HERALD_UPSTREAM=f"127.0.0.1:{herald_port}",
-               HOME=str(tmp_path), XDG_DATA_HOME=str(tmp_path / "xdg-data"),
-               XDG_CONFIG_HOME=str(tmp_path / "xdg-config"))
     log_path = artifacts_dir() / "caddy.log"
     server.start()
-    with open(log_path, "wb") as log:
-        caddy = subprocess.Popen([caddy_bin, "run", "--adapter", "caddyfile", "--config", str(caddyfile)],
-                                 env=env, stdout=log, stderr=subprocess.STDOUT)
+    caddy = _start(caddy_bin, caddyfile, tmp_path, log_path,
+                   HERALD_DOMAIN="localhost", HERALD_UPSTREAM=f"127.0.0.1:{herald_port}")
     try:
         root_cert = tmp_path / "xdg-data/caddy/pki/authorities/local/root.crt"
         context = None
@@ -92,11 +107,58 @@ def test_caddyfile_serves_herald_over_https(tmp_path: Path):
             with alpn.wrap_socket(raw, server_hostname="localhost") as tls:
                 assert tls.selected_alpn_protocol() == "h2"
     finally:
-        if caddy.poll() is None:
-            caddy.send_signal(signal.SIGTERM)
-            try:
-                caddy.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                caddy.kill()
-                caddy.wait(timeout=5)
+        _stop(caddy)
+        server.stop()
+
+
+def _docs_recipe() -> str:
+    text = (ROOT / "docs/deploy.md").read_text()
+    block = text.split("<!-- internal-ca-recipe -->", 1)[1].split("<!-- /internal-ca-recipe -->", 1)[0]
+    return block.split("```caddyfile", 1)[1].split("```", 1)[0]
+
+
+def test_internal_ca_recipe_from_the_docs_serves_herald(tmp_path: Path):
+    """docs/deploy.md's "try it first with Caddy's internal CA" site block, as written."""
+    caddy_bin = shutil.which("caddy")
+    assert caddy_bin, "caddy is missing: .ci/run installs Debian's caddy package"
+    recipe = _docs_recipe()
+    assert "tls internal" in recipe
+    herald_port, http_port, https_port = free_port(), free_port(), free_port()
+    name = recipe.split("{", 1)[0].strip()
+    server = LiveServer(tmp_path / "data", herald_port,
+                        env={"HERALD_PUBLIC_URL": f"https://{name}", "HERALD_TRUSTED_PROXIES": "127.0.0.1"})
+    caddyfile = tmp_path / "Caddyfile"
+    caddyfile.write_text(
+        "{\n\tadmin off\n\tdefault_bind 127.0.0.1\n"
+        f"\thttp_port {http_port}\n\thttps_port {https_port}\n\tskip_install_trust\n}}\n"
+        + recipe.replace("127.0.0.1:8080", f"127.0.0.1:{herald_port}"))
+    log_path = artifacts_dir() / "caddy-internal-ca.log"
+    server.start()
+    caddy = _start(caddy_bin, caddyfile, tmp_path, log_path)
+    try:
+        root_cert = tmp_path / "xdg-data/caddy/pki/authorities/local/root.crt"
+        deadline = time.monotonic() + 30
+        reply = b""
+        while True:
+            assert caddy.poll() is None, log_path.read_text()
+            assert time.monotonic() < deadline, "Caddy did not serve HTTPS in 30 s:\n" + log_path.read_text()
+            if root_cert.exists():
+                # A browser on the LAN that trusts Caddy's root, asking for the recipe's name.
+                context = ssl.create_default_context(cafile=str(root_cert))
+                try:
+                    with socket.create_connection(("127.0.0.1", https_port), timeout=5) as raw:
+                        with context.wrap_socket(raw, server_hostname=name) as tls:
+                            tls.sendall(f"GET /healthz HTTP/1.1\r\nHost: {name}\r\nConnection: close\r\n\r\n"
+                                        .encode())
+                            reply = b""
+                            while chunk := tls.recv(65536):
+                                reply += chunk
+                    if reply.startswith(b"HTTP/1.1 200"):
+                        break
+                except OSError:
+                    pass
+            time.sleep(0.2)
+        assert b'"status": "ok"' in reply or b'"status":"ok"' in reply, reply[-500:]
+    finally:
+        _stop(caddy)
         server.stop()

@@ -30,7 +30,8 @@ def test_dockerfile_passes_hadolint():
 
 
 def test_shell_scripts_pass_shellcheck():
-    scripts = [IMAGE / "install.sh", IMAGE / "herald-cli.sh"]
+    scripts = [IMAGE / "install.sh", IMAGE / "herald-cli.sh", IMAGE / "pi/herald-firstboot",
+               IMAGE / "pi/herald-boot-files", IMAGE / "pi/herald-setup-link"]
     result = subprocess.run([_tool("shellcheck"), *map(str, scripts)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -132,3 +133,57 @@ def test_herald_wheel_serves_the_same_plugin_archive(tmp_path: Path):
     installed = find_plugin_source([data / "share" / "herald" / "plugin"])
     assert installed is not None
     assert build_plugin_archive(installed) == build_plugin_archive(ROOT / "plugin")
+
+
+def test_pi_image_units_pass_systemd_analyze(tmp_path: Path):
+    """The image's own units as systemd reads them (their scripts in place, as in the image)."""
+    root = tmp_path / "root"
+    units = root / "etc/systemd/system"
+    units.mkdir(parents=True)
+    (root / "usr/local/sbin").mkdir(parents=True)
+    # systemd's own units (sysinit.target, ...) from this machine, and Herald's unit.
+    shutil.copytree("/lib/systemd/system", root / "lib/systemd/system", symlinks=True)
+    shutil.copy(IMAGE / "herald.service", units / "herald.service")
+    names = ("herald-firstboot", "herald-boot-files", "herald-setup-link")
+    for name in names:
+        shutil.copy(IMAGE / "pi" / name, root / "usr/local/sbin" / name)
+        (root / "usr/local/sbin" / name).chmod(0o755)
+        shutil.copy(IMAGE / "pi" / f"{name}.service", units / f"{name}.service")
+    result = subprocess.run(["systemd-analyze", "verify", f"--root={root}",
+                             *[f"/etc/systemd/system/{name}.service" for name in names]],
+                            capture_output=True, text=True, timeout=60)
+    complaints = [line for line in result.stderr.splitlines() if "herald-" in line]
+    assert not complaints, result.stderr
+
+
+def test_settings_files_offer_the_alexa_skill_id():
+    """HTTPS walk, point 7: an obvious place for HERALD_ALEXA_SKILL_ID, on Debian and in compose."""
+    assert "#HERALD_ALEXA_SKILL_ID=" in (IMAGE / "herald.env").read_text().splitlines()
+    compose = yaml.safe_load((IMAGE / "compose.yaml").read_text())
+    env_file = compose["services"]["herald"]["env_file"]
+    assert env_file == "container.env" and (IMAGE / env_file).is_file()
+    container_env = (IMAGE / env_file).read_text().splitlines()
+    assert "#HERALD_ALEXA_SKILL_ID=" in container_env
+    # Nothing in it that would contradict the container (paths and addresses are the image's).
+    assert not [line for line in container_env if line.startswith(("HERALD_DATA_DIR", "HERALD_HOST"))]
+    # The wrapper makes files (backups) only its owner reads.
+    assert "umask 077" in (IMAGE / "herald-cli.sh").read_text().splitlines()
+
+
+def test_docs_agree_on_ports_dns_and_proxies():
+    """HTTPS walk, points 5 to 7, in the documents a person follows."""
+    deploy = (ROOT / "docs/deploy.md").read_text()
+    readme = (ROOT / "README.md").read_text()
+    # 5: both ports, everywhere; the LAN's way to the public name; a dry run with a local CA.
+    for text in (deploy, readme):
+        assert "80 and 443" in text
+    assert not re.search(r"[Ff]orward (TCP )?port 443\b(?! and)", readme)
+    assert "hairpin NAT" in deploy and "split DNS" in deploy and "tls internal" in deploy
+    # 6: loopback-only publishing behind a host proxy, and the address the container sees.
+    assert "-p 127.0.0.1:8080:8080" in deploy and "HERALD_TRUSTED_PROXIES=172.17.0.1" in deploy
+    assert "docker network inspect bridge" in deploy
+    # 7: the Pi backup keeps Caddy's certificates too; backups are private.
+    pi_backup = deploy.split("### Backup and restore (Pi / Debian)", 1)[1].split("\n### ", 1)[0]
+    assert "/var/lib/caddy" in pi_backup
+    # The multi-arch build is documented as the issue asks.
+    assert "docker buildx build --platform linux/amd64,linux/arm64" in deploy

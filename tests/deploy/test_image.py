@@ -45,6 +45,7 @@ class Container:
         self.port = free_port()
         self.browser = Browser(f"http://127.0.0.1:{self.port}")
         self.saved_logs = ""
+        self.start_timeout = 90
 
     def start(self) -> Container:
         self.engine.podman("run", "-d", "--name", self.name, "--network", "slirp4netns",
@@ -52,7 +53,7 @@ class Container:
                            "-e", f"HERALD_PUBLIC_URL=http://127.0.0.1:{self.port}",
                            self.image, timeout=60)
         try:
-            self.browser.wait_healthy(timeout=90, process_alive=self.running)
+            self.browser.wait_healthy(timeout=self.start_timeout, process_alive=self.running)
         except AssertionError:
             raise AssertionError(self.logs()) from None
         return self
@@ -199,3 +200,41 @@ def test_container_keeps_its_data_when_replaced(engine: Engine, herald_image: st
         engine.podman("volume", "rm", "-f", restored.volume, check=False)
         (artifacts_dir() / "container-logs.txt").write_text("".join(
             f"--- {c.name}\n{c.saved_logs}\n" for c in (first, second, restored)))
+
+
+@pytest.mark.slow
+def test_behind_a_host_proxy_the_container_sees_the_bridge_gateway(engine: Engine, herald_image: str):
+    """docs/deploy.md, "Docker behind a reverse proxy on the host": with the port published
+    on loopback only, a proxy on the host reaches the container from the bridge's gateway,
+    not from 127.0.0.1, so that gateway is what HERALD_TRUSTED_PROXIES must name.
+
+    Podman's bridge (CNI) stands in for Docker's; the container runs Python's own HTTP
+    server from the image, which logs each client's address."""
+    name = f"{NAME_PREFIX}{uuid.uuid4().hex[:8]}"
+    port = free_port()
+    engine.podman("run", "-d", "--name", name, "--network", "bridge", "-p", f"127.0.0.1:{port}:8080",
+                  "--entrypoint", "python3", herald_image, "-m", "http.server", "--bind", "0.0.0.0", "8080",
+                  timeout=60)
+    try:
+        proxy = Browser(f"http://127.0.0.1:{port}")  # the host's proxy, connecting over loopback
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                code, _, _ = proxy.request("GET", "/", timeout=2)
+                if code == 200:
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, engine.podman("logs", name, check=False).stderr
+            time.sleep(0.5)
+        logs = engine.podman("logs", name).stderr + engine.podman("logs", name).stdout
+        seen = re.findall(r"^(\S+) - - \[.*\] \"GET / HTTP/1.1\" 200", logs, re.M)
+        network = json.loads(engine.podman("network", "inspect", "podman").stdout)[0]
+        gateways = [subnet["gateway"] for subnet in network["subnets"]]
+        assert seen and set(seen) <= set(gateways), (seen, gateways, logs)
+        assert "127.0.0.1" not in seen
+        # Published on loopback only: nothing listens on the machine's other addresses.
+        published = engine.podman("port", name).stdout.split()
+        assert published == ["8080/tcp", "->", f"127.0.0.1:{port}"], published
+    finally:
+        engine.podman("rm", "-f", "-t", "0", name, check=False)

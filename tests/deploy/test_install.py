@@ -185,7 +185,13 @@ def test_install_script_installs_and_upgrades_in_place(debian_root: Path):
         assert code == 200 and content_type == "application/zip", body[:500]
         assert "OctoPrint-Herald/octoprint_herald/__init__.py" in body  # zip entry names are plain text
         chroot.run("/usr/local/bin/herald", "backup", "/var/lib/herald/backups/before-upgrade.sqlite3")
-        assert (root / "var/lib/herald/backups/before-upgrade.sqlite3").stat().st_uid == uid
+        backup = root / "var/lib/herald/backups/before-upgrade.sqlite3"
+        assert backup.stat().st_uid == uid
+        # Password hashes and encrypted secrets: not for other users of the machine to read,
+        # wherever the person puts the file (here: even in a world-readable directory).
+        assert backup.stat().st_mode & 0o077 == 0, oct(backup.stat().st_mode)
+        chroot.run("/usr/local/bin/herald", "backup", "/tmp/anywhere.sqlite3")
+        assert (root / "tmp/anywhere.sqlite3").stat().st_mode & 0o077 == 0
     finally:
         assert _stop(server) == 0, server_log.read_text()
 

@@ -29,6 +29,7 @@ SUCCESS: dict[tuple[str, str], tuple[str, ...]] = {
     ("post", "/api/v1/printer/verify"): ("200",),
     ("post", "/api/v1/printer/events"): ("202",),
     ("post", "/api/v1/printer/offline"): ("204",),
+    ("put", "/api/v1/printer/pictures/{kind}"): ("204",),
     ("post", "/api/v1/printer/webhooks/import"): ("200",),
     ("post", "/api/v1/link"): ("201",),
     ("post", "/api/v1/link/token"): ("200",),
@@ -128,6 +129,17 @@ FORM_BODIES: dict[tuple[str, str], dict[str, Any]] = {
 }
 
 
+# The plugin's pictures (the job's thumbnail, a webcam snapshot): the image itself as the body.
+PICTURE_REQUEST = {
+    "parameters": [
+        {"name": "kind", "in": "path", "required": True, "schema": {"enum": ["thumbnail", "webcam"]}},
+        {"name": "X-Herald-Job-File", "in": "header", "required": False, "schema": {"type": "string"}},
+    ],
+    "requestBody": {"content": {"image/png": {"schema": {"type": "string", "format": "binary"}},
+                                "image/jpeg": {"schema": {"type": "string", "format": "binary"}}}},
+}
+
+
 def complete(document: dict[str, Any]) -> dict[str, Any]:
     """Add the success and error statuses every operation can answer (in place)."""
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
@@ -143,6 +155,8 @@ def complete(document: dict[str, Any]) -> dict[str, Any]:
             if (method, path) in FORM_BODIES and "requestBody" not in operation:
                 operation["requestBody"] = {"content": {"application/x-www-form-urlencoded": {
                     "schema": FORM_BODIES[method, path]}}}
+            if (method, path) == ("put", "/api/v1/printer/pictures/{kind}"):
+                operation.update({k: v for k, v in PICTURE_REQUEST.items() if k not in operation})
             if (method, path) == ("post", "/alexa"):
                 operation.update({k: v for k, v in ALEXA_REQUEST.items() if k not in operation})
             if "requestBody" in operation:

@@ -467,6 +467,10 @@ def run(args) -> dict:
             "HERALD_ALEXA_SKILL_ID": SKILL_ID, "HERALD_WEBHOOK_ALLOW_PRIVATE": "true",
             "HERALD_WEBHOOK_RETRY_SCHEDULE": "1,1,2,2,3,3,5,5,8,8,13,13,20,20,30,30",
             "HERALD_WEBHOOK_TIMEOUT": "3",
+            # Every simulated printer (and Alexa) comes from 127.0.0.1 here, where real ones each
+            # have an address of their own: the per-address cap on unfinished bodies (32,
+            # core/slowbodies.py) would otherwise answer the load generator 429.
+            "HERALD_UPLOADS_PER_CLIENT": "100000",
         })
         # Migrations first (herald serve would do it too), then the seed.
         from appliance.core.db import apply_migrations

@@ -276,6 +276,7 @@ class English:
     def help(self) -> str:
         return ("You can ask for the status of your printers, how long a print has left, "
                 "the temperatures, what is printing, how the last print went, or which printers you have. "
+                "You can also say: tell me when my print is done, or: pause, resume or cancel the print. "
                 "What would you like to know?")
 
     def reprompt(self) -> str:
@@ -291,6 +292,46 @@ class English:
     def link_account(self) -> str:
         return ("To hear about your printers, link your Herald account: "
                 "open the Alexa app, where I have put a card to link it.")
+
+    # --- pause, resume and cancel (answered by the appliance: appliance/alexa/control.py) ------
+    CONTROL_DONE = {"pause": "Pausing the print on {name}.", "resume": "Resuming the print on {name}.",
+                    "cancel": "Cancelling the print on {name}."}
+
+    def control_done(self, action: str, printer: dict[str, Any]) -> str:
+        return self.CONTROL_DONE[action].format(name=said_name(printer))
+
+    def confirm_cancel(self, printer: dict[str, Any]) -> str:
+        return f"Do you really want to cancel the print on {said_name(printer)}?"
+
+    def cancel_denied(self) -> str:
+        return "OK, the print goes on."
+
+    def control_off_at_printer(self, printer: dict[str, Any]) -> str:
+        return (f"{said_name(printer)} does not let Herald control its prints. To allow it, open OctoPrint's "
+                "settings, Herald, Remote access, and turn on Let Herald pause, resume and cancel the current print.")
+
+    def control_off_in_herald(self, printer: dict[str, Any]) -> str:
+        return (f"Control is off for {said_name(printer)} in Herald. "
+                "To allow it, turn on Allow pause, resume and cancel on the printer's page in Herald.")
+
+    def control_unreachable(self, printer: dict[str, Any]) -> str:
+        return (f"I can't reach {said_name(printer)} right now: it is offline, or its remote access is off. "
+                "Please try again later.")
+
+    def control_nothing(self, printer: dict[str, Any]) -> str:
+        return f"{said_name(printer)} is not printing anything, so there is nothing to control."
+
+    def control_already_paused(self, printer: dict[str, Any]) -> str:
+        return f"{said_name(printer)} is already paused."
+
+    def control_not_paused(self, printer: dict[str, Any]) -> str:
+        return f"{said_name(printer)} is not paused: its print is running."
+
+    def control_refused(self, printer: dict[str, Any]) -> str:
+        return f"{said_name(printer)} did not accept the command just now. Please check the printer."
+
+    def control_failed(self) -> str:
+        return "Sorry, Herald could not send the command just now. Please try again later."
 
     def card_title(self) -> str:
         return "Herald"
@@ -491,7 +532,8 @@ class German(English):
     def help(self) -> str:
         return ("Du kannst nach dem Status deiner Drucker fragen, wie lange ein Druck noch dauert, "
                 "nach den Temperaturen, was gerade gedruckt wird, wie der letzte Druck lief "
-                "oder welche Drucker du hast. Was möchtest du wissen?")
+                "oder welche Drucker du hast. Du kannst auch sagen: sag mir, wenn mein Druck fertig ist, "
+                "oder: pausiere den Druck, setze den Druck fort, brich den Druck ab. Was möchtest du wissen?")
 
     def reprompt(self) -> str:
         return "Was möchtest du über deine Drucker wissen?"
@@ -502,6 +544,43 @@ class German(English):
     def fallback(self) -> str:
         return ("Dabei kann Herald nicht helfen. Frag zum Beispiel nach dem Status deines Druckers "
                 "oder wie lange ein Druck noch dauert.")
+
+    CONTROL_DONE = {"pause": "Ich pausiere den Druck auf {name}.", "resume": "Ich setze den Druck auf {name} fort.",
+                    "cancel": "Ich breche den Druck auf {name} ab."}
+
+    def confirm_cancel(self, printer: dict[str, Any]) -> str:
+        return f"Möchtest du den Druck auf {said_name(printer)} wirklich abbrechen?"
+
+    def cancel_denied(self) -> str:
+        return "Gut, der Druck läuft weiter."
+
+    def control_off_at_printer(self, printer: dict[str, Any]) -> str:
+        return (f"{said_name(printer)} erlaubt Herald nicht, seine Drucke zu steuern. Um es zu erlauben, öffne in "
+                "OctoPrint die Einstellungen, Herald, Remote access, und schalte Let Herald pause, resume and cancel the current print ein.")
+
+    def control_off_in_herald(self, printer: dict[str, Any]) -> str:
+        return (f"Die Steuerung ist für {said_name(printer)} in Herald ausgeschaltet. "
+                "Um sie zu erlauben, schalte auf der Seite des Druckers in Herald Allow pause, resume and cancel ein.")
+
+    def control_unreachable(self, printer: dict[str, Any]) -> str:
+        return (f"Ich erreiche {said_name(printer)} gerade nicht: Der Drucker ist offline, oder sein Fernzugriff "
+                "ist aus. "
+                "Bitte versuch es später noch einmal.")
+
+    def control_nothing(self, printer: dict[str, Any]) -> str:
+        return f"{said_name(printer)} druckt gerade nichts, es gibt also nichts zu steuern."
+
+    def control_already_paused(self, printer: dict[str, Any]) -> str:
+        return f"{said_name(printer)} ist schon pausiert."
+
+    def control_not_paused(self, printer: dict[str, Any]) -> str:
+        return f"{said_name(printer)} ist nicht pausiert: Der Druck läuft."
+
+    def control_refused(self, printer: dict[str, Any]) -> str:
+        return f"{said_name(printer)} hat den Befehl gerade nicht angenommen. Bitte sieh am Drucker nach."
+
+    def control_failed(self) -> str:
+        return "Herald konnte den Befehl gerade nicht senden. Bitte versuch es später noch einmal."
 
     def link_account(self) -> str:
         return ("Um von deinen Druckern zu hören, verknüpfe dein Herald-Konto: "

@@ -61,6 +61,10 @@ class DeviceTimeZones(AmazonClient):
         return zone
 
     async def _lookup(self, endpoint: str, device_id: str, token: str) -> str | None:
+        # Alexa Settings API reference (developer.amazon.com/docs/smapi/alexa-settings-api-reference.html):
+        # GET {apiEndpoint}/v2/devices/{deviceId}/settings/System.timeZone with
+        # Authorization: Bearer {apiAccessToken}; 200 with the zone as a JSON string
+        # ("America/Los_Angeles"), 204 when there is none, 403 for a token without access.
         url = f"{endpoint}/v2/devices/{quote(device_id, safe='')}/settings/System.timeZone"
         self.lookups += 1
         try:

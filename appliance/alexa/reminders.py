@@ -8,21 +8,25 @@
   and an ``AskForPermissionsConsent`` card in the Alexa app. Amazon answers the directive with a
   ``Connections.Response``; when the user accepted, the reminder is set then.
 - Herald keeps the reminder id (``alertToken``) with the user, printer and job. A status push whose
-  expected finish moved by more than ``MOVED_BY`` queues an update, a ``print.failed`` or
-  ``print.cancelled`` event a removal (a finished print leaves its reminder). Outside a session
+  expected finish moved by more than ``MOVED_BY`` asks for an update, a ``print.failed`` or
+  ``print.cancelled`` event for a removal (a finished print leaves its reminder). Outside a session
   Herald has no ``apiAccessToken``: the background worker sends a Skill Messaging API message
   (``POST {apiEndpoint}/v1/skillmessages/users/{userId}``, Login with Amazon client-credentials
   token, scope ``alexa:skill_messaging``); Alexa then sends the skill a
   ``Messaging.MessageReceived`` request carrying a fresh ``apiAccessToken``, with which the skill
   updates (``PUT /v1/alerts/reminders/{alertToken}``) or deletes the reminder.
 
-Every call has a short timeout; status pushes only put work on a bounded queue.
+The state is durable and shared by every process (the reminder's row, see ``ReminderKeeper``):
+a status reaching any process moves the reminder, and one process at a time works on a
+reminder (a lease on its row). Every call has a short timeout; a status push only notes the
+printer's newest status in memory for the worker.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -30,16 +34,20 @@ from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import aiohttp
+from tortoise.expressions import F, Q
 
-from appliance.alexa.client import AmazonClient
+from appliance.alexa import sql
+from appliance.alexa.client import AmazonClient, claim_rows, work_rounds
 from appliance.alexa.models import AlexaReminder
-from appliance.alexa.notifications import AlexaNotifier
+from appliance.alexa.notifications import AlexaNotifier, TokenRefused, token_refusal
 from appliance.core.db import shielded
 from appliance.core.herald import Herald
+from appliance.core.leases import new_holder
+from appliance.webhooks.retry import RetryPolicy
 from skill import StaticSource
 from skill import phrases as ph
 from skill import status as st
-from skill.handlers import match_printer
+from skill.names import match_printer
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +57,14 @@ MESSAGING_SCOPE = "alexa:skill_messaging"
 REMINDERS_PATH = "/v1/alerts/reminders"
 MOVED_BY = timedelta(minutes=3)
 MESSAGE_KIND = "herald.reminder"
+MESSAGE_LIFETIME = 3600  # expiresAfterSeconds: Alexa keeps an undelivered message this long
+AWAIT_MESSAGE = 600  # seconds to wait for Alexa's Messaging.MessageReceived before asking again
+NOT_CONFIGURED_WAIT = 300
+LEASE = timedelta(seconds=60)  # a process holds a reminder at most this long
+LEASE_TRIES, LEASE_RETRY_WAIT = 50, 0.1  # a message waits up to 5 s for the sender's lease
+POLL_EVERY = 2.0
+MAX_PENDING_STATUSES = 10_000
+RETRY = RetryPolicy(schedule=(5, 30, 120, 600, 1800), jitter=0.2)
 
 SAY = {
     "en": {
@@ -125,7 +141,12 @@ def _printer_name(printer: dict[str, Any]) -> str:
 
 def reminder_body(*, finish_at: datetime, zone: str, locale: str, printer_name: str,
                   now: datetime) -> dict[str, Any]:
-    """The Reminders API body: an absolute trigger in the device's zone (local time, no offset)."""
+    """The Reminders API body: an absolute trigger in the device's zone (local time, no offset).
+
+    Shape from the Reminders API reference's SCHEDULED_ABSOLUTE example: requestTime,
+    trigger {type, scheduledTime (local, no offset), timeZoneId}, alertInfo.spokenInfo.content
+    [{locale, text}], pushNotification {status: ENABLED}. The same body updates a reminder (PUT).
+    """
     tz = ZoneInfo(zone)
     text = _say(locale)["reminder"].format(printer=printer_name)
     return {
@@ -145,18 +166,19 @@ def expected_finish(printer: dict[str, Any], now: datetime) -> datetime | None:
 
 
 class ReminderKeeper(AmazonClient):
-    """Sets reminders in session, and keeps them in step out of session (a bounded queue,
-    one worker)."""
+    """Sets reminders in session, and keeps them in step out of session from whichever
+    process hears of the change (the state is the reminder's row)."""
 
-    def __init__(self, herald: Herald, *, timeout: float = 3.0, now: Callable[[], datetime] | None = None) -> None:
+    def __init__(self, herald: Herald, *, timeout: float = 3.0, now: Callable[[], datetime] | None = None,
+                 holder: str = "") -> None:
         super().__init__(timeout)
         self.herald = herald
         self._now = now or (lambda: datetime.now(UTC))
-        self.queue: asyncio.Queue[tuple[str, int, datetime | None]] = asyncio.Queue(maxsize=1000)
-        # printer id -> {reminder id: finish it is set for (or queued to be)}
-        self.watching: dict[str, dict[int, datetime]] = {}
-        self._loaded = False
+        self.holder = holder or new_holder()
+        self._statuses: dict[str, dict[str, Any]] = {}  # printer id -> newest status view
+        self._wake = asyncio.Event()
         self.messages_sent = 0
+        self.lease_tries = LEASE_TRIES
 
     # ---- in session -------------------------------------------------------------------------
 
@@ -211,6 +233,12 @@ class ReminderKeeper(AmazonClient):
         zone = source.time_zone()
         body = reminder_body(finish_at=finish, zone=zone, locale=locale, printer_name=name, now=now)
         try:
+            # Reminders API reference (developer.amazon.com/docs/smapi/alexa-reminders-api-reference.html):
+            # POST {apiEndpoint}/v1/alerts/reminders, Authorization: Bearer {apiAccessToken} (an
+            # in-session token: creating needs one), Content-Type: application/json; the answer
+            # carries alertToken, createdTime, updatedTime, status, version, href. Amazon's SDK
+            # (ask-sdk-model, ReminderManagementServiceClient) expects 200; 201 is taken too.
+            # 401 means the user has not granted the reminders permission.
             async with self.session().post(f"{endpoint}{REMINDERS_PATH}", json=body, allow_redirects=False,
                                            headers={"Authorization": f"Bearer {token}"}) as response:
                 if response.status in (401, 403):
@@ -225,135 +253,216 @@ class ReminderKeeper(AmazonClient):
         alexa_user_id = str((system.get("user") or {}).get("userId") or "")
         if alert_token and alexa_user_id and source.user_id:
             job = str(((printer.get("status") or {}).get("job") or {}).get("file") or "")[:255]
-            reminder = await shielded(AlexaReminder.create(
+            await shielded(AlexaReminder.create(
                 user_id=source.user_id or 0, alexa_user_id=alexa_user_id[:512], api_endpoint=endpoint[:200],
                 printer_id=printer["id"], job=job, alert_token=alert_token[:512], finish_at=finish,
-                time_zone=zone, locale=locale))
-            self.watching.setdefault(printer["id"], {})[reminder.id] = finish
+                time_zone=zone, locale=locale, estimate_seen_at=st.parse_time(printer.get("last_seen"))))
         left = ph.for_locale(locale).duration((finish - now).total_seconds())
         return _speak(say["set"].format(printer=name, left=left))
 
     async def forget(self, envelope: dict[str, Any]) -> None:
         """The skill was disabled: the Amazon account's reminders are no longer Herald's to keep."""
         alexa_user_id = str((_system(envelope).get("user") or {}).get("userId") or "")
-        for reminder in await AlexaReminder.filter(alexa_user_id=alexa_user_id):
-            self.watching.get(reminder.printer_id, {}).pop(reminder.id, None)
         await shielded(AlexaReminder.filter(alexa_user_id=alexa_user_id).delete())
 
     # ---- out of session ---------------------------------------------------------------------
+    #
+    # Every process may hear of a change (a status push, an event) and every process may get
+    # Alexa's Messaging.MessageReceived, so the state lives in the reminder's row: a change
+    # bumps ``revision``; the sender claims rows whose ``applied_revision`` lags (one UPDATE,
+    # a lease on the row) and asks Alexa for a message; whoever gets the message takes the
+    # row's lease, applies the row's newest wish and records the revision it applied.
 
     def on_status(self, printer_id: str, view: dict[str, Any]) -> None:
-        """A status push (sync, on the push's path): queue an update when the finish moved."""
-        watched = self.watching.get(printer_id)
-        if not watched:
-            return
-        finish = expected_finish(view, self._now())
-        if finish is None:
-            return
-        for reminder_id, set_for in list(watched.items()):
-            if abs(finish - set_for) > MOVED_BY:
-                watched[reminder_id] = finish
-                self._put(("update", reminder_id, finish))
+        """A status push (sync, on the push's path): remember the newest per printer; the worker
+        compares them with the printers' reminders in the database every POLL_EVERY seconds
+        (one query for all of them, however many pushes came: no query per push)."""
+        if len(self._statuses) >= MAX_PENDING_STATUSES and printer_id not in self._statuses:
+            return  # a flood of printers: the next push of each is looked at instead
+        self._statuses[printer_id] = view
 
     async def on_event(self, event: Any, printer: Any, connection: Any) -> None:
-        """``print.failed`` / ``print.cancelled`` remove the printer's reminders, ``print.done``
-        leaves them (Alexa speaks it) and stops watching."""
+        """``print.failed`` / ``print.cancelled`` mark the printer's reminders for removal (in the
+        event's transaction); ``print.done`` leaves them with Alexa (she speaks it) and forgets them."""
         if event.type not in ("print.failed", "print.cancelled", "print.done"):
             return
-        watched = self.watching.pop(printer.id, None) or {}
+        reminders = AlexaReminder.filter(printer_id=printer.id).using_db(connection)
         if event.type == "print.done":
-            await AlexaReminder.filter(printer_id=printer.id).using_db(connection).delete()
+            await reminders.delete()
             return
-        stored = await AlexaReminder.filter(printer_id=printer.id).using_db(connection).values_list("id", flat=True)
-        for reminder_id in set(watched) | {int(str(i)) for i in stored}:
-            self._put(("delete", reminder_id, None))
+        if await reminders.update(remove=True, revision=F("revision") + 1, next_attempt_at=self._now(), attempts=0):
+            self._wake.set()
 
-    def _put(self, item: tuple[str, int, datetime | None]) -> None:
-        try:
-            self.queue.put_nowait(item)
-        except asyncio.QueueFull:
-            log.warning("Alexa reminder queue is full: one reminder change dropped")
-
-    async def load(self) -> None:
-        for reminder in await AlexaReminder.all():
-            self.watching.setdefault(reminder.printer_id, {})[reminder.id] = reminder.finish_at
-        self._loaded = True
+    async def check_statuses(self) -> int:
+        """Compare the newest statuses with the reminders set for those printers; a finish that
+        moved by more than MOVED_BY asks for an update. Returns how many were asked for."""
+        if not self._statuses:
+            return 0
+        statuses, self._statuses = self._statuses, {}
+        now = self._now()
+        wanted = 0
+        rows = await AlexaReminder.filter(printer_id__in=list(statuses), remove=False).values(
+            "id", "printer_id", "finish_at", "want_finish", "revision", "estimate_seen_at", "created_at")
+        for row in rows:
+            view = statuses[row["printer_id"]]
+            seen = st.parse_time(view.get("last_seen"))
+            behind = row["estimate_seen_at"] or row["created_at"]
+            if seen is None or (behind is not None and seen < behind):
+                # another process already acted on a newer push (pushes of one printer reach
+                # several processes, and each looks at its own every POLL_EVERY seconds)
+                continue
+            finish = expected_finish(view, now)
+            if finish is None:
+                continue
+            set_for = row["want_finish"] or row["finish_at"]
+            if abs(finish - set_for) <= MOVED_BY:
+                continue
+            # only if nobody changed the wish since it was read: two processes hearing the same
+            # news ask once
+            wanted += await shielded(AlexaReminder.filter(id=row["id"], remove=False, revision=row["revision"]).update(
+                want_finish=finish, estimate_seen_at=seen, revision=F("revision") + 1, next_attempt_at=now,
+                attempts=0))
+        return wanted
 
     async def run(self) -> None:
-        while not self._loaded:
-            try:
-                await self.load()
-            except Exception:  # the database may not be open yet
-                await asyncio.sleep(1.0)
-        while True:
-            action, reminder_id, finish = await self.queue.get()
-            try:
-                await self.send_message(action, reminder_id, finish)
-            except Exception:  # one failed change must not stop the others
-                log.exception("Alexa reminder %s failed", action)
-            finally:
-                self.queue.task_done()
+        await work_rounds("Alexa reminders", self.one_round, self._wake, POLL_EVERY)
 
-    async def send_message(self, action: str, reminder_id: int, finish: datetime | None) -> None:
-        """Ask Alexa, through the Skill Messaging API, for a request with a fresh token."""
-        reminder = await AlexaReminder.get_or_none(id=reminder_id)
-        if reminder is None:
-            return
+    async def one_round(self) -> int:
+        await self.check_statuses()
+        return await self.send_due()
+
+    async def send_due(self, limit: int = 10) -> int:
+        """Claim reminders whose change Alexa lacks (one statement) and send each a skill message."""
+        now = self._now()
+        rows = await claim_rows(sql.claim_reminders(not self.herald.settings.is_sqlite),
+                                [now + LEASE, self.holder, now, limit])
+        for row in rows:
+            await self._message(row)
+        return len(rows)
+
+    async def _message(self, row: dict[str, Any]) -> None:
+        mine = AlexaReminder.filter(id=row["id"], locked_by=self.holder)
         notifier = self.herald.part(AlexaNotifier)
         if not notifier.configured:
             log.info("Alexa reminder not kept in step: the skill's client id and secret are not set")
+            await shielded(mine.update(locked_until=None, locked_by=None, last_error="no client credentials",
+                                       next_attempt_at=self._now() + timedelta(seconds=NOT_CONFIGURED_WAIT)))
             return
-        lwa = await notifier._access_token(MESSAGING_SCOPE)
-        data: dict[str, Any] = {"kind": MESSAGE_KIND, "action": action, "reminder": reminder_id}
-        if finish is not None:
-            data["finish"] = finish.astimezone(UTC).isoformat()
-        url = f"{reminder.api_endpoint.rstrip('/')}/v1/skillmessages/users/{quote(reminder.alexa_user_id, safe='')}"
-        async with self.session().post(url, json={"data": data, "expiresAfterSeconds": 3600}, allow_redirects=False,
-                                       headers={"Authorization": f"Bearer {lwa}"}) as response:
-            if response.status == 401:
-                notifier._tokens.pop(MESSAGING_SCOPE, None)
-            if response.status != 202:
-                log.warning("Alexa's Skill Messaging API answered HTTP %s", response.status)
-                return
-        self.messages_sent += 1
+        status = 0
+        try:
+            lwa = await notifier.access_token(MESSAGING_SCOPE)
+            data = {"kind": MESSAGE_KIND, "reminder": row["id"], "revision": row["revision"]}
+            url = f"{row['api_endpoint'].rstrip('/')}/v1/skillmessages/users/{quote(row['alexa_user_id'], safe='')}"
+            # Skill Messaging API reference (developer.amazon.com/docs/smapi/skill-messaging-api-reference.html):
+            # POST {api host}/v1/skillmessages/users/{userId}, Authorization: Bearer <LWA token of
+            # scope alexa:skill_messaging>, body {"data": {...}, "expiresAfterSeconds": n}; 202 Accepted.
+            async with self.session().post(url, json={"data": data, "expiresAfterSeconds": MESSAGE_LIFETIME},
+                                           allow_redirects=False,
+                                           headers={"Authorization": f"Bearer {lwa}"}) as response:
+                status = response.status
+                # Amazon's SDK error table: 403 "the skill messaging authentication token is
+                # expired or not valid"; a 401 is taken the same way.
+                if status in (401, 403):
+                    notifier.forget_token(MESSAGING_SCOPE)
+                error = f"Skill Messaging API answered HTTP {status}"
+        except TokenRefused as exc:
+            error = str(exc)
+        except (TimeoutError, aiohttp.ClientError, ValueError, KeyError) as exc:
+            error = f"no answer: {exc!r}"
+        now = self._now()
+        if status == 202:
+            self.messages_sent += 1
+            # Alexa delivers the message soon; if it never comes, ask again after a while.
+            await shielded(mine.update(locked_until=None, locked_by=None, last_error="",
+                                       next_attempt_at=now + timedelta(seconds=AWAIT_MESSAGE)))
+            return
+        attempt = int(row["attempts"])
+        delay = RETRY.next_delay(min(attempt, len(RETRY.schedule)), random.random()) or RETRY.schedule[-1]
+        if status in (401, 403) and not token_refusal(row.get("last_error")):
+            delay = 0.0  # once at once, with a fresh token
+        log.warning("Alexa reminder %s: %s; asking again in %.0f s", row["id"], error, delay)
+        await shielded(mine.update(locked_until=None, locked_by=None, last_error=error[:255],
+                                   next_attempt_at=now + timedelta(seconds=delay)))
+
+    async def _lease(self, reminder_id: int) -> bool:
+        """Take the reminder's lease (one conditional UPDATE), waiting a little for a holder that is
+        just sending its message; False when it stays taken."""
+        for _ in range(self.lease_tries):
+            now = self._now()
+            free = Q(locked_until__isnull=True) | Q(locked_until__lte=now) | Q(locked_by=self.holder)
+            if await shielded(AlexaReminder.filter(Q(id=reminder_id), free).update(
+                    locked_by=self.holder, locked_until=now + LEASE)):
+                return True
+            await asyncio.sleep(LEASE_RETRY_WAIT)
+        return False
 
     async def message_received(self, envelope: dict[str, Any]) -> None:
-        """``Messaging.MessageReceived``: do what the message asks with the fresh token."""
+        """``Messaging.MessageReceived``: bring Alexa's reminder up to the row's newest wish with
+        the fresh token. Alexa may deliver a message twice, or late: the revision says."""
         system = _system(envelope)
         message = (envelope.get("request") or {}).get("message") or {}
         if message.get("kind") != MESSAGE_KIND:
             return
         alexa_user_id = str((system.get("user") or {}).get("userId") or "")
         token = str(system.get("apiAccessToken") or "")
-        reminder = await AlexaReminder.get_or_none(id=int(message.get("reminder") or 0), alexa_user_id=alexa_user_id)
-        if reminder is None or not token:
+        try:
+            reminder_id = int(message.get("reminder") or 0)
+        except (TypeError, ValueError):
             return
+        if not token or not await AlexaReminder.exists(id=reminder_id, alexa_user_id=alexa_user_id):
+            return
+        if not await self._lease(reminder_id):
+            log.info("Alexa reminder %s is being changed elsewhere; this message is left", reminder_id)
+            return
+        mine = AlexaReminder.filter(id=reminder_id, locked_by=self.holder)
+        try:
+            reminder = await AlexaReminder.get_or_none(id=reminder_id)
+            if reminder is None or reminder.applied_revision >= reminder.revision:
+                return  # a repeated message, or one already applied
+            await self._apply(reminder, system, token, mine)
+        finally:
+            await shielded(AlexaReminder.filter(id=reminder_id, locked_by=self.holder).update(
+                locked_by=None, locked_until=None))
+
+    async def _apply(self, reminder: AlexaReminder, system: dict[str, Any], token: str, mine: Any) -> None:
         endpoint = str(system.get("apiEndpoint") or reminder.api_endpoint).rstrip("/")
         url = f"{endpoint}{REMINDERS_PATH}/{quote(reminder.alert_token, safe='')}"
         headers = {"Authorization": f"Bearer {token}"}
+        now = self._now()
         try:
-            if message.get("action") == "delete":
+            if reminder.remove:
+                # Reminders API reference: DELETE /v1/alerts/reminders/{alertToken}; 200 OK.
                 async with self.session().delete(url, headers=headers, allow_redirects=False) as response:
-                    if response.status not in (200, 204, 404):
-                        log.warning("Alexa's Reminders API answered HTTP %s to a removal", response.status)
-                await shielded(AlexaReminder.filter(id=reminder.id).delete())
-                return
-            finish = datetime.fromisoformat(str(message.get("finish")))
-            printer = await reminder.printer
-            name = ph.spoken_name(printer.spoken_name or printer.name)
-            body = reminder_body(finish_at=finish, zone=reminder.time_zone, locale=reminder.locale,
-                                 printer_name=name, now=self._now())
-            async with self.session().put(url, json=body, headers=headers, allow_redirects=False) as response:
-                if response.status == 404:  # the user deleted it in the Alexa app
-                    await shielded(AlexaReminder.filter(id=reminder.id).delete())
-                    self.watching.get(reminder.printer_id, {}).pop(reminder.id, None)
+                    status = response.status
+                if status in (200, 204, 404):
+                    await shielded(mine.delete())
                     return
-                if response.status != 200:
-                    log.warning("Alexa's Reminders API answered HTTP %s to an update", response.status)
+            else:
+                finish = reminder.want_finish or reminder.finish_at
+                printer = await reminder.printer
+                name = ph.spoken_name(printer.spoken_name or printer.name)
+                body = reminder_body(finish_at=finish, zone=reminder.time_zone, locale=reminder.locale,
+                                     printer_name=name, now=now)
+                # Reminders API reference: PUT /v1/alerts/reminders/{alertToken} with the whole
+                # reminder (as for create); 200 OK; 404 when the user deleted it in the Alexa app.
+                async with self.session().put(url, json=body, headers=headers, allow_redirects=False) as response:
+                    status = response.status
+                if status == 404:
+                    await shielded(mine.delete())
                     return
-            await shielded(AlexaReminder.filter(id=reminder.id).update(finish_at=finish))
+                if status == 200:
+                    await shielded(mine.filter(revision=reminder.revision).update(
+                        finish_at=finish, applied_revision=reminder.revision, attempts=0, last_error=""))
+                    # a change wanted meanwhile (another revision) is still due: the sender sees it
+                    await shielded(mine.filter(revision__gt=reminder.revision).update(next_attempt_at=now))
+                    self._wake.set()
+                    return
+            error = f"Reminders API answered HTTP {status}"
         except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
-            log.warning("Alexa reminder change failed: %r", exc)
+            error = f"no answer: {exc!r}"
+        log.warning("Alexa reminder %s change failed: %s", reminder.id, error)
+        delay = RETRY.next_delay(min(max(reminder.attempts, 1), len(RETRY.schedule)), random.random())
+        await shielded(mine.update(last_error=error[:255], next_attempt_at=now + timedelta(seconds=delay or 60)))
 
 
 def _slot_value(slot: dict[str, Any]) -> str | None:

@@ -8,7 +8,7 @@ from quart import Blueprint, Response, jsonify, render_template, request
 
 import skill
 from appliance.accounts.auth import csrf_exempt, require_user
-from appliance.alexa import notifications
+from appliance.alexa import control, notifications
 from appliance.alexa import status_source as alexa_service
 from appliance.alexa.reminders import ReminderKeeper, is_ours
 from appliance.alexa.verification import (
@@ -53,6 +53,8 @@ async def alexa_endpoint():
     source = await alexa_service.source_for_request(herald, envelope)
     if is_ours(envelope):  # "tell me when my print is done", and keeping that reminder in step
         return jsonify(await herald.part(ReminderKeeper).answer(envelope, source))
+    if control.is_ours(envelope):  # "pause the print", "cancel the print" (after Alexa's confirmation)
+        return jsonify(await control.answer(herald, envelope, source))
     return jsonify(skill.invoke(envelope, source))
 
 

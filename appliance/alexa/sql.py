@@ -22,3 +22,48 @@ SINGLE_OWNER = (
     "SELECT u.time_zone, u.id AS user_id, " + _PRINTER_COLUMNS +
     " FROM users u LEFT JOIN printers p ON p.owner_id = u.id"
     " WHERE u.id = (SELECT MIN(id) FROM users WHERE is_admin = ?) ORDER BY p.name, p.created_at")
+
+
+# --- durable outbound work: claimed in one statement ($n and FOR UPDATE SKIP LOCKED on
+# PostgreSQL, ?n on SQLite, where one UPDATE ... RETURNING is atomic on its own)
+
+def _placeholder(postgres: bool):
+    return (lambda i: f"${i}") if postgres else (lambda i: f"?{i}")
+
+
+def claim_notifications(postgres: bool) -> str:
+    """Due notifications, and those a stopped process left in flight past their lease.
+
+    Parameters: 1 locked_until, 2 claimed_by, 3 now, 4 limit.
+    """
+    p = _placeholder(postgres)
+    lock = " FOR UPDATE SKIP LOCKED" if postgres else ""
+    return f"""
+UPDATE alexa_notifications SET status = 'in_flight', locked_until = {p(1)}, claimed_by = {p(2)},
+  attempts = attempts + 1
+WHERE id IN (
+  SELECT id FROM alexa_notifications
+  WHERE (status = 'pending' AND next_attempt_at <= {p(3)}) OR (status = 'in_flight' AND locked_until <= {p(3)})
+  ORDER BY id LIMIT {p(4)}{lock}
+)
+RETURNING id, account_id, api_endpoint, body, attempts, expires_at, last_error
+"""
+
+
+def claim_reminders(postgres: bool) -> str:
+    """Reminders with a change Alexa does not have yet, due and not leased by anyone.
+
+    Parameters: 1 locked_until, 2 locked_by, 3 now, 4 limit.
+    """
+    p = _placeholder(postgres)
+    lock = " FOR UPDATE SKIP LOCKED" if postgres else ""
+    return f"""
+UPDATE alexa_reminders SET locked_until = {p(1)}, locked_by = {p(2)}, attempts = attempts + 1
+WHERE id IN (
+  SELECT id FROM alexa_reminders
+  WHERE applied_revision < revision AND next_attempt_at <= {p(3)}
+    AND (locked_until IS NULL OR locked_until <= {p(3)})
+  ORDER BY id LIMIT {p(4)}{lock}
+)
+RETURNING id, revision, alexa_user_id, api_endpoint, attempts, last_error
+"""

@@ -12,6 +12,7 @@ from appliance.accounts.models import AccessToken, User
 from appliance.alexa import sql
 from appliance.alexa.device_zone import DeviceTimeZones
 from appliance.alexa.notifications import remember_account
+from appliance.alexa.verification import AMAZON_CERT_URL_BASE
 from appliance.core.db import read_dicts, shielded
 from appliance.core.errors import Invalid
 from appliance.core.herald import Herald
@@ -140,6 +141,8 @@ def setup_values(herald: Herald, client: OAuthClient | None) -> dict[str, Any]:
         "skill_id": herald.settings.alexa_skill_id,
         "single_owner": herald.settings.alexa_single_owner,
         "verify_requests": herald.settings.alexa_verify_requests,
+        "test_trust": bool(herald.settings.alexa_trust_roots_file
+                           or herald.settings.alexa_cert_url_base != AMAZON_CERT_URL_BASE),
         "notifications": bool(herald.settings.alexa_client_id and herald.settings.alexa_client_secret),
         "client_id": "", "client_secret": "", "redirect_uris": [], "vendor_id": "",
     }

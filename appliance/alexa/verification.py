@@ -9,6 +9,9 @@ fetched from the URL as checked (normalised), never as written; failed URLs are
 remembered for a while and fetches are bounded in number at once.
 The trusted roots and the certificate fetcher are dependencies handed to
 create_app (``alexa_trust_roots``, ``alexa_cert_fetcher``); tests inject their own CA.
+A test that runs the real server instead names its own roots and certificate server through
+two settings meant for tests only (``HERALD_ALEXA_TRUST_ROOTS_FILE``,
+``HERALD_ALEXA_CERT_URL_BASE``); their defaults are Amazon's rules.
 """
 
 from __future__ import annotations
@@ -50,31 +53,50 @@ class AlexaVerificationError(Exception):
     """A request failed one of Amazon's checks; the message says which."""
 
 
-def check_cert_url(url: str) -> str:
+AMAZON_CERT_URL_BASE = f"https://{CERT_HOST}{CERT_PATH_PREFIX}"
+_DEFAULT_PORTS = {"https": 443, "http": 80}
+
+
+def check_cert_url(url: str, base: str = AMAZON_CERT_URL_BASE) -> str:
     """Amazon's rules for SignatureCertChainUrl: the URL to fetch, as checked; raises AlexaVerificationError.
 
     Amazon accepts ``https://s3.amazonaws.com:443/echo.api/../echo.api/x.pem``, so the
     path is judged decoded and normalised; the URL returned is built from that very
-    path (no query, no fragment), so what is fetched is what was checked.
+    path (no query, no fragment), so what is fetched is what was checked. ``base`` holds
+    the rule (scheme, host, port, path prefix): Amazon's unless a test's setting
+    (``HERALD_ALEXA_CERT_URL_BASE``) names its own certificate server.
     """
+    rule = urlsplit(base)
+    scheme, host = rule.scheme.lower(), (rule.hostname or "").lower()
+    port_wanted = rule.port or _DEFAULT_PORTS[scheme]
+    prefix = rule.path
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError as exc:
         raise AlexaVerificationError(f"certificate URL is malformed: {exc}") from None
-    if parts.scheme.lower() != "https":
-        raise AlexaVerificationError("certificate URL must use https")
-    if (parts.hostname or "").lower() != CERT_HOST:
-        raise AlexaVerificationError(f"certificate URL host must be {CERT_HOST}")
-    if port not in (None, 443):
-        raise AlexaVerificationError("certificate URL port must be 443")
+    if parts.scheme.lower() != scheme:
+        raise AlexaVerificationError(f"certificate URL must use {scheme}")
+    if (parts.hostname or "").lower() != host:
+        raise AlexaVerificationError(f"certificate URL host must be {host}")
+    if port not in (None, port_wanted) or (port is None and rule.port not in (None, _DEFAULT_PORTS[scheme])):
+        raise AlexaVerificationError(f"certificate URL port must be {port_wanted}")
     decoded = unquote(parts.path)
     if "\\" in decoded or any(ord(c) < 0x20 or ord(c) == 0x7F for c in decoded):
         raise AlexaVerificationError("certificate URL path holds a backslash or control character")
     path = posixpath.normpath(decoded) if parts.path else ""
-    if not path.startswith(CERT_PATH_PREFIX):
-        raise AlexaVerificationError(f"certificate URL path must start with {CERT_PATH_PREFIX}")
-    return f"https://{CERT_HOST}{quote(path, safe='/')}"
+    if not path.startswith(prefix):
+        raise AlexaVerificationError(f"certificate URL path must start with {prefix}")
+    netloc = host if port_wanted == _DEFAULT_PORTS[scheme] else f"{host}:{port_wanted}"
+    return f"{scheme}://{netloc}{quote(path, safe='/')}"
+
+
+def trust_roots_from_file(path: str) -> Callable[[], list[x509.Certificate]]:
+    """Roots for tests (``HERALD_ALEXA_TRUST_ROOTS_FILE``): every certificate in a PEM file."""
+    def load() -> list[x509.Certificate]:
+        with open(path, "rb") as handle:
+            return x509.load_pem_x509_certificates(handle.read())
+    return load
 
 
 def default_trust_roots() -> list[x509.Certificate]:
@@ -109,12 +131,13 @@ class RequestVerifier:
 
     def __init__(self, *, trust_roots: list[x509.Certificate] | Callable[[], list[x509.Certificate]],
                  fetch: CertFetcher, skill_id: Callable[[], str], now: Callable[[], datetime],
-                 cache_size: int = 16) -> None:
+                 cache_size: int = 16, cert_url_base: Callable[[], str] = lambda: AMAZON_CERT_URL_BASE) -> None:
         # A callable is loaded on first use, so building an app does not parse a CA bundle.
         self._roots = trust_roots
         self._store: Store | None = None
         self._fetch = fetch
         self._skill_id = skill_id
+        self._cert_url_base = cert_url_base
         self._now = now
         self._cache: OrderedDict[str, _VerifiedCert] = OrderedDict()
         self._cache_size = cache_size
@@ -130,7 +153,7 @@ class RequestVerifier:
             raise AlexaVerificationError("SignatureCertChainUrl header is missing")
         if not signature:
             raise AlexaVerificationError("Signature-256 header is missing")
-        fetch_url = check_cert_url(url)
+        fetch_url = check_cert_url(url, self._cert_url_base())
         try:
             raw_signature = base64.b64decode(signature, validate=True)
         except ValueError:

@@ -126,3 +126,21 @@ def test_docs_list_every_utterance():
 
     doc = (Path(__file__).resolve().parents[2] / "docs" / "alexa.md").read_text()
     assert utterances_markdown() in doc, "docs/alexa.md is out of date: run scripts/gen-alexa-doc"
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+def test_only_cancelling_a_print_asks_for_alexas_confirmation(locale):
+    model = interaction_model(locale, ["Prusa"])["interactionModel"]
+    intents = {i["name"]: i for i in model["languageModel"]["intents"]}
+    for name in ("PauseIntent", "ResumeIntent", "CancelPrintIntent"):
+        assert [s["name"] for s in intents[name]["slots"]] == ["printer"] and intents[name]["samples"]
+    assert model["dialog"]["delegationStrategy"] == "SKILL_RESPONSE"
+    (dialog,) = model["dialog"]["intents"]
+    assert dialog["name"] == "CancelPrintIntent" and dialog["confirmationRequired"] is True
+    prompts = {p["id"]: p for p in model["prompts"]}
+    (variation,) = prompts[dialog["prompts"]["confirmation"]]["variations"]
+    assert variation["type"] == "PlainText" and variation["value"].endswith("?")
+    assert ("abbrechen" in variation["value"]) is locale.startswith("de")
+    # every sample is unique across intents, as Build Model requires
+    samples = [s.lower() for i in intents.values() for s in i.get("samples") or []]
+    assert len(samples) == len(set(samples))

@@ -12,6 +12,7 @@ import pytest
 
 import skill
 from skill import LOCALES
+from skill.handlers import APPLIANCE_INTENTS
 from skill.package import interaction_model
 from tests.support.alexa import NOW, SKILL_ID, printer_in
 from tests.support.simulator import SkillServer, drive, said
@@ -73,9 +74,10 @@ async def test_every_sample_utterance_reaches_its_intent(locale, tmp_path):
             (authority,) = slot["resolutions"]["resolutionsPerAuthority"]
             assert authority["status"]["code"] == "ER_SUCCESS_MATCH", (sample, slot)
             assert authority["values"][0]["value"]["name"] == printer.replace(" 🚀", "")
-            # RemindWhenDoneIntent is answered by the appliance (it calls the Reminders API):
-            # here only that it resolves, with its printer; tests/appliance/alexa/test_alexa_reminders.py answers it
-            if intent != "RemindWhenDoneIntent" and (intent != "PrinterStatusIntent" or sample not in ("{printer}",)):
+            # The appliance answers RemindWhenDoneIntent (it calls the Reminders API) and the control
+            # intents (they act over the relay): here only that they resolve, with their printer;
+            # tests/appliance/alexa/test_alexa_reminders.py and test_alexa_control.py answer them
+            if intent not in APPLIANCE_INTENTS and (intent != "PrinterStatusIntent" or sample not in ("{printer}",)):
                 assert called in speech, (sample, speech)
         else:
             assert "value" not in slot, (sample, slot)
@@ -109,6 +111,7 @@ CONVERSATIONS = {
         ("ask herald to which printers do I have", "You have 2 printers: Voron 2.4 and the big one."),
         ("help", "You can ask for the status of your printers, how long a print has left, the temperatures, "
                  "what is printing, how the last print went, or which printers you have. "
+                 "You can also say: tell me when my print is done, or: pause, resume or cancel the print. "
                  "What would you like to know?"),
         ("intent:AMAZON.FallbackIntent", "Herald can't help with that. Try asking for the status of your "
                                          "printer, or how long a print has left."),
@@ -135,7 +138,9 @@ CONVERSATIONS = {
         ("welche drucker habe ich", "Du hast 2 Drucker: Voron 2.4 und Küchendrucker."),
         ("intent:AMAZON.HelpIntent", "Du kannst nach dem Status deiner Drucker fragen, wie lange ein Druck noch "
                                      "dauert, nach den Temperaturen, was gerade gedruckt wird, wie der letzte "
-                                     "Druck lief oder welche Drucker du hast. Was möchtest du wissen?"),
+                                     "Druck lief oder welche Drucker du hast. Du kannst auch sagen: sag mir, wenn mein "
+                                     "Druck fertig ist, oder: pausiere den Druck, setze den Druck fort, brich den "
+                                     "Druck ab. Was möchtest du wissen?"),
         ("intent:AMAZON.FallbackIntent", "Dabei kann Herald nicht helfen. Frag zum Beispiel nach dem Status "
                                          "deines Druckers oder wie lange ein Druck noch dauert."),
         ("intent:AMAZON.NavigateHomeIntent", None),
@@ -159,6 +164,6 @@ async def test_a_conversation_covering_every_intent(locale, tmp_path):
     assert [said(r) for r in results] == [answer for _, answer in CONVERSATIONS[locale]]
     reached = {r["request"]["request"].get("intent", {}).get("name") or r["request"]["request"]["type"]
                for r in results}
-    intents = {i["name"] for i in model["interactionModel"]["languageModel"]["intents"]} - {"RemindWhenDoneIntent"}  # the appliance answers it
+    intents = {i["name"] for i in model["interactionModel"]["languageModel"]["intents"]} - set(APPLIANCE_INTENTS)
     assert intents | {"LaunchRequest", "SessionEndedRequest"} <= reached
     assert len(requests) == len(turns) and all(r["request"]["locale"] == locale for r in requests)

@@ -193,3 +193,46 @@ def test_unnamed_questions_answer_for_the_printer_meant(locale, temp, last):
     source = skill.StaticSource([ender, prusa], "UTC", NOW)
     assert speech(skill.invoke(envelope(intent="TemperatureIntent", locale=locale), source)).startswith(temp)
     assert speech(skill.invoke(envelope(intent="LastJobIntent", locale=locale), source)).startswith(last)
+
+
+CONTROL_PHRASES = ("confirm_cancel", "control_off_at_printer", "control_off_in_herald", "control_unreachable",
+                   "control_nothing", "control_already_paused", "control_not_paused", "control_refused")
+CONTROL_SAID = {  # what each locale says when a command was sent (appliance/alexa/control.py)
+    "en": {"pause": "Pausing the print on R&amp;D &lt;lab&gt;.", "resume": "Resuming the print on R&amp;D &lt;lab&gt;.",
+           "cancel": "Cancelling the print on R&amp;D &lt;lab&gt;."},
+    "de": {"pause": "Ich pausiere den Druck auf R&amp;D &lt;lab&gt;.",
+           "resume": "Ich setze den Druck auf R&amp;D &lt;lab&gt; fort.",
+           "cancel": "Ich breche den Druck auf R&amp;D &lt;lab&gt; ab."},
+}
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+def test_every_control_phrase_reads_well_and_names_the_printer(locale):
+    phrases = ph.for_locale(locale)
+    printer = printer_in("printing", "R&D <lab>")
+    aliased = {**printer_in("paused", "MK4-01"), "spoken_name": "the big one"}
+    said = set()
+    for action in ("pause", "resume", "cancel"):
+        text = phrases.control_done(action, printer)
+        _check(text, locale)
+        assert text == CONTROL_SAID[locale[:2]][action]
+        said.add(text)
+    for method in CONTROL_PHRASES:
+        for who, name in ((printer, "R&amp;D &lt;lab&gt;"), (aliased, "the big one")):
+            text = getattr(phrases, method)(who)
+            _check(text, locale)
+            assert name in text, (method, text)
+            said.add(text)
+    for text in (phrases.cancel_denied(), phrases.control_failed()):
+        _check(text, locale)
+        said.add(text)
+    assert len(said) == 3 + 2 * len(CONTROL_PHRASES) + 2  # no two situations sound alike
+    english = ph.for_locale("en-US")
+    if locale.startswith("de"):  # German throughout, not English left in
+        assert phrases.cancel_denied() == "Gut, der Druck läuft weiter."
+        for method in CONTROL_PHRASES:
+            assert getattr(phrases, method)(printer) != getattr(english, method)(printer)
+    else:
+        assert phrases.cancel_denied() == "OK, the print goes on."
+    assert "OctoPrint" in phrases.control_off_at_printer(printer)  # where to turn it on
+    assert "Herald" in phrases.control_off_in_herald(printer)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import json
 import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -129,6 +131,23 @@ def make_pki() -> TestPKI:
     for cert in (good, expired, no_san, untrusted):
         pki.by_url[cert.url] = cert.chain_pem
     return pki
+
+
+@asynccontextmanager
+async def certificate_server(serve: Callable[[Any], Awaitable[Any]]) -> AsyncIterator[str]:
+    """``serve(request)`` answers GET /echo.api/{name} on 127.0.0.1; yields the base URL
+    ``http://127.0.0.1:<port>/echo.api/``."""
+    from aiohttp import web
+
+    app = web.Application()
+    app.router.add_get("/echo.api/{name}", serve)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}/echo.api/"
+    finally:
+        await runner.cleanup()
 
 
 def sign(body: bytes, key: rsa.RSAPrivateKey) -> str:

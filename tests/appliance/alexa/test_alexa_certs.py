@@ -9,7 +9,7 @@ import pytest
 from aiohttp import web
 
 from appliance.alexa.certificates import CachingCertFetcher, CertFetchError
-from tests.support.alexa import NOW, make_pki
+from tests.support.alexa import NOW, certificate_server, make_pki
 
 
 @pytest.fixture(scope="module")
@@ -41,18 +41,11 @@ async def cert_server(pki):
             return web.Response(body=pki.expired.chain_pem)
         return web.Response(body=pki.good.chain_pem)
 
-    app = web.Application()
-    app.router.add_get("/echo.api/{name}", serve)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}/echo.api/", hits
-    finally:
-        release.set()
-        await runner.cleanup()
+    async with certificate_server(serve) as base:
+        try:
+            yield base, hits
+        finally:
+            release.set()  # before the server stops, so the slow answer ends
 
 
 class MovingNow:

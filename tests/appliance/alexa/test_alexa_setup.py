@@ -155,3 +155,15 @@ async def test_the_page_says_when_single_owner_or_verification_off_is_in_force(a
     assert ("HERALD_ALEXA_SINGLE_OWNER" in page) is single_owner
     assert ('id="verification-off-notice"' in page) is not verify
     assert ("answers requests Amazon did not sign" in page) is not verify
+
+
+@pytest.mark.parametrize("changes", [{}, {"alexa_trust_roots_file": "/tmp/roots.pem"},
+                                     {"alexa_cert_url_base": "http://127.0.0.1:9/echo.api/"}])
+async def test_the_page_says_when_test_certificates_are_trusted(app, client, changes):
+    from appliance.core.herald import herald_of
+
+    herald = herald_of(app.app)
+    herald.settings = herald.settings.replace(**changes)
+    await _admin(client)
+    page = await (await client.get("/alexa/setup")).get_data(as_text=True)
+    assert ('id="test-trust-notice"' in page) is bool(changes)

@@ -12,21 +12,23 @@ import ipaddress
 import logging
 import secrets
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
 from appliance.accounts.models import User
+from appliance.apps import api_keys
 from appliance.apps.models import AppConnection, LiveLink
 from appliance.apps.registry import KnownApp
+from appliance.apps.relay_limits import RelayLimits, printer_limits
 from appliance.core.db import shielded
-from appliance.core.errors import NotFound, Unauthenticated, Unavailable
+from appliance.core.errors import HeraldError, NotFound, Unauthenticated, Unavailable, status_of
 from appliance.core.herald import Herald
 from appliance.core.secrets import constant_time_equal, new_token, token_hash
 from appliance.core.settings import Settings
 from appliance.printers.models import Event, Printer
-from appliance.printers.views import owned_printer, printer_view
+from appliance.printers.views import owned_printer, printer_view, relay_consent
 from appliance.webhooks.models import WebhookTarget
 
 log = logging.getLogger(__name__)
@@ -34,8 +36,6 @@ log = logging.getLogger(__name__)
 APP_TOKEN_PREFIX = "hct_"  # the app API token (AppToken header)
 RELAY_BEARER_PREFIX = "hcb_"  # the relay's Bearer token
 _LAST_USED_EVERY = timedelta(seconds=60)
-# Herald sets no limits of its own; apps that read these get the largest values a 32-bit int holds.
-NO_LIMIT = 2_147_483_647
 
 
 class UnknownConnection(NotFound):
@@ -54,6 +54,15 @@ class PrinterNotConnected(Unavailable):
     """The call needs the printer and it is not connected to Herald (OctoEverywhere's 601)."""
 
     default_code = "printer_not_connected"
+
+
+def app_error_status(exc: HeraldError) -> tuple[int, bool]:
+    """The HTTP status and IsUserError an app caller gets for an error (OctoEverywhere's codes)."""
+    for kind, code in ((UnknownConnection, 603), (RevokedConnection, 604), (PrinterNotConnected, 601)):
+        if isinstance(exc, kind):
+            return code, True
+    status = 400 if isinstance(exc, Unauthenticated) and not exc.challenge else status_of(exc)
+    return status, status < 500
 
 
 # --- the relay address ------------------------------------------------------------------
@@ -105,6 +114,7 @@ class NewConnection:
     basic_password: str
     bearer_token: str
     local_ip: str | None
+    octoprint_api_key: str | None = None  # minted by the plugin when the app asked and the owner allows
 
 
 async def portal_printers(herald: Herald, user: User) -> list[dict[str, Any]]:
@@ -142,6 +152,30 @@ async def create_connection(herald: Herald, user: User, app: KnownApp, printer_i
                          local_ip=local_ip_of(printer_view(herald, printer)))
 
 
+async def with_octoprint_api_key(herald: Herald, made: NewConnection) -> NewConnection:
+    """The connection with its OctoPrint API key, when the app asked for one and the owner allows minting.
+
+    Where the printer's last status says minting is not allowed, the app gets none (its consent page said
+    so) and asks OctoPrint itself. Where it is allowed and minting fails (printer offline, the plugin
+    refused), the new connection is deleted and the error shown: the app asked for a key and the owner
+    expects it to get one, so a half-made connection would only confuse both.
+    """
+    connection = made.connection
+    if not connection.octoprint_api_key_app_name:
+        return made
+    printer = await connection_printer(herald, connection)
+    if not relay_consent(printer_view(herald, printer))["mint_api_keys"]:
+        return made
+    try:
+        key = await api_keys.mint_api_key(herald, connection)
+    except HeraldError as exc:
+        await shielded(AppConnection.filter(id=connection.id).delete())
+        message = f"Herald could not get an OctoPrint API key for {connection.app_name}: {exc.message}"
+        kind = api_keys.PluginUnreachable if isinstance(exc, Unavailable) else api_keys.ApiKeyRefused
+        raise kind(message, code=exc.code) from exc
+    return replace(made, octoprint_api_key=key)
+
+
 def user_printer_url(herald: Herald, printer_id: str) -> str:
     return f"{herald.settings.base_url}/printers/{printer_id}"
 
@@ -161,7 +195,8 @@ def completion_url(herald: Herald, return_url: str, made: NewConnection | None) 
                    # OctoPod and Mobileraker read only these lower-case twins
                    ("authbasichttpuser", made.basic_user), ("authbasichttppassword", made.basic_password),
                    ("authBearerToken", made.bearer_token)]
-        # octoPrintApiKey: minted by the relay (docs/apps.md); without it, never sent.
+        if made.octoprint_api_key:  # minted by the plugin (docs/apps.md); without it, never sent
+            params.append(("octoPrintApiKey", made.octoprint_api_key))
     base, hash_mark, fragment = return_url.partition("#")
     joiner = "&" if "?" in base else "?"
     if base.endswith(("?", "&")):
@@ -246,13 +281,7 @@ async def connection_info(herald: Herald, connection: AppConnection) -> dict[str
         "LastDisconnectTimeUtc": _utc(offline_event.received_at if offline_event else None),
         "LastSeenTimeUtc": view["last_seen"],
         "UserFacingPrinterUrl": user_printer_url(herald, printer.id),
-        "PrinterLimits": {
-            "MaxDownloadFileSizeBytes": NO_LIMIT,
-            "MaxUploadFileSizeBytes": NO_LIMIT,
-            "MaxSingleWebcamStreamLengthSeconds": NO_LIMIT,
-            "MaxTotalWebcamStreamTimePerTimeWindowSeconds": NO_LIMIT,
-            "WebcamStreamTimeWindow": NO_LIMIT,
-        },
+        "PrinterLimits": printer_limits(RelayLimits.of(herald.settings)),
     }
 
 
@@ -275,6 +304,11 @@ async def _end(herald: Herald, connections: list[AppConnection], reason: str) ->
     if targets:
         await shielded(WebhookTarget.filter(id__in=targets).delete())
     await shielded(LiveLink.filter(connection_id__in=ids, ended_at=None).update(ended_at=now, ended_reason=reason))
+    for hook in herald.hooks.connections_ending:  # the relay cuts their live streams
+        await hook(ids)
+    for connection in connections:  # the OctoPrint keys minted for them: deleted while the plugin can be asked
+        if connection.octoprint_api_key_sealed:
+            await api_keys.revoke_api_key(herald, connection)
     return len(ids)
 
 

@@ -55,8 +55,14 @@ class AppConnection(Model):
     basic_user = fields.CharField(max_length=64)
     basic_password_hash = fields.CharField(max_length=64)
     octoprint_api_key_app_name = fields.CharField(max_length=60, default="")
+    # The OctoPrint application key the plugin minted for the app, sealed with Herald's SecretBox:
+    # Herald sends it back to the plugin to revoke it when the connection ends. Empty when none.
+    octoprint_api_key_sealed = fields.TextField(default="")
     created_at = fields.DatetimeField()
     last_used_at = fields.DatetimeField(null=True)
+    # What the relay moved for this connection (record_relay_use): up is app to OctoPrint.
+    bytes_up = fields.BigIntField(default=0)
+    bytes_down = fields.BigIntField(default=0)
     revoked_at = fields.DatetimeField(null=True)
     revoked_reason = fields.CharField(max_length=100, default="")
     webhook_target: fields.ForeignKeyNullableRelation[WebhookTarget] = fields.ForeignKeyField(
@@ -98,3 +104,56 @@ class LiveLink(Model):
     class Meta:
         table = "live_links"
         indexes = (("owner_id",), ("printer_id",), ("connection_id",))
+
+
+class OwnerRelayAccess(Model):
+    """The printer owner's own way to OctoPrint through the relay, from the printer page.
+
+    One per printer: its host label names the relayed origin (own-<random> under the relay's
+    host), never an origin of Herald's pages. Made on the first "Open OctoPrint".
+    """
+
+    id = fields.CharField(max_length=40, primary_key=True)  # owner-<hex>
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "herald.User", related_name="owner_relay_accesses", on_delete=fields.CASCADE
+    )
+    user_id: int
+    printer: fields.ForeignKeyRelation[Printer] = fields.ForeignKeyField(
+        "herald.Printer", related_name="owner_relay_accesses", on_delete=fields.CASCADE
+    )
+    printer_id: str
+    host_label = fields.CharField(max_length=40, unique=True)  # own-<random>
+    created_at = fields.DatetimeField()
+    last_used_at = fields.DatetimeField(null=True)
+    bytes_up = fields.BigIntField(default=0)
+    bytes_down = fields.BigIntField(default=0)
+
+    class Meta:
+        table = "owner_relay_accesses"
+        unique_together = (("user_id", "printer_id"),)
+        indexes = (("printer_id",),)  # a printer's end finds its accesses
+
+
+class RelayHandoff(Model):
+    """A one-time code that takes the owner from Herald's page to the relayed origin.
+
+    Stored as a SHA-256 hash, valid for seconds, used at most once: the relayed origin
+    exchanges it for a cookie of its own host.
+    """
+
+    id = fields.IntField(primary_key=True)
+    code_hash = fields.CharField(max_length=64, unique=True)
+    access: fields.ForeignKeyRelation[OwnerRelayAccess] = fields.ForeignKeyField(
+        "herald.OwnerRelayAccess", related_name="handoffs", on_delete=fields.CASCADE
+    )
+    access_id: str
+    user_id = fields.IntField()
+    # The Herald login session that clicked "Open OctoPrint": the relayed session ends with it.
+    session_id = fields.IntField(null=True)
+    created_at = fields.DatetimeField()
+    expires_at = fields.DatetimeField()
+    used_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "relay_handoffs"
+        indexes = (("expires_at",), ("access_id",))

@@ -27,29 +27,23 @@ from appliance.apps.portal import (
     read_parameters,
     return_origin_source,
 )
+from appliance.core.csp import page_policy
 from appliance.core.errors import HeraldError, Unauthenticated, headers_of, status_of
 from appliance.core.herald import Herald, current_herald
 from appliance.core.jsonbody import parse_object, read_json_bytes
 from appliance.core.ratelimit import Limit
 from appliance.core.secrets import token_hash
-from appliance.printers.views import owned_printer
+from appliance.printers.views import owned_printer, relay_consent
 
 blueprint = Blueprint("apps", __name__)
 
 # Per app token: generous for an app polling info, tight enough to stop a runaway loop.
 APP_API_LIMIT = Limit(count=120, per=60.0)
 _NO_STORE = {"Cache-Control": "no-store"}
-_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:{img}; "
-        "connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'{form}; "
-        "frame-ancestors 'none'")
 
 
 def _herald() -> Herald:
     return current_herald()
-
-
-def _csp(img: str = "", form: str = "") -> str:
-    return _CSP.format(img=f" {img}" if img else "", form=f" {form}" if form else "")
 
 
 def _logo_source(url: str) -> str:
@@ -94,7 +88,7 @@ async def portal_start():
                                  portal=portal, printers=printers, preselected=preselected,
                                  link_next="/appportal/v1/?" + portal.query(), user=user,
                                  error=request.args.get("error"))
-    return html, 200, {**_NO_STORE, "Content-Security-Policy": _csp(img=_logo_source(checked.logo_url))}
+    return html, 200, {**_NO_STORE, "Content-Security-Policy": page_policy(img=_logo_source(checked.logo_url))}
 
 
 def _next_query(target: str) -> str:
@@ -127,9 +121,9 @@ async def portal_consent():
         target = "/appportal/v1/?" + checked.request.query(error="pick")
         return redirect(target)
     html = await render_template("apps/portal_consent.html", app=checked.app, logo_url=checked.logo_url,
-                                 portal=checked.request, printer=chosen, user=user)
+                                 portal=checked.request, printer=chosen, user=user, relay=relay_consent(chosen))
     form_source = return_origin_source(checked.request.return_url)
-    return html, 200, {**_NO_STORE, "Content-Security-Policy": _csp(img=_logo_source(checked.logo_url),
+    return html, 200, {**_NO_STORE, "Content-Security-Policy": page_policy(img=_logo_source(checked.logo_url),
                                                                        form=form_source)}
 
 
@@ -149,6 +143,7 @@ async def portal_decide():
     try:
         made = await connections.create_connection(herald, user, checked.app, form.get("printer", ""),
                                                    checked.request.octoprint_api_key_app_name)
+        made = await connections.with_octoprint_api_key(herald, made)
     except HeraldError as exc:
         return await _portal_error(exc)
     return _completion(connections.completion_url(herald, checked.request.return_url, made))
@@ -264,39 +259,6 @@ async def app_create_live_link(herald: Herald, connection: AppConnection, body: 
                                                   body.get("EndWhenCurrentPrintIsComplete"))
     return {"LiveId": made.link.live_id, "Url": made.url, "ShortUrl": made.short_url,
             "ExpiresAtUtc": made.link.expires_at.isoformat().replace("+00:00", "Z")}
-
-
-# --- the relay's address, until the relay exists ----------------------------------------------
-
-
-async def _relay_answer(label: str) -> Response:
-    """What a connection's relay address answers for now: 601 while the printer is away, else 502."""
-    herald = _herald()
-    try:
-        connection = await connections.relay_connection(label, request.headers.get("Authorization", ""))
-        await connections.connection_printer(herald, connection, must_be_online=True)
-    except HeraldError as exc:
-        if isinstance(exc, Unauthenticated) and exc.challenge:
-            return envelope(None, status=401, error=exc.message, user_error=True, headers=headers_of(exc))
-        return _error_envelope(exc)
-    return envelope(None, status=502, error="Herald's relay is not available on this server yet: the App "
-                    "Connection is valid, but requests cannot reach OctoPrint through it.")
-
-
-@blueprint.route("/relay/<label>", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])
-@blueprint.route("/relay/<label>/<path:rest>", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])
-@hide
-@csrf_exempt
-async def relay_path(label: str, rest: str = ""):
-    return await _relay_answer(label)
-
-
-async def relay_host_guard():
-    """before_request (create_app): a request to a connection's own relay host never reaches Herald's pages."""
-    label = connections.host_label_of(_herald().settings, request.host or "")
-    if label is not None:
-        return await _relay_answer(label)
-    return None
 
 
 # --- live links -------------------------------------------------------------------------------

@@ -241,7 +241,7 @@ if [ -d /run/systemd/system ]; then
         systemctl is-active --quiet herald.service \
             || die "herald.service is not running: see journalctl -u herald"
     fi
-    setup_hint="the setup link Herald prints in its log (journalctl -u herald | grep setup)"
+    setup_hint="the one-time setup link that \`sudo herald setup-link\` prints"
 else
     # A chroot or a container: nothing starts Herald by itself, so say how; and run it
     # once (as the herald user, on a spare loopback port) to make the setup link and print it.

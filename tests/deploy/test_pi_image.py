@@ -58,6 +58,10 @@ def pi_image(tmp_path_factory) -> dict:
                                 stdout=subprocess.PIPE, stderr=handle, timeout=5400)
     assert result.returncode == 0, log.read_text(errors="replace")[-5000:]
     built = json.loads(result.stdout.decode().strip().splitlines()[-1])
+    # Up to date with bookworm, -updates and -security when built; every package written down.
+    assert built["pending_updates"] == 0, built
+    packages = Path(built["packages"]).read_text().splitlines()
+    assert any(line.startswith("linux-image-arm64 ") for line in packages), packages[:20]
     (artifacts_dir() / "pi-build.json").write_text(json.dumps(built, indent=1))
     yield built
     shutil.rmtree(out, ignore_errors=True)
@@ -173,8 +177,22 @@ def test_flash_boot_set_up_link_and_update(pi_image: dict, tmp_path: Path):
         # herald.local announced over mDNS (avahi), and resolvable on the LAN's link.
         _wait_for(lambda: "herald.local" in vm.out("journalctl -b -u avahi-daemon --no-pager", check=False),
                   300, "avahi did not announce herald.local", vm)
-        resolved = vm.out("avahi-resolve --name -4 herald.local", check=False, timeout=120)
-        assert resolved.startswith("herald.local"), resolved
+        # The journal names herald.local before avahi has registered its address records (its
+        # probing takes seconds, longer on a loaded machine): ask until it answers.
+        answers: list[str] = []
+
+        def resolved() -> bool:
+            answers.append(vm.out("avahi-resolve --name -4 herald.local 2>&1", check=False, timeout=120))
+            return answers[-1].startswith("herald.local")
+
+        try:
+            _wait_for(resolved, 300, "avahi did not resolve herald.local", vm, step=5)
+        except AssertionError:
+            # What avahi itself said, not only the console: the last answers and its journal.
+            raise AssertionError(
+                "avahi did not resolve herald.local within 300 s; last answers: " + repr(answers[-3:])
+                + "\navahi's journal:\n" + vm.out("journalctl -b -u avahi-daemon --no-pager", check=False)[-3000:]
+                + "\naddresses:\n" + vm.out("ip -brief address", check=False)) from None
         # Wi-Fi from herald-wifi.txt: the network set, its passphrase hashed, the file gone.
         wpa = vm.out("cat /etc/wpa_supplicant/wpa_supplicant-wlan0.conf")
         assert 'ssid="Workshop"' in wpa and "country=GB" in wpa and re.search(r"\bpsk=[0-9a-f]{64}\b", wpa)
@@ -189,6 +207,9 @@ def test_flash_boot_set_up_link_and_update(pi_image: dict, tmp_path: Path):
         link = re.search(rb"http://herald\.local:8080(/setup/[A-Za-z0-9_-]+)", setup)
         assert link, setup
         path = link.group(1).decode()
+        # The file is what `herald setup-link` prints on the device (the one hook; no log grepping).
+        shown = vm.ssh("herald setup-link")
+        assert shown.stdout.decode().strip() == link.group(0).decode()
 
         # The first stranger on the LAN: no admin without the code.
         stranger = Browser(herald.base_url)
@@ -204,6 +225,10 @@ def test_flash_boot_set_up_link_and_update(pi_image: dict, tmp_path: Path):
         assert code == 302, body[:1000]
         code, _, _ = stranger.request("GET", path)
         assert code == 404  # used once, gone
+        gone = vm.ssh("herald setup-link", check=False)
+        assert gone.returncode == 3 and b"An admin account exists" in gone.stderr, gone
+        vm.ssh("systemctl restart herald-setup-link.service", timeout=600)
+        assert "herald-setup.txt" not in vm.out("ls /boot/firmware")  # the card forgets the code
 
         # A printer links (the plugin's device flow), the owner approves, it pushes status.
         plugin = Browser(herald.base_url)
@@ -261,6 +286,9 @@ def test_flash_boot_set_up_link_and_update(pi_image: dict, tmp_path: Path):
                      timeout=3600, check=False)
         (artifacts_dir() / "pi-apt.log").write_bytes(apt.stdout + apt.stderr)
         assert apt.returncode == 0, (apt.stdout + apt.stderr).decode(errors="replace")[-4000:]
+        # The build brought the packages up to date; what is new here was published since it ran.
+        upgraded = re.search(rb"^(\d+) upgraded, (\d+) newly installed", apt.stdout, re.M)
+        figures["apt_upgraded_after_build"] = int(upgraded.group(1)) if upgraded else -1
 
         health = herald.wait_healthy(timeout=600, process_alive=vm.running)
         assert health["version"] == "99.0.0"

@@ -39,6 +39,7 @@ from appliance.core.db import shielded
 from appliance.core.herald import Herald
 from appliance.core.mail import mail_configured, send_mail
 from appliance.core.runtime_settings import effective
+from appliance.core.storage import DiskState, log_write_failure
 from appliance.printers.models import Event
 from appliance.webhooks import sql
 from appliance.webhooks import templates as tpl
@@ -279,8 +280,8 @@ class DeliveryWorker:
             if self.concurrency - len(self._busy_targets) > 0:
                 try:
                     claimed = await self._claim_and_start()
-                except Exception:
-                    log.exception("claiming webhook deliveries failed")
+                except Exception as exc:
+                    self._write_failed(exc, "claiming webhook deliveries")
                     await asyncio.sleep(1.0)
             woken = False
             if claimed == 0 and not self._stopping:
@@ -310,8 +311,9 @@ class DeliveryWorker:
             released = await release(self.worker_id)
             if released:
                 log.info("released %d claimed webhook deliveries back to the queue", released)
-        except Exception:
-            log.exception("could not record or release webhook deliveries at shutdown")
+        except Exception as exc:
+            # Not recorded: the rows stay in flight and the next start requeues them.
+            self._write_failed(exc, "recording or releasing webhook deliveries at shutdown")
 
     # claiming and sending ---------------------------------------------------------------
     async def _claim_and_start(self) -> int:
@@ -470,8 +472,8 @@ class DeliveryWorker:
             self._flush_wanted.clear()
             try:
                 await self.flush()
-            except Exception:
-                log.exception("recording webhook results failed; retrying")
+            except Exception as exc:
+                self._write_failed(exc, "recording webhook results")
                 await asyncio.sleep(1.0)
                 self._flush_wanted.set()
             self._wake.set()  # the targets just recorded may have more to send
@@ -480,9 +482,23 @@ class DeliveryWorker:
         async with self._flush_lock:
             results, self._results = self._results, []
             if results:
-                finished = await record_outcomes(self.herald, self.worker_id, results, self.policy)
+                try:
+                    finished = await record_outcomes(self.herald, self.worker_id, results, self.policy)
+                except BaseException:
+                    # Kept for the next try (a full disk, the database away): dropped, an answered
+                    # delivery would be sent again once its lease ran out.
+                    self._results = results + self._results
+                    raise
                 if finished:
                     await release_snapshots(self.herald, finished)
+                if self._disk().room_again():
+                    log.info("The data disk has room again: webhook results are recorded again")
+
+    def _disk(self) -> DiskState:
+        return self.herald.part(DiskState)
+
+    def _write_failed(self, error: BaseException, what: str) -> None:
+        log_write_failure(log, self._disk(), error, self.herald.clock.now(), what)
 
 
 class OAuthError(Exception):

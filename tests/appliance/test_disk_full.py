@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 
 from tortoise import Tortoise
 from tortoise.backends.base.executor import EXECUTOR_CACHE
@@ -17,7 +16,7 @@ from appliance.core.settings import Settings
 from appliance.core.storage import DISK_FULL_MESSAGE
 from appliance.printers.models import Event
 from appliance.printers.status import flush_status
-from tests.support.printers import STATUS, bearer, event_body, make_printer
+from tests.support.printers import STATUS, bearer, make_printer, post_events_until_refused
 from tests.support.users import login, make_user
 
 
@@ -30,7 +29,8 @@ async def test_a_full_disk_is_told_to_everyone_and_herald_goes_on_when_there_is_
     settings = Settings.build(data_dir=str(tmp_path), public_url="http://herald.test", smtp_host="")
     EXECUTOR_CACHE.clear()
     app = create_app(settings)
-    async with app.test_app() as test_app:
+    # Migrating a new database from scratch: more than quart's 5 s on a busy machine.
+    async with app.test_app_class(app, startup_timeout=120, shutdown_timeout=120) as test_app:
         client = test_app.test_client()
         herald = herald_of(app)
         admin = await make_user("admin@example.com", admin=True)
@@ -38,13 +38,8 @@ async def test_a_full_disk_is_told_to_everyone_and_herald_goes_on_when_there_is_
         caplog.set_level(logging.INFO)
         await _pragma(f"PRAGMA max_page_count = {await _pragma('PRAGMA page_count')}")
 
-        refused = None
-        for n in range(2000):  # until a write needs a page the file may not grow by
-            body = event_body(str(uuid.uuid4()), "print.progress", payload={"progress": n % 99 + 1, "pad": "x" * 2000})
-            response = await client.post("/api/v1/printer/events", json=body, headers=bearer(key))
-            if response.status_code != 202:
-                refused = (response, body)
-                break
+        # Until a write needs a page the file may not grow by.
+        refused = await post_events_until_refused(client, key, pad=2000, tries=2000)
         assert refused is not None, "the database never filled up"
         response, body = refused
         assert response.status_code == 503 and response.headers["Retry-After"] == "30"

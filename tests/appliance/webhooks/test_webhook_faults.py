@@ -34,8 +34,10 @@ from tests.support.webhooks import Receiver, store_event
 EVENTS = 40
 TARGETS = 2
 ENV = {
-    "HERALD_WEBHOOK_TIMEOUT": "2",
-    "HERALD_WEBHOOK_LEASE": "5",
+    # The held answers below stay in flight until the kill: the timeout only has to be longer
+    # than the test takes to kill Herald on a busy machine, and the lease longer than it.
+    "HERALD_WEBHOOK_TIMEOUT": "10",
+    "HERALD_WEBHOOK_LEASE": "15",
     "HERALD_WEBHOOK_POLL_INTERVAL": "0.2",
     "HERALD_WEBHOOK_CONCURRENCY": "4",
     "HERALD_WEBHOOK_RETRY_SCHEDULE": "0.5,1,1,1,1,1,1,1,1,1,1,1,1,1,1",
@@ -97,8 +99,17 @@ async def test_sigkill_with_deliveries_in_flight(backend, database_url, tmp_path
     await _seed(settings, port)
     expected = {(f"/t{n}", seq) for n in range(TARGETS) for seq in range(1, EVENTS + 1)}
 
+    # Slow answers at first; then the receiver holds every answer, so the deliveries it holds
+    # are in flight when Herald dies (known by the requests held, not by timing).
+    holding = {"on": False, "held": 0}
+    release = asyncio.Event()
+
     async def slow(request, received):
-        await asyncio.sleep(0.6)  # answers slowly, so deliveries are in flight when Herald dies
+        if holding["on"]:
+            holding["held"] += 1
+            await release.wait()
+        else:
+            await asyncio.sleep(0.6)
 
     first = await Receiver(port=port, respond=slow).start()
     env = {**ENV, "HERALD_DATABASE_URL": database_url}
@@ -107,10 +118,13 @@ async def test_sigkill_with_deliveries_in_flight(backend, database_url, tmp_path
     for server in servers:
         server.start()
     try:
-        await _wait_for(lambda: len(first.requests) >= 6, 20, "the first deliveries")
+        await _wait_for(lambda: len(first.requests) >= 6, 120, "the first deliveries")
+        holding["on"] = True
+        await _wait_for(lambda: holding["held"] >= 1, 120, "a delivery held in flight")
         victim = servers[0]
         pid = victim.process.pid
         victim.kill()
+        release.set()  # answers to a dead Herald (or, on PostgreSQL, to the other process)
         await first.stop()  # the receiver goes down with Herald
         in_flight, statuses = await _counts(settings, pid)
         assert in_flight > 0, statuses  # the kill caught deliveries in flight
@@ -119,7 +133,7 @@ async def test_sigkill_with_deliveries_in_flight(backend, database_url, tmp_path
         second = await Receiver(port=port).start()
         try:
             got = lambda: {(r.path, json.loads(r.body)["seq"]) for r in first.requests + second.requests}  # noqa: E731
-            await _wait_for(lambda: got() >= expected, 40, "every event at the receiver")
+            await _wait_for(lambda: got() >= expected, 180, "every event at the receiver")
             await asyncio.sleep(0.5)
         finally:
             await second.stop()

@@ -9,10 +9,11 @@ process at a time under a lease).
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import os
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,15 +35,25 @@ from appliance.accounts.auth import (
 from appliance.alexa import routes as alexa_routes
 from appliance.alexa.certificates import CachingCertFetcher
 from appliance.alexa.device_zone import DeviceTimeZones
-from appliance.alexa.notifications import AlexaNotifier
+from appliance.alexa.notifications import AlexaNotifier, purge_notifications
 from appliance.alexa.reminders import ReminderKeeper
-from appliance.alexa.verification import RequestVerifier, default_trust_roots
+from appliance.alexa.verification import (
+    AMAZON_CERT_URL_BASE,
+    RequestVerifier,
+    default_trust_roots,
+    trust_roots_from_file,
+)
+from appliance.apps import api_keys as app_api_keys
 from appliance.apps import connections as app_connections
 from appliance.apps import live_links as app_live_links
 from appliance.apps import notifications as app_notifications
+from appliance.apps import owner_access, owner_routes
 from appliance.apps import routes as apps_routes
+from appliance.apps.api_keys import PluginControlSeat
+from appliance.apps.relay_use import record_relay_use
 from appliance.core import health, openapi_doc
 from appliance.core.clock import Clock
+from appliance.core.csp import page_policy
 from appliance.core.db import close_database, open_database, shielded
 from appliance.core.errors import register_error_handlers
 from appliance.core.herald import HERALD_KEY, Herald, herald_of
@@ -58,6 +69,9 @@ from appliance.core.storage import DiskState
 from appliance.core.tasks import BackgroundTasks
 from appliance.core.templating import register as register_template_filters
 from appliance.core.times import iso_utc
+from appliance.mqtt import routes as mqtt_routes
+from appliance.mqtt.broker import BrokerLink
+from appliance.mqtt.publishing import HomeAssistantPublisher
 from appliance.oauth import routes as oauth_routes
 from appliance.oauth.server import OAuthServer
 from appliance.printers import (
@@ -73,6 +87,13 @@ from appliance.printers.dashboard_routes import DashboardPages
 from appliance.printers.live import LiveHub
 from appliance.printers.plugin_archive import PluginArchive
 from appliance.printers.state import PrinterState
+from appliance.relay import control_routes
+from appliance.relay import liveness as relay_liveness
+from appliance.relay import routes as relay_routes
+from appliance.relay.commands import TunnelControl
+from appliance.relay.gateway import RelayGateway
+from appliance.relay.peers import RelayPeers
+from appliance.relay.registry import TunnelRegistry
 from appliance.webhooks import enqueue as webhook_enqueue
 from appliance.webhooks import routes as webhook_routes
 from appliance.webhooks.delivery import DeliveryWorker, recover_deliveries
@@ -103,6 +124,10 @@ BLUEPRINTS = (
     webhook_routes.blueprint,
     plugin_routes.blueprint,
     apps_routes.blueprint,
+    mqtt_routes.blueprint,
+    relay_routes.blueprint,
+    owner_routes.blueprint,
+    control_routes.blueprint,
 )
 
 
@@ -212,8 +237,7 @@ def create_app(
         periodic("rate-limit-purge", herald.rate_limiter.purge, PURGE_EVERY, check_every=60.0)
 
     # apps (App Connections): a printer's end ends its connections; a print's end ends the live
-    # links made to last as long as it; notification registrations expire; a connection's relay
-    # host answers "relay not available" until the relay exists
+    # links made to last as long as it; notification registrations expire
     herald.hooks.printers_ending.append(lambda ids: app_connections.end_for_printers(herald, ids))
 
     async def end_live_links(event, printer, connection) -> None:
@@ -224,28 +248,81 @@ def create_app(
 
     herald.hooks.event_listeners.append(end_live_links)
     periodic("app-webhook-expiry", expire_app_webhooks, PURGE_EVERY, check_every=60.0)
-    app.before_request(apps_routes.relay_host_guard)
+
+    # relay: the plugins' tunnels; App Connection addresses go through them (in front of the
+    # body guard: a relayed upload is paced by the tunnel); ending a printer closes its tunnel,
+    # ending a connection cuts its streams, here at once and from other processes within a second
+    tunnels = herald.provide(TunnelRegistry())
+    herald.provide(PluginControlSeat())
+    gateway = RelayGateway(app.asgi_app, herald, tunnels)
+    app.asgi_app = gateway  # type: ignore[method-assign]
+    if not settings.is_sqlite:  # several processes: hops to the process holding a tunnel (relay/peers.py)
+        peers = gateway.peers = herald.provide(RelayPeers(herald, holder))
+        herald.tasks.add("relay-peer-listener", lambda: peers.serve(gateway.internal))
+        herald.tasks.add("relay-holder-refresh", peers.keep_fresh)
+    herald.hooks.printers_ending.append(
+        lambda ids: tunnels.close_printers(ids, "the printer was unlinked or removed"))
+    herald.hooks.connections_ending.append(tunnels.end_connections)
+    herald.tasks.add("relay-housekeeping", lambda: tunnels.housekeeping(relay_liveness.ended))
+    herald.hooks.stopping.append(lambda: _spawn(tunnels.close_all()))
+    # the relay's other seams: plugin-side commands (minting and revoking OctoPrint API keys for
+    # App Connections) go over the tunnel; keys left to revoke while a printer was away go when its
+    # tunnel comes back; each finished relayed stream adds its bytes to its connection's audit
+    herald.part(PluginControlSeat).control = TunnelControl(herald)
+    tunnels.attached_listeners.append(lambda printer_id: app_api_keys.revoke_pending_api_keys(herald, printer_id))
+    tunnels.stream_closed_listeners.append(
+        lambda connection_id, up, down: record_relay_use(herald, connection_id, up, down))
+    # The owner's relayed origin (own-<hex> hosts, or the separate origin) answers before every other
+    # hook (check_csrf among them) when the gateway did not forward: its requests are OctoPrint's,
+    # never Herald's, and no Herald page is ever served there.
+    app.before_request_funcs.setdefault(None, []).insert(0, owner_routes.owner_host_guard)
+    # the printer page's "Open OctoPrint" form may lead there (its CSP's form-action)
+    herald.provide(printer_routes.OpenOctoPrintTarget(owner_access.entry_form_source))
 
     # oauth and alexa
     herald.provide(OAuthServer(herald))
     own_fetcher = None
     if alexa_cert_fetcher is None:
         own_fetcher = alexa_cert_fetcher = CachingCertFetcher()
+    if alexa_trust_roots is None and settings.alexa_trust_roots_file:
+        roots: Any = trust_roots_from_file(settings.alexa_trust_roots_file)
+    else:
+        roots = alexa_trust_roots if alexa_trust_roots is not None else default_trust_roots
     herald.provide(RequestVerifier(
-        trust_roots=alexa_trust_roots if alexa_trust_roots is not None else default_trust_roots,
+        trust_roots=roots,
         fetch=alexa_cert_fetcher,
         skill_id=lambda: settings.alexa_skill_id,
         now=clock.now,
+        cert_url_base=lambda: settings.alexa_cert_url_base,
     ))
     device_zones = herald.provide(DeviceTimeZones(now=clock.now))
-    notifier = herald.provide(AlexaNotifier(herald, now=clock.now))
+    notifier = herald.provide(AlexaNotifier(herald, now=clock.now, holder=holder))
     herald.hooks.event_listeners.append(notifier.on_event)
     herald.tasks.add("alexa-notify", notifier.run)
-    # alexa reminders: status pushes and print ends only queue work, a task sends skill messages
-    reminders = herald.provide(ReminderKeeper(herald, now=clock.now))
+    periodic("alexa-notification-purge", lambda: purge_notifications(herald), PURGE_EVERY, check_every=60.0)
+    # alexa reminders: status pushes are noted in memory, print ends in the reminder rows; a task
+    # in every process compares, claims due reminders and sends skill messages
+    reminders = herald.provide(ReminderKeeper(herald, now=clock.now, holder=holder))
     herald.hooks.status_listeners.append(reminders.on_status)
     herald.hooks.event_listeners.append(reminders.on_event)
     herald.tasks.add("alexa-reminders", reminders.run)
+
+    # mqtt (Home Assistant): status pushes, events and a printer's end only queue messages; one task
+    # per process holds the broker connection and drains the queue (appliance/mqtt/broker.py)
+    home_assistant = herald.provide(HomeAssistantPublisher(herald))
+    herald.hooks.status_listeners.append(home_assistant.on_status)
+    herald.hooks.event_listeners.append(home_assistant.on_event)
+    herald.hooks.printers_ending.append(home_assistant.on_printers_ending)
+    herald.hooks.printer_changed.append(home_assistant.on_printer_changed)
+    broker = herald.provide(BrokerLink(herald, home_assistant))
+    herald.tasks.add("mqtt", broker.run)
+
+    async def mqtt_rows(_herald: Herald) -> list[tuple[str, str]]:
+        state = broker.state
+        return [("MQTT (Home Assistant)", state.status + (f" ({state.broker})" if state.broker else "")
+                 + (f": {state.last_error}" if state.status == "retrying" else ""))]
+
+    herald.hooks.system_rows.append(mqtt_rows)
 
     @app.while_serving
     async def lifespan() -> AsyncGenerator[None, None]:
@@ -258,25 +335,43 @@ def create_app(
             log.warning("HERALD_ALEXA_VERIFY_REQUESTS is off: /alexa accepts requests that Amazon "
                         "did not sign. Anyone who can reach this server can read printer status. "
                         "Turn it back on unless you are testing locally.")
+        if settings.alexa_trust_roots_file or settings.alexa_cert_url_base != AMAZON_CERT_URL_BASE:
+            log.warning("HERALD_ALEXA_TRUST_ROOTS_FILE or HERALD_ALEXA_CERT_URL_BASE is set: /alexa trusts "
+                        "signing certificates that are not Amazon's. These settings are for tests only.")
         await worker.open()
+        await notifier.recover()
         if herald.tune_gc:
             _freeze_startup_objects()
         herald.tasks.start()
         log.info("Herald %s serving at %s (database: %s)", __version__, settings.base_url,
                  "SQLite" if settings.is_sqlite else "PostgreSQL")
         yield
-        await herald.tasks.stop()
-        await worker.close()
-        if bridge is not None:
-            await bridge.close()
-        if own_fetcher is not None:
-            await own_fetcher.close()
-        await device_zones.close()
-        await notifier.close()
-        await reminders.close()
-        await status.flush_status(herald)  # the last statuses, before the database closes
-        await close_database()
-        _running_marker(settings).unlink(missing_ok=True)  # a clean stop: the next start is no recovery
+        # Each step runs even when one before it fails (logged), and the database always closes: a
+        # step that raised must not leave the last statuses unflushed or the connections open.
+        clean = True
+        steps: list[tuple[str, Callable[[], Awaitable[Any]] | None]] = [
+            ("background tasks", herald.tasks.stop),
+            ("webhook worker", worker.close),
+            ("plugin bridge", bridge.close if bridge is not None else None),
+            ("webcam fetcher", own_fetcher.close if own_fetcher is not None else None),
+            ("device time zones", device_zones.close),
+            ("alexa notifications", notifier.close),
+            ("alexa reminders", reminders.close),
+            ("last statuses", lambda: status.flush_status(herald)),  # before the database closes
+        ]
+        try:
+            for name, step in steps:
+                if step is None:
+                    continue
+                try:
+                    await step()
+                except Exception:
+                    clean = False
+                    log.exception("Stopping %s failed; going on with the rest of the stop", name)
+        finally:
+            await close_database()
+        if clean:
+            _running_marker(settings).unlink(missing_ok=True)  # a clean stop: the next start is no recovery
 
     return app
 
@@ -362,12 +457,7 @@ def _install_http(app: Quart, herald: Herald) -> None:
             response.set_cookie(ANON_CSRF_COOKIE, anon, httponly=True, samesite="Lax",
                                 secure=settings.secure_cookies, path="/")
         headers = response.headers
-        headers.setdefault(
-            "Content-Security-Policy",
-            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-            "connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; "
-            "frame-ancestors 'none'",
-        )
+        headers.setdefault("Content-Security-Policy", page_policy())
         headers.setdefault("X-Frame-Options", "DENY")
         headers.setdefault("X-Content-Type-Options", "nosniff")
         headers.setdefault("Referrer-Policy", "same-origin")
@@ -405,6 +495,16 @@ def _freeze_startup_objects() -> None:
     gc.freeze()
     _gen0, gen1, gen2 = gc.get_threshold()
     gc.set_threshold(GC_YOUNG_THRESHOLD, gen1, gen2)
+
+
+_spawned: set[asyncio.Task] = set()
+
+
+def _spawn(coro) -> None:
+    """Run a coroutine from a synchronous stopping hook (they are called inside the loop)."""
+    task = asyncio.get_running_loop().create_task(coro)
+    _spawned.add(task)
+    task.add_done_callback(_spawned.discard)
 
 
 def begin_stopping(app: Quart) -> None:

@@ -1,4 +1,4 @@
-"""The ``herald`` command: serve, create-admin, purge, backup."""
+"""The ``herald`` command: serve, create-admin, setup-link, purge, backup."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import getpass
 import logging
+import os
 import signal
 import sqlite3
 import sys
@@ -19,7 +20,7 @@ from appliance.core.settings import Settings, SettingsError, load_settings
 log = logging.getLogger("appliance.cli")
 
 
-def _setup_logging(settings: Settings) -> None:
+def setup_logging(settings: Settings) -> None:
     logging.basicConfig(
         level=getattr(logging, str(settings.log_level).upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -39,12 +40,47 @@ async def _with_database(settings: Settings, job):
 # --- serve -------------------------------------------------------------------------
 
 
+def migrate_apart(settings: Settings) -> int:
+    """Bring the schema up to date in a child process; 0 when done, 1 when it failed.
+
+    Tortoise builds the project state of each migration to apply it: in the serving process that
+    memory stayed taken after the migrations (freed to Python's allocator, too fragmented to go back
+    to the system) -- about 38 MiB on a fresh database, as at the Pi image's first boot, and 3 MiB
+    when nothing was pending (scripts/bench_memory.py, docs/benchmarks.md). A forked child's memory
+    goes back at its exit. Where there is no fork, they run here as before.
+    """
+    from appliance.core.db import apply_migrations
+
+    if not hasattr(os, "fork"):
+        asyncio.run(apply_migrations(settings))
+        return 0
+    sys.stdout.flush()
+    sys.stderr.flush()  # or what is buffered would be written twice, once by the child
+    pid = os.fork()
+    if pid == 0:  # the child: migrate, then leave without running the parent's exit handlers
+        code = 1
+        try:
+            asyncio.run(apply_migrations(settings))
+            code = 0
+        except BaseException:
+            log.exception("The database schema could not be brought up to date")
+        finally:
+            logging.shutdown()
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        log.error("Migrations did not finish (%s): not serving",
+                  f"exit code {code}" if code > 0 else f"signal {-code}")
+        return 1
+    return 0
+
+
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from hypercorn.config import Config
 
-    from appliance.core.db import apply_migrations
-
-    asyncio.run(apply_migrations(settings))
+    if migrate_apart(settings):
+        return 1
     config = Config()
     config.bind = [f"{settings.host}:{settings.port}" if ":" not in settings.host else f"[{settings.host}]:{settings.port}"]
     config.accesslog = None
@@ -54,9 +90,15 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     # every 30-60 s): with hypercorn's default of 5 s, an idle connection was closed just
     # as the plugin's next link poll reused it, and the answer carrying the key was lost.
     config.keep_alive_timeout = 75.0
-    # A connection that sends nothing for this long is closed; a body that trickles is
-    # bounded by the app's own deadline (appliance.core.slowbodies).
-    config.read_timeout = settings.idle_read_seconds
+    # Request headers that trickle are bounded by the keep-alive timeout above (hypercorn's idle
+    # timer runs until a request's headers are in); a body that trickles by the app's own deadline
+    # (appliance.core.slowbodies). The read timeout, off by default, would also close a connection
+    # whose client only receives: a relayed webcam stream or a long download (docs/relay.md).
+    config.read_timeout = settings.idle_read_seconds or None
+    # WebSocket clients that only listen (a relayed OctoPrint push socket, OctoPod) send nothing
+    # of their own: Herald's pings make them answer, so a read timeout, when set, leaves them open.
+    idle = settings.idle_read_seconds
+    config.websocket_ping_interval = min(15.0, idle / 2) if idle else 15.0
     if settings.workers > 1:
         if settings.is_sqlite:
             log.error("HERALD_WORKERS > 1 needs PostgreSQL: SQLite allows one writer process.")
@@ -118,6 +160,33 @@ def cmd_create_admin(settings: Settings, args: argparse.Namespace) -> int:
         print(f"Not created: {exc.message}", file=sys.stderr)
         return 1
     print(f"Admin {user.email} created.")
+    return 0
+
+
+# --- setup-link ----------------------------------------------------------------------
+
+# `herald setup-link` exits with this when an admin exists (the link is gone): a script
+# (the Pi image's herald-setup-link) tells "nothing to show" from a failure (1, 2).
+ADMIN_EXISTS = 3
+
+
+def cmd_setup_link(settings: Settings, args: argparse.Namespace) -> int:
+    from appliance.accounts.setup import ensure_setup_link
+    from appliance.app import create_app
+
+    # The same link Herald logs at start (its token is kept encrypted with secret.key), made
+    # now if Herald has not made it yet; the database must exist (Herald started once).
+    herald = herald_of(create_app(settings, run_migrations=False))
+
+    async def job():
+        return await ensure_setup_link(herald)
+
+    link = asyncio.run(_with_database(settings, job))
+    if link is None:
+        print("An admin account exists, so there is no setup link any more: log in, or make "
+              "another admin with `herald create-admin`.", file=sys.stderr)
+        return ADMIN_EXISTS
+    print(link)
     return 0
 
 
@@ -188,6 +257,12 @@ def build_parser() -> argparse.ArgumentParser:
     admin.add_argument("--password", help="the password (prompted for when left out)")
     admin.set_defaults(func=cmd_create_admin)
 
+    setup = sub.add_parser("setup-link", help="print the one-time link that creates the first admin",
+                           description="Print the one-time setup link (the one Herald logs at start) "
+                           "while no admin exists. With an admin it prints why there is none to "
+                           f"stderr and exits with {ADMIN_EXISTS}.")
+    setup.set_defaults(func=cmd_setup_link)
+
     purge = sub.add_parser("purge", help="remove long-silent printers and old events now",
                            description="Do now what Herald's background purge does every hour: "
                            "remove printers silent for HERALD_PURGE_AFTER_DAYS days (warning their "
@@ -214,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"herald: {exc}", file=sys.stderr)
         return 2
-    _setup_logging(settings)
+    setup_logging(settings)
     return args.func(settings, args) or 0
 
 

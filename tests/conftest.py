@@ -44,6 +44,46 @@ def run_sync(coro):
 pytest_plugins = ["tests.support.browser"]
 
 
+# The slow groups first, so that the longest (the container and install builds) starts at once and
+# the quick modules fill the other workers around it; then the end-to-end modules.
+_FIRST = ("tests/deploy/", "tests/e2e/")
+
+
+def _group(nodeid: str) -> str:
+    path = nodeid.split("::", 1)[0]
+    # tests/deploy shares one build cache, held for a whole session (tests/deploy/conftest.py):
+    # its modules run in one worker, one after another.
+    return "tests/deploy" if path.startswith("tests/deploy/") else path
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The slow groups first (every worker orders alike, as pytest-xdist requires)."""
+    def rank(item: pytest.Item) -> int:
+        for index, prefix in enumerate(_FIRST):
+            if item.nodeid.startswith(prefix):
+                return index
+        return len(_FIRST)
+
+    items.sort(key=rank)
+
+
+try:
+    from xdist.scheduler import LoadScopeScheduling
+except ImportError:  # run without pytest-xdist: one process, nothing to schedule
+    pass
+else:
+    class _ByModule(LoadScopeScheduling):
+        """A module's tests stay on one worker (its module-scoped OctoPrint, browser or server starts
+        once), and all of tests/deploy on one. pytest-xdist's own ``--dist loadgroup`` cannot do the
+        second here: with pytest 9 its group suffix no longer reaches the node ids."""
+
+        def _split_scope(self, nodeid: str) -> str:
+            return _group(nodeid)
+
+    def pytest_xdist_make_scheduler(config: pytest.Config, log):
+        return _ByModule(config, log)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     # OctoPrint's octoprint.util.net opens and drops an IPv6 socket at import time
     # (its check_v6); with warnings as errors that ResourceWarning would surface as
@@ -103,6 +143,30 @@ def database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path):
         yield pg.url(name)
     finally:
         run_sync(pg.drop_database(name))
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_database():
+    """A test whose app did not close its database fails itself, and the next test starts clean.
+
+    Without this, one app left open (a stop that raised, a test cut short) makes every later
+    test's start fail with Tortoise's "Global context fallback is already enabled": one fault
+    became hundreds of errors in CI.
+    """
+    from tortoise import context as tortoise_context
+
+    if tortoise_context._global_context is not None:  # left by something outside a test
+        run_sync(tortoise_context._global_context.close_connections())
+        tortoise_context._global_context = None
+    yield
+    left = tortoise_context._global_context
+    if left is not None:
+        try:
+            run_sync(left.close_connections())
+        except Exception:
+            pass
+        tortoise_context._global_context = None
+        pytest.fail("the test left Herald's database open (its app did not stop cleanly)", pytrace=False)
 
 
 @pytest.fixture(autouse=True)

@@ -85,27 +85,11 @@ async def save_mail_settings(herald: Herald, form: dict[str, str]) -> None:
     Fields set by the environment are skipped. An empty password keeps the stored
     one unless ``clear_password`` is given.
     """
-    from appliance.core.runtime_settings import set_runtime
-    from appliance.core.settings import SettingsError, _parse
+    from appliance.core.runtime_settings import save_form
 
-    changes: dict[str, str] = {}
-    for name in MAIL_FIELDS:
-        if name in herald.settings.from_env:
-            continue
-        value = (form.get(name) or "").strip()
-        if name == "smtp_password":
-            if form.get("clear_password"):
-                value = ""
-            elif not value:
-                continue
-        if name == "smtp_port" and not value:
-            value = "587"
-        try:
-            _parse(name, value)
-        except SettingsError as exc:
-            raise Invalid(str(exc).split(": ", 1)[-1], extra={"field": name}, code="invalid_setting") from None
-        changes[name] = value
-    if changes.get("mail_from") is not None and "@" not in changes["mail_from"]:
-        raise Invalid("The sender needs an address like herald@example.com.", field="mail_from", code="invalid_setting")
-    for name, value in changes.items():
-        await set_runtime(herald, name, value)
+    def check(changes: dict[str, str]) -> None:
+        if changes.get("mail_from") is not None and "@" not in changes["mail_from"]:
+            raise Invalid("The sender needs an address like herald@example.com.", field="mail_from",
+                          code="invalid_setting")
+
+    await save_form(herald, form, MAIL_FIELDS, defaults={"smtp_port": "587"}, check=check)

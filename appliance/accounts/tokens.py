@@ -14,6 +14,7 @@ from appliance.core.secrets import ACCESS_TOKEN_PREFIX, new_token, token_hash
 SCOPES = {
     "printers:read": "See your printers and their status",
     "webhooks": "Manage your webhooks: targets, test sends and deliveries",
+    "printers:control": "Pause, resume and cancel your printers' prints (where you allowed control)",
 }
 DEFAULT_SCOPES = ("printers:read",)
 MAX_PERSONAL_TOKENS = 50

@@ -31,6 +31,8 @@ MODEL_MODULES = (
     "appliance.oauth.models",
     "appliance.apps.models",
     "appliance.alexa.models",
+    "appliance.mqtt.models",
+    "appliance.relay.models",
 )
 
 

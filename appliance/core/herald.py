@@ -55,6 +55,12 @@ class Hooks:
     # Awaited when printers are unlinked, and before printers are removed: what was granted
     # on a printer (App Connections) ends there.
     printers_ending: list[PrintersEnding] = field(default_factory=list)
+    # Called (not awaited) with a printer's id when what describes it changed in this process: its
+    # name (the owner renamed it) or its plugin's version (the plugin verified). MQTT republishes.
+    printer_changed: list[Callable[[str], None]] = field(default_factory=list)
+    # Awaited when App Connections end (revoked, their printer's end, their user deleted): what
+    # runs on them (relayed streams) ends there.
+    connections_ending: list[Callable[[list[str]], Awaitable[None]]] = field(default_factory=list)
     # Called as soon as the server is told to stop, before it waits for open
     # connections: long-lived responses (the dashboard's event streams) end there.
     stopping: list[Callable[[], None]] = field(default_factory=list)

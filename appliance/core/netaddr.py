@@ -25,15 +25,23 @@ def _is_trusted(address: str, trusted: tuple[str, ...]) -> bool:
 
 def client_address(request: Request, trusted_proxies: list[str] | tuple[str, ...]) -> str:
     """Walk X-Forwarded-For from the right, skipping trusted proxies (RFC 7239 practice)."""
+    return address_behind(request.remote_addr or "", request.headers.get("X-Forwarded-For", ""), trusted_proxies)
+
+
+def address_behind(peer: str, forwarded_for: str, trusted_proxies: list[str] | tuple[str, ...]) -> str:
+    """The client's address from the peer and its X-Forwarded-For header (for ASGI code without a Request)."""
     trusted = tuple(trusted_proxies)
-    peer = request.remote_addr or ""
     if not _is_trusted(peer, trusted):
         return peer
-    forwarded = [part.strip() for part in request.headers.get("X-Forwarded-For", "").split(",") if part.strip()]
+    forwarded = [part.strip() for part in forwarded_for.split(",") if part.strip()]
     for address in reversed(forwarded):
         if not _is_trusted(address, trusted):
             return address
     return forwarded[0] if forwarded else peer
+
+
+def is_trusted_proxy(address: str, trusted_proxies: list[str] | tuple[str, ...]) -> bool:
+    return _is_trusted(address, tuple(trusted_proxies))
 
 
 def client_scheme(request: Request, trusted_proxies: list[str] | tuple[str, ...]) -> str:

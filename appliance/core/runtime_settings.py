@@ -65,3 +65,34 @@ async def set_runtime(herald: Herald, name: str, raw: Any) -> Any:
         RuntimeSetting.update_or_create(name=name, defaults={"value": stored, "encrypted": setting.secret})
     )
     return value
+
+
+async def save_form(herald: Herald, form: dict[str, str], names: tuple[str, ...], *,
+                    defaults: dict[str, str], check=None) -> None:
+    """Store the runtime settings an admin submitted on a page, all or nothing.
+
+    Fields set by the environment are skipped; an empty field takes its default from ``defaults``;
+    an empty secret keeps the stored one unless ``clear_password`` is given. ``check(changes)``
+    may refuse the whole form before anything is stored.
+    """
+    changes: dict[str, str] = {}
+    for name in names:
+        if name in herald.settings.from_env:
+            continue
+        value = (form.get(name) or "").strip()
+        if _RUNTIME[name].secret:
+            if form.get("clear_password"):
+                value = ""
+            elif not value:
+                continue
+        if not value and name in defaults:
+            value = defaults[name]
+        try:
+            _parse(name, value)
+        except SettingsError as exc:
+            raise Invalid(str(exc).split(": ", 1)[-1], extra={"field": name}, code="invalid_setting") from None
+        changes[name] = value
+    if check is not None:
+        check(changes)
+    for name, value in changes.items():
+        await set_runtime(herald, name, value)

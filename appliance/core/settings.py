@@ -68,6 +68,28 @@ def _smtp_tls(value: Any) -> str:
     return text
 
 
+def _mqtt_tls(value: Any) -> str:
+    text = str(value).strip().lower()
+    if text not in ("none", "tls"):
+        raise ValueError(f"expected none or tls, got {value!r}")
+    return text
+
+
+def _topic_level(value: Any) -> str:
+    """One or more MQTT topic levels without wildcards, e.g. ``homeassistant`` or ``home/herald``."""
+    text = str(value).strip().strip("/")
+    if not text or any(char in text for char in "+#\0") or "//" in text:
+        raise ValueError(f"expected a topic without wildcards such as homeassistant, got {value!r}")
+    return text
+
+
+def _port(value: Any) -> int:
+    number = int(value)
+    if not 0 < number < 65536:
+        raise ValueError(f"expected a port from 1 to 65535, got {number}")
+    return number
+
+
 def _nonneg_int(value: Any) -> int:
     number = int(value)
     if number < 0:
@@ -87,6 +109,16 @@ def _pos_float(value: Any) -> float:
     if number <= 0:
         raise ValueError(f"must be positive, got {number}")
     return number
+
+
+def _cert_url_base(value: Any) -> str:
+    from urllib.parse import urlsplit
+
+    text = str(value).strip()
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname or not parts.path.endswith("/"):
+        raise ValueError(f"expected http(s)://host[:port]/path/ ending in a slash, got {value!r}")
+    return text
 
 
 def _seconds_list(value: Any) -> list[float]:
@@ -135,8 +167,13 @@ SETTINGS: tuple[Setting, ...] = (
             "a slower one is answered 408 and its connection closed.", _pos_float),
     Setting("uploads_per_client", 32, "Request bodies one client address may have unfinished at once; "
             "more are answered 429.", _pos_int),
-    Setting("idle_read_seconds", 30, "Seconds a connection may send nothing (hypercorn's read timeout) "
-            "before it is closed.", _pos_int),
+    # Off by default: hypercorn's read timeout runs for the whole connection, so it would cut a relayed
+    # webcam stream or a long download whose client only receives (docs/relay.md). Slow request
+    # headers are bounded by the keep-alive timeout (75 s, cli.py) and slow bodies by
+    # request_body_seconds, so turning it off opens no slow-client hole.
+    Setting("idle_read_seconds", 0, "Seconds a connection may send nothing (hypercorn's read timeout) "
+            "before it is closed; 0 turns it off (the default: it would cut relayed webcam streams and "
+            "long downloads, whose clients only receive).", _nonneg_int),
     Setting(
         "plugin_source",
         "",
@@ -159,6 +196,20 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("smtp_password", "", "SMTP password (stored encrypted when set in the web UI).", secret=True, runtime=True),
     Setting("smtp_tls", "starttls", "SMTP transport security: none, starttls or tls.", _smtp_tls, runtime=True),
     Setting("mail_from", "herald@localhost", "Sender address of Herald's mail.", runtime=True),
+    # --- MQTT (Home Assistant discovery): appliance/mqtt, docs/home-assistant.md
+    Setting("mqtt_host", "", "MQTT broker host Herald publishes printers to (Home Assistant's MQTT discovery); "
+            "empty turns MQTT off.", runtime=True),
+    Setting("mqtt_port", 1883, "MQTT broker port (usually 1883, or 8883 with TLS).", _port, runtime=True),
+    Setting("mqtt_tls", "none", "MQTT transport security: none, or tls (the broker's certificate is checked "
+            "against the system's CA certificates).", _mqtt_tls, runtime=True),
+    Setting("mqtt_username", "", "MQTT user name (empty for none).", runtime=True),
+    Setting("mqtt_password", "", "MQTT password (stored encrypted when set in the web UI).", secret=True, runtime=True),
+    Setting("mqtt_discovery_prefix", "homeassistant", "Home Assistant's MQTT discovery prefix (its MQTT "
+            "integration's setting; homeassistant unless changed there).", _topic_level, runtime=True),
+    Setting("mqtt_base_topic", "herald", "Topic under which Herald publishes printers' state and events "
+            "(herald/PRINTER-ID/state by default); one per Herald on a shared broker.", _topic_level, runtime=True),
+    Setting("mqtt_queue_limit", 10000, "Messages waiting for the broker at most; past it new messages are "
+            "dropped and everything is published again once the broker takes messages.", _pos_int),
     # --- printers and status
     Setting(
         "offline_after",
@@ -214,6 +265,21 @@ SETTINGS: tuple[Setting, ...] = (
         _bool,
     ),
     Setting(
+        "alexa_cert_url_base",
+        "https://s3.amazonaws.com/echo.api/",
+        "For tests only: where Alexa's signing certificate may be fetched from (scheme, host, port "
+        "and path prefix a SignatureCertChainUrl must have). Amazon's rule is the default; anything "
+        "else makes Herald accept certificates from elsewhere, and it logs a warning at every start.",
+        _cert_url_base,
+    ),
+    Setting(
+        "alexa_trust_roots_file",
+        "",
+        "For tests only: a PEM file whose certificates are the only roots Alexa's signing "
+        "certificate may chain to, instead of the system's CA bundle. Empty (the default) trusts "
+        "the system's roots, as Amazon requires; set, Herald logs a warning at every start.",
+    ),
+    Setting(
         "alexa_single_owner",
         False,
         "One-person household: answer every Alexa request for the admin's printers, "
@@ -259,6 +325,23 @@ SETTINGS: tuple[Setting, ...] = (
         "gets its own host under it (https://app-<id>.relay.example.com, so a wildcard DNS name and "
         "certificate are needed). Empty means the public URL's host.",
     ),
+    Setting(
+        "relay_owner_origin",
+        "",
+        "Where HERALD_RELAY_URL cannot have subdomains (an IP address, a single host name such as a "
+        "Tailscale Funnel's): a separate origin for the owner's \"Open OctoPrint\", e.g. "
+        "https://herald.example.ts.net:8443, which the reverse proxy sends to Herald with its Host kept. "
+        "Requests to it are only ever relayed. Empty: without a wildcard domain, Open OctoPrint is refused.",
+    ),
+    # --- the relay's limits, per App Connection (and per owner's browser access)
+    Setting("relay_max_streams", 32, "Streams (HTTP requests, WebSockets, webcam streams) one connection may "
+            "have open through the relay at once; more are answered 429.", _pos_int),
+    Setting("relay_bandwidth", 0, "Bytes per second one connection may move through the relay in each "
+            "direction; 0 means no cap. Apps read it in PrinterLimits.", _nonneg_int),
+    Setting("relay_max_body", 1_073_741_824, "Largest request body (a G-code upload) in bytes that one "
+            "relayed request may send; a larger one is answered 413.", _pos_int),
+    Setting("relay_idle_seconds", 300, "Seconds a relayed stream may move no bytes either way before the "
+            "relay closes it (a webcam stream or OctoPrint's push socket keeps moving).", _pos_int),
     Setting(
         "apps_builtin",
         True,

@@ -8,6 +8,7 @@ system page show it, and Herald goes on by itself when there is room again.
 from __future__ import annotations
 
 import errno
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -53,3 +54,14 @@ class DiskState:
 DISK_FULL_MESSAGE = ("Herald's data disk is full, so it cannot store this now. Nothing is lost: "
                      "the printer keeps it and sends it again. Free space on Herald's disk; "
                      "Herald goes on by itself when there is room.")
+
+
+def log_write_failure(logger: logging.Logger, disk: DiskState, error: BaseException, now: datetime,
+                      what: str) -> None:
+    """A background write failed. A full disk is noted on ``disk`` and logged once per episode,
+    plainly, without a traceback (the work stays queued and is tried again); anything else
+    is logged with its traceback."""
+    if not is_disk_full(error):
+        logger.error("%s failed; will retry", what, exc_info=error)
+    elif disk.full(error, now):
+        logger.error("The data disk is full: %s waits until there is room (%s)", what, error)

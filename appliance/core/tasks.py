@@ -39,11 +39,27 @@ class BackgroundTasks:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 60.0)
 
-    async def stop(self, timeout: float = 10.0) -> None:
+    async def stop(self, timeout: float = 4.0) -> None:
         self._stopping = True
         tasks = list(self._tasks.values())
         for task in tasks:
             task.cancel()
         if tasks:
-            await asyncio.wait(tasks, timeout=timeout)
+            _done, pending = await asyncio.wait(tasks, timeout=timeout)
+            for task in pending:
+                where = " > ".join(_awaiting(task.get_coro()))
+                log.warning("background task %s did not stop within %.0f s (at %s)", task.get_name(), timeout,
+                            where or "?")
         self._tasks.clear()
+
+
+def _awaiting(coro: object, depth: int = 12) -> list[str]:
+    """Where a coroutine waits, outermost first (file:line of each awaited coroutine)."""
+    places = []
+    while coro is not None and depth > 0:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "ag_frame", None)
+        if frame is not None:
+            places.append(f"{frame.f_code.co_filename.rsplit('/', 1)[-1]}:{frame.f_lineno}")
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "ag_await", None)
+        depth -= 1
+    return places

@@ -9,6 +9,7 @@ from quart import Blueprint, Response, redirect, render_template, request
 
 from appliance.accounts.auth import csrf_exempt, require_user
 from appliance.apps.connections import list_connections
+from appliance.apps.owner_access import list_owner_accesses
 from appliance.core.db import shielded
 from appliance.core.herald import current_herald
 from appliance.oauth import server as oauth
@@ -99,7 +100,8 @@ async def connected_apps():
     herald = current_herald()
     grants = await oauth.list_grants(user, herald.clock.now())
     return await render_template("account/apps.html", grants=grants, revoked=request.args.get("revoked"),
-                                 connections=await list_connections(user))
+                                 connections=await list_connections(user),
+                                 owner_accesses=await list_owner_accesses(user))
 
 
 @blueprint.post("/account/apps/<client_id>/revoke")

@@ -44,7 +44,7 @@ from appliance.printers.events import (
     post_event,
 )
 from appliance.printers.keys import printer_for_key
-from appliance.printers.manage import unlink_printer
+from appliance.printers.manage import tell_printer_changed, unlink_printer
 from appliance.printers.pictures import MAX_PICTURE_BYTES, save_picture
 from appliance.printers.plugin_compat import accept_plugin_version
 from appliance.printers.schemas import (
@@ -133,6 +133,7 @@ async def printer_verify():
     data = await read_json_bytes()
     body = parse_model(VerifyRequest, data) if data.strip() else VerifyRequest()
     await accept_plugin_version(printer.id, body.plugin_version)
+    tell_printer_changed(current_herald(), printer.id)  # Home Assistant shows the plugin's version
     return {"printer_id": printer.id, "name": printer.name, "herald_version": __version__}
 
 
@@ -155,6 +156,8 @@ async def printer_status():
     status = body.model_dump()
     if status.get("local_ip") is None:
         status.pop("local_ip", None)  # optional: older plugins (and the setting off) send none
+    if status.get("relay") is None:
+        status.pop("relay", None)  # optional: plugins before the relay send none (read as off)
     await accept_status(_herald(), printer, status)
     return "", 204
 

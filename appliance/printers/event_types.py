@@ -24,11 +24,13 @@ EVENT_TOPICS: Final[dict[str, tuple[str, str]]] = {
     "printer.error": ("Error", "There was an error."),
     "printer.offline": ("Printer Offline", "Your printer has stopped checking in."),
     "printer.online": ("Printer Online", "Your printer is back online."),
+    # Herald's own: a pause, resume or cancel sent from Herald (relay/control.py), with its source and result.
+    "printer.command": ("Printer Command", "Herald sent your printer a command."),
 }
 EVENT_TYPES: Final = tuple(EVENT_TOPICS)
 
 # Herald records these itself; a plugin may not post them.
-HERALD_EVENT_TYPES: Final = ("printer.offline", "printer.online")
+HERALD_EVENT_TYPES: Final = ("printer.offline", "printer.online", "printer.command")
 PLUGIN_EVENT_TYPES: Final = tuple(t for t in EVENT_TYPES if t not in HERALD_EVENT_TYPES)
 
 # OctoEverywhere's notification event numbers (App Connections' InclusiveEventTypesFilter and

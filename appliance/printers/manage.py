@@ -76,7 +76,17 @@ async def rename_printer(herald: Herald, user: User, printer_id: str, name: str,
     printer.name = name
     if set_spoken_name:
         printer.spoken_name = changes["spoken_name"]
+    tell_printer_changed(herald, printer.id)
     return printer
+
+
+def tell_printer_changed(herald: Herald, printer_id: str) -> None:
+    """Every ``printer_changed`` hook: the printer's name or plugin version changed."""
+    for hook in herald.hooks.printer_changed:
+        try:
+            hook(printer_id)
+        except Exception:
+            log.exception("printer_changed hook %r failed", hook)
 
 
 async def rotate_key(herald: Herald, user: User, printer_id: str) -> NewKey:

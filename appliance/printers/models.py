@@ -31,6 +31,9 @@ class Printer(Model):
     purge_warned_at = fields.DatetimeField(null=True)
     event_sequence = fields.BigIntField(default=0)  # last per-printer event sequence number
     plugin_version = fields.CharField(max_length=40, null=True)  # as the plugin's last verify said
+    # The owner's yes, in Herald, to pause, resume and cancel from Herald (relay/control.py), on top
+    # of the plugin's own relay.allow_control at the printer. Off by default.
+    allow_control = fields.BooleanField(default=False)
     # When the key, name or online flag last changed: every process reloads the
     # printers it has cached that changed since its last look (see services.printers).
     changed_at = fields.DatetimeField(null=True, db_index=True)

@@ -6,15 +6,20 @@ management around it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 from quart import Blueprint, Response, redirect, render_template, request
 from quart_schema import hide
 
 from appliance.accounts.auth import require_user
 from appliance.accounts.routes import safe_next
+from appliance.core.csp import page_policy
 from appliance.core.errors import HeraldError, NotFound, RateLimited, status_of
 from appliance.core.herald import Herald, current_herald
 from appliance.core.netaddr import client_address
 from appliance.core.times import user_zone
+from appliance.mqtt.publishing import publish_choice
 from appliance.printers import linking
 from appliance.printers.chart import chart_for
 from appliance.printers.jobs import recent_jobs
@@ -22,7 +27,7 @@ from appliance.printers.manage import create_printer, remove_printer, rename_pri
 from appliance.printers.pictures import pictures_of, read_picture
 from appliance.printers.plugin_archive import PluginArchive
 from appliance.printers.plugin_compat import plugin_behind
-from appliance.printers.views import owned_printer, printer_view, printer_views
+from appliance.printers.views import owned_printer, printer_view, printer_views, relay_consent
 
 blueprint = Blueprint("printers", __name__)
 
@@ -109,7 +114,9 @@ async def link_decide():
 
 
 _LIST_NOTICES = {"removed": "The printer was removed."}
-_DETAIL_NOTICES = {"renamed": "The printer was renamed."}
+_DETAIL_NOTICES = {"renamed": "The printer was renamed.",
+                   "home-assistant-on": "Home Assistant gets this printer (when Herald has an MQTT broker).",
+                   "home-assistant-off": "This printer is no longer published to Home Assistant."}
 
 
 @blueprint.get("/printers")
@@ -142,6 +149,24 @@ async def printer_create():
                        key=created.key, new=True)
 
 
+@dataclass(frozen=True)
+class OpenOctoPrintTarget:
+    """Where the printer page's "Open OctoPrint" leads, as a CSP source for the page's form-action.
+
+    The relayed origins are the apps area's (apps/owner_access.entry_form_source); create_app provides
+    this part, so the printers area imports nothing of that area.
+    """
+
+    form_source: Callable[[Herald], str | None]
+
+
+def _detail_headers(herald: Herald, relay: dict[str, bool]) -> dict[str, str]:
+    """The page's own CSP where it offers "Open OctoPrint" (the relay is on); Herald's usual one elsewhere."""
+    target = herald.part_or_none(OpenOctoPrintTarget) if relay["enabled"] else None
+    source = target.form_source(herald) if target else None
+    return {"Content-Security-Policy": page_policy(form=source)} if source else {}
+
+
 async def _detail_page(user, printer, status: int = 200, **context):
     herald = _herald()
     context.setdefault("error", None)
@@ -152,8 +177,10 @@ async def _detail_page(user, printer, status: int = 200, **context):
     pictures = pictures_of(herald, printer.id, job.get("file"))
     plugin = {"installed": printer.plugin_version, "carried": carried,
               "behind": plugin_behind(printer.plugin_version, carried)}
-    return await _page("printers/detail.html", status, printer=printer, plugin=plugin, pictures=pictures,
-                       view=view, jobs=await recent_jobs(printer.id),
+    relay = relay_consent(view)
+    return await _page("printers/detail.html", status, _detail_headers(herald, relay), printer=printer,
+                       plugin=plugin, pictures=pictures, view=view, relay=relay, jobs=await recent_jobs(printer.id),
+                       home_assistant=await publish_choice(printer),
                        chart=await chart_for(herald, printer.id, user_zone(user.time_zone)), **context)
 
 

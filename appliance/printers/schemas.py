@@ -136,6 +136,15 @@ class PrinterOffline(_Strict):
                         description="Why the printer goes offline, e.g. octoprint_shutdown.")
 
 
+class RelayConsent(_Strict):
+    """What the printer's owner allowed in the plugin's settings (consent at the printer)."""
+
+    enabled: bool = Field(description="Remote access through Herald's relay is on.")
+    mint_api_keys: bool = Field(default=False, description="Apps may get an OctoPrint application key.")
+    allow_control: bool = Field(default=False, description="Herald may pause, resume and cancel the current "
+                                "print (it also needs the owner's yes in Herald).")
+
+
 class PrinterStatus(_Strict):
     """The whole latest status of a printer; it replaces the previous one."""
 
@@ -146,6 +155,9 @@ class PrinterStatus(_Strict):
     )
     job: JobStatus | None = None
     last_job: LastJob | None = None
+    relay: RelayConsent | None = Field(
+        default=None, description="The owner's consent to the relay, from the plugin's settings (older "
+        "plugins send none: read as off).")
     local_ip: str | None = Field(
         default=None, max_length=45, description="The printer's IP address on its local network (optional; "
         "App Connections report it to apps). The plugin leaves it out when its setting is off.")

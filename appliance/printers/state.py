@@ -51,7 +51,8 @@ class PrinterState:
     # Printers that checked in while recorded offline (or never seen), not yet flushed.
     coming_online: set[str] = field(default_factory=set)
     last_revalidated: datetime | None = None
-    flush_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    flush_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # a status flush's write step
+    follow_up_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # and its follow-up
 
     def forget(self, printer_id: str) -> None:
         """Drop a printer from the key cache; its next call reloads it from the database."""

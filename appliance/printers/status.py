@@ -128,75 +128,105 @@ def _json(value: Any) -> str | None:
 
 
 async def flush_status(herald: Herald) -> int:
-    """Write every dirty status in one transaction; returns how many were written."""
+    """Write every dirty status in one transaction; returns how many were written.
+
+    Two steps. The write (under ``flush_lock``): the dirty statuses and chart points in
+    one transaction; once it commits, a SIGKILL can lose nothing accepted before it
+    began. The follow-up (under ``follow_up_lock``, in flush order): returns from
+    offline as ``printer.online`` events, the ``status_flushed`` hooks (on PostgreSQL a
+    NOTIFY), forgetting printers removed meanwhile, last_job into the history. The
+    follow-up does not hold the next write back: under load (the soak's 1,000 printers,
+    the event loop busy) its queries took 2 to 6 s a flush, and statuses accepted
+    meanwhile waited in memory for all of it, so a SIGKILL lost several seconds of
+    statuses instead of about one flush interval.
+    """
     state = printer_state(herald)
     async with state.flush_lock:
-        if not state.dirty:
-            return 0
-        ids = list(state.dirty)
-        state.dirty.clear()
-        # Parameters are passed as the drivers take them (aware datetimes: sqlite3's
-        # adapter, registered by Tortoise, and asyncpg both convert them the way the
-        # models' fields do); going through each field's to_db_value cost ~3 µs a row.
-        rows: list[list[Any]] = []
-        samples: list[list[Any]] = []
-        for printer_id in ids:
-            live = state.live.get(printer_id)
-            if live is None:
-                continue
-            seen = live.seen_at
-            rows.append([_json(live.status), seen, seen, printer_id])
-            if live.sampled_at is None or seen - live.sampled_at >= SAMPLE_EVERY:
-                live.sampled_at = seen
-                job = live.status.get("job") or {}
-                # Progress only while a job runs: between jobs the chart's progress line has a gap
-                # instead of falling from one job's 100 % to the next one's 0 %.
-                active = live.status.get("state_id") in JOB_ACTIVE
-                samples.append([printer_id, seen, _json(live.status.get("temperatures")),
-                                job.get("progress") if active else None])
-        # Kept in coming_online until recorded, so views say "online" throughout.
-        coming_online = list(state.coming_online)
+        written = await _write_dirty(herald, state)
+    if written is None:
+        return 0
+    rows, returning, coming_online, ids = written
+    async with state.follow_up_lock:
+        await _follow_up(herald, state, rows, returning, coming_online, ids)
+    return len(rows)
+
+
+async def _write_dirty(herald: Herald, state: PrinterState) -> tuple[
+        list[list[Any]], list[dict[str, Any]], list[str], list[str]] | None:
+    """The write step: the dirty statuses (and chart points) in one transaction."""
+    if not state.dirty:
+        return None
+    ids = list(state.dirty)
+    state.dirty.clear()
+    # Parameters are passed as the drivers take them (aware datetimes: sqlite3's
+    # adapter, registered by Tortoise, and asyncpg both convert them the way the
+    # models' fields do); going through each field's to_db_value cost ~3 µs a row.
+    rows: list[list[Any]] = []
+    samples: list[list[Any]] = []
+    for printer_id in ids:
+        live = state.live.get(printer_id)
+        if live is None:
+            continue
+        seen = live.seen_at
+        rows.append([_json(live.status), seen, seen, printer_id])
+        if live.sampled_at is None or seen - live.sampled_at >= SAMPLE_EVERY:
+            live.sampled_at = seen
+            job = live.status.get("job") or {}
+            # Progress only while a job runs: between jobs the chart's progress line has a gap
+            # instead of falling from one job's 100 % to the next one's 0 %.
+            active = live.status.get("state_id") in JOB_ACTIVE
+            samples.append([printer_id, seen, _json(live.status.get("temperatures")),
+                            job.get("progress") if active else None])
+    # Kept in coming_online until recorded (by the follow-up), so views say "online" throughout.
+    coming_online = list(state.coming_online)
+    try:
+        # Read before the status is written: whether a printer had been seen
+        # decides whether its check-in is a return from offline.
+        returning = await _returning_printers(coming_online) if coming_online else []
+        async with in_transaction() as connection:
+            await connection.execute_many(sql.FLUSH_STATUS.for_connection(connection), rows)
+            if samples:
+                await connection.execute_many(sql.INSERT_SAMPLE.for_connection(connection), samples)
+    except Exception:
+        state.dirty.update(ids)  # try again at the next flush
+        raise
+    return rows, returning, coming_online, ids
+
+
+async def _follow_up(herald: Herald, state: PrinterState, rows: list[list[Any]],
+                     returning: list[dict[str, Any]], coming_online: list[str], ids: list[str]) -> None:
+    """What a written flush leads to. Follow-ups run one at a time, in the order of their
+    writes; a later write may read a printer as returning that this follow-up is about to
+    set online, and the conditional updates below (``online=False``) record it once."""
+    # A first check-in is no event: all of them in one statement. One transaction per
+    # printer for them stalled the flush when a fleet checked in at once (the soak's
+    # 1,000 printers): new statuses waited in memory behind hundreds of transactions.
+    first_time = [row["id"] for row in returning if row["last_seen_at"] is None]
+    for start in range(0, len(first_time), 500):
+        await Printer.filter(id__in=first_time[start:start + 500], online=False).update(online=True)
+    for row in returning:
+        if row["last_seen_at"] is None:
+            continue
         try:
-            # Read before the status is written: whether a printer had been seen
-            # decides whether its check-in is a return from offline.
-            returning = await _returning_printers(coming_online) if coming_online else []
-            async with in_transaction() as connection:
-                await connection.execute_many(sql.FLUSH_STATUS.for_connection(connection), rows)
-                if samples:
-                    await connection.execute_many(sql.INSERT_SAMPLE.for_connection(connection), samples)
+            await _record_online(herald, row)
         except Exception:
-            state.dirty.update(ids)  # try again at the next flush
-            raise
-        # A first check-in is no event: all of them in one statement. One transaction per
-        # printer for them stalled the flush when a fleet checked in at once (the soak's
-        # 1,000 printers): new statuses waited in memory behind hundreds of transactions.
-        first_time = [row["id"] for row in returning if row["last_seen_at"] is None]
-        for start in range(0, len(first_time), 500):
-            await Printer.filter(id__in=first_time[start:start + 500], online=False).update(online=True)
-        for row in returning:
-            if row["last_seen_at"] is None:
-                continue
-            try:
-                await _record_online(herald, row)
-            except Exception:
-                # Offline detection repairs it later (maintenance._repair_missed_online).
-                log.exception("recording that printer %s is online failed", row["id"])
-        state.coming_online.difference_update(coming_online)
-        # Tell other processes which printers have a new status (printers/live_pg.py).
-        for hook in herald.hooks.status_flushed:
-            try:
-                await hook([row[3] for row in rows])
-            except Exception:
-                log.exception("status-flushed hook %r failed", hook)
-        # Printers removed meanwhile (perhaps by another process) leave the store.
-        existing = await _existing_printers(ids)
-        for printer_id in ids:
-            if printer_id not in existing:
-                state.live.pop(printer_id, None)
-                state.last_jobs.pop(printer_id, None)
-                state.forget(printer_id)
-        await _apply_last_jobs(state)
-        return len(rows)
+            # Offline detection repairs it later (maintenance._repair_missed_online).
+            log.exception("recording that printer %s is online failed", row["id"])
+    state.coming_online.difference_update(coming_online)
+    # Tell other processes which printers have a new status (printers/live_pg.py).
+    for hook in herald.hooks.status_flushed:
+        try:
+            await hook([row[3] for row in rows])
+        except Exception:
+            log.exception("status-flushed hook %r failed", hook)
+    # Printers removed meanwhile (perhaps by another process) leave the store.
+    existing = await _existing_printers(ids)
+    for printer_id in ids:
+        if printer_id not in existing:
+            state.live.pop(printer_id, None)
+            state.last_jobs.pop(printer_id, None)
+            state.forget(printer_id)
+    await _apply_last_jobs(state)
 
 
 async def _existing_printers(ids: list[str]) -> set[str]:
@@ -217,9 +247,17 @@ async def _apply_last_jobs(state: PrinterState) -> None:
 
 
 async def status_flusher(herald: Herald) -> None:
-    """Background task: flush coalesced status every ``status_flush_interval`` seconds."""
+    """Background task: flush coalesced status every ``status_flush_interval`` seconds.
+
+    The interval counts from one flush's start to the next: a flush slowed by load is
+    followed by the next one at once, not a whole interval later.
+    """
+    loop = asyncio.get_running_loop()  # the time asyncio.sleep counts in (a test's clock stands still)
+    started = loop.time()
     while True:
-        await asyncio.sleep(herald.settings.status_flush_interval)
+        interval = herald.settings.status_flush_interval
+        await asyncio.sleep(max(0.0, started + interval - loop.time()))
+        started = loop.time()
         disk = herald.part(DiskState)
         try:
             await shielded(flush_status(herald))

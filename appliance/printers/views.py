@@ -48,6 +48,15 @@ def printer_view(herald: Herald, printer: Printer) -> dict[str, Any]:
                       last_seen=last_seen, status=status)
 
 
+def relay_consent(view: dict[str, Any]) -> dict[str, bool]:
+    """What the owner allowed at the printer, from its last status: relay, key minting and control
+    (pause, resume, cancel), off when unsaid."""
+    relay = (view.get("status") or {}).get("relay") or {}
+    enabled = relay.get("enabled") is True
+    return {"enabled": enabled, "mint_api_keys": enabled and relay.get("mint_api_keys") is True,
+            "allow_control": enabled and relay.get("allow_control") is True}
+
+
 async def printer_views(herald: Herald, user: User) -> list[dict[str, Any]]:
     printers = await Printer.filter(owner_id=user.id).order_by("name", "created_at")
     return [printer_view(herald, printer) for printer in printers]

@@ -19,7 +19,7 @@ import flask
 import octoprint.plugin
 from octoprint.access.permissions import Permissions
 
-from . import webhooks_import
+from . import appkeys, job_control, webhooks_import
 from .client import TIMEOUT, HeraldClient, HeraldError, version_problem
 from .linking import LinkSession
 from .mapping import (
@@ -36,6 +36,8 @@ from .mapping import (
 from .netinfo import LocalAddress
 from .outbox import Outbox
 from .publisher import Intervals, Publisher
+from .relay_consent import RELAY_DEFAULTS, relay_settings
+from .tunnel import RelayTunnel, TunnelConfig, webcam_urls
 from .version import __version__
 from .worker import Worker
 
@@ -71,6 +73,9 @@ class HeraldPlugin(
         self._commands = Worker("herald-commands", self._run_commands)
         self._command_results: collections.OrderedDict[str, dict] = collections.OrderedDict()
         self._local_address = LocalAddress()
+        self._tunnel: RelayTunnel | None = None
+        self._server_host = "127.0.0.1"
+        self._server_port: int | None = None
 
     ##~~ SettingsPlugin mixin
 
@@ -90,10 +95,13 @@ class HeraldPlugin(
             "interval_idle": 60,
             "send_thumbnail": True,
             "webcam_interval": 0,  # minutes between webcam snapshots while printing; 0 = off
+            # Remote access through Herald's relay: the owner's consent, given here at the printer.
+            # Off by default; minting OctoPrint application keys for apps is a second, separate yes.
+            "relay": dict(RELAY_DEFAULTS),
         }
 
     def get_settings_version(self):
-        return 1
+        return 2
 
     def on_settings_migrate(self, target, current):
         # Version 1 is the first release: settings without a version come from a
@@ -102,6 +110,10 @@ class HeraldPlugin(
             url = self._settings.get(["herald_url"]) or ""
             if url != url.strip().rstrip("/"):
                 self._settings.set(["herald_url"], url.strip().rstrip("/"))
+        # Version 2 adds the relay's consent. Whatever a hand-edited config.yaml holds there is
+        # read as the safe answer: anything but a clear true is off.
+        if current is None or current < 2:
+            self._settings.set(["relay"], relay_settings(self._settings.get(["relay"])))
 
     def get_settings_restricted_paths(self):
         return {"admin": [["printer_key"]]}
@@ -112,11 +124,52 @@ class HeraldPlugin(
             plugin_data.pop(key, None)
         if "herald_url" in plugin_data and isinstance(plugin_data["herald_url"], str):
             plugin_data["herald_url"] = plugin_data["herald_url"].strip().rstrip("/")
+        if "relay" in plugin_data:
+            merged = {**relay_settings(self._settings.get(["relay"])),
+                      **(plugin_data["relay"] if isinstance(plugin_data["relay"], dict) else {})}
+            plugin_data["relay"] = relay_settings(merged)
         result = octoprint.plugin.SettingsPlugin.on_settings_save(self, plugin_data)
         self._configure_publisher()
+        if self._publisher is not None:
+            self._publisher.request_status()  # Herald's printer page shows the relay's consent at once
         return result
 
+    ##~~ the relay tunnel (plugin/octoprint_herald/tunnel.py)
+
+    def _relay_config(self):
+        """What the tunnel connects with, or None while the relay is off or the printer not linked.
+
+        Called from the tunnel's own thread at every (re)connect and on reconfigure."""
+        if not self._settings.get_boolean(["relay", "enabled"]):
+            return None
+        url = (self._settings.get(["herald_url"]) or "").strip()
+        key = self._settings.get(["printer_key"]) or ""
+        if not url or not key or not url.startswith(("http://", "https://")):
+            return None
+        stream, snapshot = webcam_urls(self._settings)
+        port = self._server_port or self._settings.global_get_int(["server", "port"]) or 5000
+        return TunnelConfig(herald_url=url, printer_key=key, verify=self._tls_verify(),
+                            octoprint_host=self._server_host, octoprint_port=int(port),
+                            webcam_stream=stream, webcam_snapshot=snapshot)
+
+    def _relay_control_handlers(self):
+        """The tunnel's plugin-side commands (docs/relay.md): ``mint_api_key`` and ``revoke_api_key``,
+        answered by ``appkeys.py``, and ``job`` (pause, resume, cancel) by ``job_control.py``
+        (refusals come back as ``{"error", "message"}``, never raised)."""
+        return {**appkeys.control_handlers(self), **job_control.control_handlers(self)}
+
+    def _reconfigure_relay(self):
+        if self._tunnel is not None:
+            self._tunnel.reconfigure()
+
     ##~~ StartupPlugin / ShutdownPlugin mixins
+
+    def on_startup(self, host, port):
+        # The address OctoPrint really serves on (``octoprint serve --port`` is not in the settings).
+        # The relay reaches it on the loopback unless OctoPrint listens on one address only.
+        self._server_port = port
+        if host and host not in ("0.0.0.0", "::", "") and not str(host).startswith("::ffff:0"):
+            self._server_host = "127.0.0.1" if host in ("localhost",) else host
 
     def on_after_startup(self):
         self._last_job = self._load_state().get("last_job")
@@ -134,6 +187,9 @@ class HeraldPlugin(
         self._intake._log = self._commands._log = self._logger
         self._intake.start()
         self._commands.start()
+        self._tunnel = RelayTunnel(self._relay_config, control_handlers=self._relay_control_handlers(),
+                                   logger=self._logger)
+        self._tunnel.start()
 
     def on_shutdown(self):
         if self._link is not None:
@@ -142,6 +198,8 @@ class HeraldPlugin(
         # the printer shows offline at once instead of after minutes of silence.
         self._intake.stop(timeout=5)
         self._commands.stop(timeout=1)
+        if self._tunnel is not None:
+            self._tunnel.stop(timeout=3)
         if self._publisher is not None:
             self._publisher.stop(timeout=10, goodbye=True)
 
@@ -284,7 +342,10 @@ class HeraldPlugin(
             if result is None:
                 return flask.make_response(flask.jsonify({"error": "No such command."}), 404)
             return flask.jsonify(result)
-        return flask.jsonify(self._state())
+        state = self._state()
+        # Only for the settings page (admins): the OctoPrint users minted keys may act for.
+        state["relay_users"] = self._user_names()
+        return flask.jsonify(state)
 
     def on_api_command(self, command, data):
         """Runs the command on the plugin's command thread and answers 202 at once.
@@ -482,6 +543,7 @@ class HeraldPlugin(
         return HeraldClient(url, key=key or None, verify=self._tls_verify())
 
     def _configure_publisher(self):
+        self._reconfigure_relay()  # the key, the address or the relay switch may have changed
         if self._publisher is None:
             return
         url = (self._settings.get(["herald_url"]) or "").strip()
@@ -535,6 +597,11 @@ class HeraldPlugin(
             self._last_job,
             publish_file_names=bool(self._settings.get_boolean(["publish_file_names"])),
         )
+        # Optional in the status contract (older Heralds ignore it): the owner's consent to the
+        # relay and to minting application keys, which Herald's printer page shows.
+        relay = relay_settings(self._settings.get(["relay"]))
+        status["relay"] = {"enabled": relay["enabled"], "mint_api_keys": relay["enabled"] and relay["mint_api_keys"],
+                           "allow_control": relay["enabled"] and relay["allow_control"]}
         # Optional in the status contract: apps connected through Herald use it to find the
         # printer on the local network. Off with the "publish_local_ip" setting.
         if self._settings.get_boolean(["publish_local_ip"]):
@@ -559,7 +626,15 @@ class HeraldPlugin(
         state["printer_id"] = self._settings.get(["printer_id"]) or None
         state["link"] = self._link.state() if self._link is not None else None
         state["plugin_version"] = __version__
+        state["relay_tunnel"] = self._tunnel.state() if self._tunnel is not None else None
         return state
+
+    def _user_names(self):
+        try:
+            return sorted(user.get_id() for user in self._user_manager.get_all_users() if user.is_active)
+        except Exception:
+            self._logger.exception("Herald could not list OctoPrint's users")
+            return []
 
     def _send_state(self):
         try:

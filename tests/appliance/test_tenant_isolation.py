@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from appliance.mqtt.models import PublishChoice
 from appliance.printers.models import LinkRequest, Printer
 from appliance.printers.status import flush_status
 from tests.support.printers import STATUS, bearer, make_printer
@@ -21,6 +22,11 @@ CASES = {
     ("POST", "/printers/<printer_id>/live"): {"hours": "2"},
     ("POST", "/printers/<printer_id>/live/<live_id>/revoke"): {},
     ("GET", "/printers/<printer_id>/pictures/<kind>"): None,  # the owner's printer has a webcam picture
+    ("POST", "/printers/<printer_id>/home-assistant"): {"publish": "on"},
+    ("POST", "/printers/<printer_id>/open-octoprint"): {},
+    ("POST", "/printers/<printer_id>/job"): {"action": "pause"},
+    ("POST", "/printers/<printer_id>/control"): {"allow": "on"},
+    ("POST", "/api/v1/printers/<printer_id>/job"): {"action": "pause"},
 }
 
 
@@ -66,3 +72,4 @@ async def test_other_users_printer_answers_404_everywhere(client, herald):
     stored = await Printer.get(id=printer.id)
     assert stored.name == "Owner's printer"
     assert (await client.post("/api/v1/printer/verify", json={}, headers=bearer(key))).status_code == 200
+    assert await PublishChoice.filter(printer_id=printer.id).count() == 0  # not published by Mallory

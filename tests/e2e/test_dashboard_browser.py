@@ -152,7 +152,7 @@ def test_new_user_sees_how_to_link_and_login_page_is_accessible(chromium, herald
 
 PAGES = ["/", "/printers", "/printers/{id}", "/printers/new", "/printers/{id}/remove", "/link", "/account",
          "/account/apps", "/alexa/setup", "/webhooks", "/webhooks/new",
-         "/admin/users", "/admin/invites", "/admin/signup", "/admin/mail", "/admin/system"]
+         "/admin/users", "/admin/invites", "/admin/signup", "/admin/mail", "/admin/home-assistant", "/admin/system"]
 
 
 def test_every_page_fits_a_phone_and_passes_axe(chromium, herald_server, artifacts):

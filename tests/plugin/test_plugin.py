@@ -44,7 +44,7 @@ def command(plugin, name, data=None):
 def test_plugin_metadata_and_versioned_settings():
     assert octoprint_herald.__plugin_pythoncompat__ == ">=3.9,<4"
     plugin = HeraldPlugin()
-    assert plugin.get_settings_version() == 1
+    assert plugin.get_settings_version() == 2
     assert plugin.get_settings_restricted_paths() == {"admin": [["printer_key"]]}
     defaults = plugin.get_settings_defaults()
     assert defaults["verify_tls"] is True and defaults["attach_snapshot"] is False

@@ -180,9 +180,9 @@ class SeededServer(LiveServer):
             (owner_id,) = db.execute("SELECT id FROM users WHERE email = ?", (owner,)).fetchone()
             db.execute(
                 "INSERT INTO printers (id, owner_id, name, key_hash, created_at, linked_at, last_seen_at,"
-                " status, status_updated_at, online, event_sequence) VALUES (?,?,?,?,?,?,?,?,?,?,0)",
+                " status, status_updated_at, online, event_sequence, allow_control) VALUES (?,?,?,?,?,?,?,?,?,?,0,?)",
                 (printer_id, owner_id, name, token_hash(key), now, now, _db_time(seen),
-                 json.dumps(status) if status is not None else None, _db_time(seen), seen is not None),
+                 json.dumps(status) if status is not None else None, _db_time(seen), seen is not None, False),
             )
         return printer_id, key
 

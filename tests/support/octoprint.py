@@ -243,6 +243,26 @@ class OctoPrintServer:
             return self.process.wait(timeout=10)
 
 
+@contextlib.contextmanager
+def running(server: OctoPrintServer, log_name: str):
+    """The server started with its printer operational; stopped (and its log kept) afterwards."""
+    server.start()
+    try:
+        server.wait_operational()
+        yield server
+    finally:
+        server.stop()
+        keep_log(server, log_name)
+
+
+def keep_log(server: OctoPrintServer, name: str) -> None:
+    """Copy OctoPrint's log to $HERALD_TEST_ARTIFACTS (CI keeps them), when set."""
+    artifacts = os.environ.get("HERALD_TEST_ARTIFACTS")
+    if artifacts and server.log_path.exists():
+        Path(artifacts).mkdir(parents=True, exist_ok=True)
+        (Path(artifacts) / f"{name}-{server.port}.log").write_text(server.log())
+
+
 def octoprint_venv(folder: Path) -> Path:
     """A virtualenv of its own for OctoPrint, without this plugin; returns its python.
 

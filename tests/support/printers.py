@@ -30,3 +30,16 @@ def event_body(event_id: str = "7b0e0b8e-0000-4000-8000-000000000001", type_: st
             "printer_data": {"state": {"text": "Printing"}, "progress": {"completion": 0.0}}}
     body.update(extra)
     return body
+
+
+async def post_events_until_refused(client, key: str, *, pad: int, tries: int):
+    """Post padded progress events until one is not taken (a full disk); returns (response, body),
+    or None when every one was taken."""
+    import uuid
+
+    for n in range(tries):
+        body = event_body(str(uuid.uuid4()), "print.progress", payload={"progress": n % 99 + 1, "pad": "x" * pad})
+        response = await client.post("/api/v1/printer/events", json=body, headers=bearer(key))
+        if response.status_code != 202:
+            return response, body
+    return None

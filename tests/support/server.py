@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -76,3 +78,19 @@ class LiveServer:
 
     def kill(self) -> None:
         self.stop(signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def serving_with_admin(data_dir: Path, port: int, email: str, password: str,
+                       env: dict[str, str] | None = None) -> Iterator[LiveServer]:
+    """``herald serve`` with an admin made by its own CLI (``create-admin``) first; stopped afterwards."""
+    server = LiveServer(data_dir=data_dir, port=port, env=dict(env or {}))
+    server.data_dir.mkdir(parents=True)
+    made = subprocess.run([sys.executable, "-m", "appliance", "create-admin", "--email", email,
+                           "--password", password], env=server.environ(), capture_output=True, text=True, timeout=120)
+    assert made.returncode == 0, made.stdout + made.stderr
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -96,3 +96,31 @@ def test_create_admin_command_ends_the_setup_link(tmp_path):
     done = subprocess.run([sys.executable, "-m", "appliance", "create-admin", "--email", "two@example.com",
                            "--password", "short"], env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 1 and "12 characters" in done.stderr
+
+
+def test_setup_link_command_prints_the_logged_link_until_an_admin_exists(tmp_path):
+    """`herald setup-link`: the Pi image's hook for the link (no log to grep), beside a running Herald."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HERALD_")}
+    env["HERALD_DATA_DIR"] = str(tmp_path / "data")
+    env["HERALD_PUBLIC_URL"] = "http://herald.local:8080"
+
+    def setup_link() -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "appliance", "setup-link"], env=env, capture_output=True,
+                              text=True, timeout=60)
+
+    server = LiveServer(data_dir=tmp_path / "data", port=free_port(),
+                        env={"HERALD_PUBLIC_URL": "http://herald.local:8080"}).start()
+    try:
+        token = _wait_for_link(server)
+        shown = setup_link()
+        assert shown.returncode == 0, shown.stderr
+        assert shown.stdout == f"http://herald.local:8080/setup/{token}\n"
+        assert setup_link().stdout == shown.stdout  # asked again: the same link, not a new one
+    finally:
+        assert server.stop() == 0, server.log()
+    done = subprocess.run([sys.executable, "-m", "appliance", "create-admin", "--email", "root@example.com",
+                           "--password", PASSWORD], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    gone = setup_link()
+    assert gone.returncode == 3 and gone.stdout == ""
+    assert "An admin account exists" in gone.stderr

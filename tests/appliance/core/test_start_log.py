@@ -43,3 +43,25 @@ async def test_migrations_log_up_to_date_and_leave_tortoise_logging_alone(tmp_pa
     caplog.clear()
     logging.getLogger("tortoise").info("Tortoise-ORM shutdown")
     assert [record.getMessage() for record in caplog.records] == ["Tortoise-ORM shutdown"]
+
+
+def test_serve_stops_when_the_migrations_fail_in_their_own_process(tmp_path):
+    # herald serve migrates in a child process (appliance.cli.migrate_apart): its failure still
+    # stops the start, with the reason in the log, and nothing is served. The database is one
+    # that refuses connections (nothing listens on port 1 of 127.0.0.1).
+    server = LiveServer(data_dir=tmp_path / "data", port=free_port(),
+                        env={"HERALD_DATABASE_URL": "postgres://herald@127.0.0.1:1/herald"})
+    try:
+        server.start(timeout=60)
+    except RuntimeError:
+        pass
+    else:
+        raise AssertionError("herald serve answered without a database to migrate")
+    finally:
+        code = server.stop()
+    log = server.log()
+    assert code == 1, log
+    assert "The database schema could not be brought up to date" in log, log
+    assert "Connect call failed" in log, log  # the child's reason reaches the log
+    assert "Migrations did not finish (exit code 1): not serving" in log, log
+    assert "serving at" not in log, log

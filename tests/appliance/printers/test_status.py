@@ -258,3 +258,41 @@ async def test_local_ip_is_optional_and_checked(client, herald):
     assert (await put_status(client, key, {**STATUS, "local_ip": "192.168.1.20"})).status_code == 204
     view = await (await client.get(f"/api/v1/printers/{printer.id}")).get_json()
     assert view["status"]["local_ip"] == "192.168.1.20"
+
+
+async def test_a_slow_flush_follow_up_does_not_hold_back_the_next_status_write(client, herald, clock):
+    """A SIGKILL loses at most what came after the last write: a flush's follow-up (here a
+    status_flushed hook that hangs, as a NOTIFY or the job history did under load) must not
+    keep the statuses accepted meanwhile out of the database."""
+    user = await make_user()
+    printer, key = await make_printer(herald, user)
+    hook_entered, release = asyncio.Event(), asyncio.Event()
+
+    async def slow_hook(printer_ids):
+        hook_entered.set()
+        await release.wait()
+
+    herald.hooks.status_flushed.append(slow_hook)
+    assert (await put_status(client, key, STATUS)).status_code == 204
+    first = asyncio.create_task(flush_status(herald))
+    await asyncio.wait_for(hook_entered.wait(), 30)  # the first flush wrote and is in its follow-up
+    assert (await Printer.get(id=printer.id)).status["state_id"] == STATUS["state_id"]
+
+    clock.advance(5)
+    later = {"state": "Operational", "state_id": "operational"}
+    assert (await put_status(client, key, later)).status_code == 204
+    herald.hooks.status_flushed.remove(slow_hook)
+    second = asyncio.create_task(flush_status(herald))
+    try:
+        # The second write commits while the first follow-up still hangs (generous bound: it
+        # only fails when the write waits for the follow-up, which it then does for ever).
+        for _ in range(600):
+            if (await Printer.get(id=printer.id)).status["state_id"] == "operational":
+                break
+            await asyncio.sleep(0.05)
+        assert (await Printer.get(id=printer.id)).status["state_id"] == "operational"
+        assert not first.done()
+    finally:
+        release.set()
+        await asyncio.wait_for(asyncio.gather(first, second), 30)
+    assert second.result() == 1

@@ -12,6 +12,7 @@ $(function () {
         self.message = ko.observable("");
         self.messageOk = ko.observable(true);
         self.manualKey = ko.observable("");
+        self.relayUsers = ko.observableArray([]);  // OctoPrint users minted keys may act for
 
         self.linked = ko.pureComputed(function () {
             return !!self.state().linked;
@@ -95,6 +96,10 @@ $(function () {
 
         self.refresh = function () {
             return OctoPrint.simpleApiGet("herald").done(function (state) {
+                var users = (state.relay_users || []).slice();
+                var chosen = self.settings.plugins.herald.relay.api_key_user();
+                if (chosen && users.indexOf(chosen) < 0) users.push(chosen);  // keep a saved choice visible
+                self.relayUsers(users);
                 self.state(state);
             });
         };

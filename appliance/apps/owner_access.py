@@ -37,6 +37,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import urlsplit
 
+from tortoise.expressions import Subquery
+
 from appliance.accounts.auth import ANON_CSRF_COOKIE, SESSION_COOKIE
 from appliance.accounts.models import LoginSession, User
 from appliance.apps.connections import relay_base, relay_host_uses_path
@@ -313,14 +315,24 @@ async def access_for_cookie(herald: Herald, label: str, cookie: str) -> OwnerRel
         raise refused
     if expires <= herald.clock.now().timestamp():
         raise refused
+    # Every relayed request (OctoPrint's UI loads dozens of assets) comes here: one query when all
+    # holds (the access, its printer still the owner's and linked, the login session live); the
+    # separate reads below only to say which of them failed.
+    live_session = LoginSession.filter(id=session_id, user_id=user_id,
+                                       expires_at__gt=herald.clock.now()).values("user_id")
+    access = await OwnerRelayAccess.filter(
+        id=access_id, user_id=user_id, host_label=label, printer__owner_id=user_id,
+        printer__key_hash__not_isnull=True, user_id__in=Subquery(live_session)).first()
+    if access is not None:
+        return access
     access = await OwnerRelayAccess.get_or_none(id=access_id, user_id=user_id, host_label=label)
     if access is None:
         raise refused
+    await _live_access(access)
     if await _live_session(herald, session_id, user_id) is None:
         raise HandoffRefused("You logged out of Herald, or your Herald session ended: open OctoPrint again from "
                              "the printer's page in Herald.")
-    await _live_access(access)
-    return access
+    raise refused  # every part held on its own: changed between the reads; the next request decides
 
 
 async def list_owner_accesses(user: User) -> list[OwnerRelayAccess]:

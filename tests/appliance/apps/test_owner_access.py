@@ -136,7 +136,9 @@ async def test_the_relay_cookie_is_bound_to_its_host_owner_and_printer(app, clie
     assert (await client.get("/", headers={"Host": host, "Cookie": f"herald_relay={forged}"})).status_code == 401
     # unlinking the printer ends the owner's relayed session at once
     await unlink_printer(herald, made.printer.id)
-    assert (await client.get("/", headers={"Host": host, "Cookie": f"herald_relay={cookie}"})).status_code == 401
+    unlinked = await client.get("/", headers={"Host": host, "Cookie": f"herald_relay={cookie}"})
+    assert unlinked.status_code == 401
+    assert "no longer linked" in await unlinked.get_data(as_text=True)
 
 
 async def test_logging_out_of_herald_ends_the_relayed_octoprint(app, client, herald, clock):

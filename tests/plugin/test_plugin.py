@@ -176,6 +176,17 @@ def test_a_huge_metadata_is_cut_to_fit_an_event():
     assert len(json.dumps(sent)) <= META_LIMIT
 
 
+def test_print_started_says_nothing_is_printed_yet_even_when_its_handler_runs_late():
+    from octoprint_herald.mapping import event_printer_data
+
+    late = {"state": {"text": "Printing", "flags": {"printing": True}},
+            "progress": {"completion": 2.39, "filepos": 4021, "printTime": 3, "printTimeLeft": 120}}
+    sent = event_printer_data("print.started", late)
+    assert sent["progress"] == {"completion": 0.0, "filepos": 0, "printTime": 0, "printTimeLeft": 120}
+    assert late["progress"]["completion"] == 2.39  # OctoPrint's own data is left as it is
+    assert event_printer_data("print.progress", late)["progress"]["completion"] == 2.39
+
+
 def test_progress_reported_from_many_threads_is_queued_in_order(make_plugin):
     import threading
 

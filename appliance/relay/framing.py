@@ -11,8 +11,8 @@ import struct
 from typing import Any
 
 PROTOCOL_VERSIONS = (1,)
-DEFAULT_WINDOW = 256 * 1024  # credit a stream starts with, per direction (bytes of payload)
-MAX_FRAME = 64 * 1024  # payload bytes of one HTTP body frame
+DEFAULT_WINDOW = 1024 * 1024  # credit a stream starts with, per direction (bytes of payload)
+MAX_FRAME = 256 * 1024  # payload bytes of one HTTP body frame
 MAX_MESSAGE = 1024 * 1024  # a relayed WebSocket message travels whole, up to this size
 CREDIT_BATCH_DIVISOR = 4  # grant credit once a quarter of the window was consumed
 

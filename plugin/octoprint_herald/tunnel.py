@@ -34,8 +34,8 @@ from .version import __version__
 
 # --- the wire format: the same few constants and functions as appliance/relay/framing.py ----
 PROTOCOL_VERSIONS = [1]
-WINDOW = 256 * 1024  # the credit Herald gets per stream, towards us
-MAX_FRAME = 64 * 1024
+WINDOW = 1024 * 1024  # the credit Herald gets per stream, towards us
+MAX_FRAME = 256 * 1024
 MAX_MESSAGE = 1024 * 1024
 CREDIT_BATCH = WINDOW // 4
 DATA, WS_TEXT, WS_BINARY = 0, 1, 2
@@ -167,7 +167,7 @@ class _Stream:
     closers: list = field(default_factory=list)  # called when the stream is reset (close upstream)
 
     async def send_data(self, kind, payload):
-        step = MAX_FRAME if kind == DATA else max(len(payload), 1)
+        step = self.session.max_frame if kind == DATA else max(len(payload), 1)
         for start in range(0, max(len(payload), 1), step):
             chunk = payload[start:start + step]
             while self.send_credit <= 0 and self.reset_by is None:
@@ -260,11 +260,13 @@ class _ResponseRelay(httputil.HTTPMessageDelegate):
 class _Session:
     """One connected tunnel: reads Herald's messages, runs the streams."""
 
-    def __init__(self, tunnel, connection, config, herald_window):
+    def __init__(self, tunnel, connection, config, herald_window, herald_max_frame=MAX_FRAME):
         self.tunnel = tunnel
         self.connection = connection
         self.config = config
         self.herald_window = herald_window
+        # frames no larger than either side allows (a Herald before 0.2 said 65536)
+        self.max_frame = max(1024, min(MAX_FRAME, herald_max_frame))
         self.streams = {}
         self.tasks = set()
         self.last_heard = time.monotonic()
@@ -393,8 +395,10 @@ class _Session:
         ssl_options = ssl.create_default_context() if target.scheme == "https" else None
         io = await TCPClient().connect(target.host, target.port, ssl_options=ssl_options, timeout=CONNECT_TIMEOUT)
         stream.closers.append(io.close)
+        # one socket read, one frame: Tornado reads 64 KiB at a time unless told otherwise
+        io.read_chunk_size = max(io.read_chunk_size, self.max_frame)
         connection = HTTP1Connection(io, True, HTTP1ConnectionParameters(
-            no_keep_alive=True, chunk_size=MAX_FRAME, max_body_size=1 << 50, decompress=False))
+            no_keep_alive=True, chunk_size=self.max_frame, max_body_size=1 << 50, decompress=False))
         headers = httputil.HTTPHeaders()
         for name, value in op.get("headers") or []:
             if str(name).lower() not in _DROPPED_REQUEST_HEADERS:
@@ -652,7 +656,8 @@ class RelayTunnel:
             answer = json.loads(hello)
             if answer.get("op") != "hello" or answer.get("version") not in PROTOCOL_VERSIONS:
                 raise ConnectionError(answer.get("message") or "Herald speaks no relay version this plugin knows")
-            session = _Session(self, connection, config, int(answer.get("window") or WINDOW))
+            session = _Session(self, connection, config, int(answer.get("window") or WINDOW),
+                               int(answer.get("max_frame") or 64 * 1024))
             self._session = session
             self.connected, self.last_error, self.connected_since = True, None, time.time()
             self.log.info("Herald relay tunnel open")

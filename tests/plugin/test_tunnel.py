@@ -38,3 +38,32 @@ def test_tunnel_url_follows_heralds_scheme():
     assert CONFIG.tunnel_url == "wss://herald.example.com/api/v1/printer/tunnel"
     assert TunnelConfig(herald_url="http://10.0.0.2:8080/", printer_key="k").tunnel_url == \
         "ws://10.0.0.2:8080/api/v1/printer/tunnel"
+
+
+class _Wire:
+    """The tunnel WebSocket as the plugin's session writes to it."""
+
+    def __init__(self):
+        self.messages = []
+
+    async def write_message(self, message, binary=False):
+        self.messages.append((message, binary))
+
+
+@pytest.mark.parametrize(("herald_max_frame", "largest"), [(65536, 65536), (262144, 262144), (1 << 30, 262144)])
+def test_body_frames_keep_to_the_smaller_of_heralds_and_the_plugins_frame_limit(herald_max_frame, largest):
+    import asyncio
+
+    from octoprint_herald.tunnel import _HEADER, DATA, _Session, _Stream
+
+    wire = _Wire()
+    session = _Session(tunnel=None, connection=wire, config=CONFIG, herald_window=1 << 30,
+                       herald_max_frame=herald_max_frame)
+    stream = _Stream(7, session, send_credit=1 << 30)
+    body = bytes(range(256)) * 4000  # 1,024,000 bytes
+    asyncio.run(stream.send_data(DATA, body))
+    frames = [message for message, binary in wire.messages if binary]
+    assert all(_HEADER.unpack_from(f) == (7, DATA) for f in frames)
+    payloads = [f[_HEADER.size:] for f in frames]
+    assert max(len(p) for p in payloads) == largest
+    assert b"".join(payloads) == body

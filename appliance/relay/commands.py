@@ -8,6 +8,7 @@ from typing import Any
 from appliance.apps.api_keys import PluginUnreachable
 from appliance.core.errors import NotAllowed, Unavailable
 from appliance.core.herald import Herald
+from appliance.relay.forward import RelayFailed
 from appliance.relay.peers import RelayPeers
 from appliance.relay.registry import TunnelRegistry
 from appliance.relay.tunnel import PluginCommandFailed
@@ -31,15 +32,25 @@ async def call_plugin(herald: Herald, printer_id: str, command: str, args: dict[
                       timeout: float = 30.0) -> dict[str, Any]:
     """Run a plugin-side command and return its result; RelayOff, or NotAllowed with the plugin's reason.
 
-    The tunnel must be held by this process: a command for a tunnel held by another process is
-    not handed over in this version (docs/relay.md, "Several processes")."""
+    Where another process holds the tunnel (several processes on PostgreSQL), the command goes
+    to it through its internal listener (peers.RelayPeers.call) and its answer comes back the same."""
     tunnel = herald.part(TunnelRegistry).tunnel_for(printer_id)
-    if tunnel is None:
-        if await relay_connected(herald, printer_id):
-            raise RelayOff("The printer's tunnel is held by another Herald process; try again.")
-        raise RelayOff("The printer's relay is off, or the printer is offline: its plugin cannot be asked now.")
     try:
-        return await tunnel.call(command, args, timeout=timeout)
+        if tunnel is not None:
+            return await tunnel.call(command, args, timeout=timeout)
+        peers = herald.part_or_none(RelayPeers)
+        address = await peers.holder_of(printer_id) if peers is not None else None
+        if peers is None or address is None:
+            raise RelayOff("The printer's relay is off, or the printer is offline: its plugin cannot be asked now.")
+        try:
+            answer = await peers.call(address, printer_id, command, args, timeout)
+        except RelayFailed as exc:
+            raise RelayOff(f"The Herald process holding the printer's tunnel could not be asked: {exc.message}") \
+                from None
+        if "error" in answer:
+            raise PluginCommandFailed(str(answer["error"]), str(answer.get("message") or answer["error"]))
+        result = answer["result"]
+        return result if isinstance(result, dict) else {"result": result}
     except PluginCommandFailed as exc:
         if exc.code in ("timeout", "tunnel_closing"):
             raise RelayOff(exc.message) from None

@@ -31,8 +31,15 @@ from appliance.relay.forward import (
     forward_websocket,
     forwardable,
 )
-from appliance.relay.peers import VIA_HEADER, RelayPeers
+from appliance.relay.peers import (
+    COMMAND_BODY_LIMIT,
+    COMMAND_PATH,
+    COMMAND_PREFIX,
+    VIA_HEADER,
+    RelayPeers,
+)
 from appliance.relay.registry import TunnelRegistry
+from appliance.relay.tunnel import PluginCommandFailed
 
 log = logging.getLogger(__name__)
 
@@ -220,6 +227,9 @@ class RelayGateway:
             await _refuse(scope, send, 403, "Not a signed relay hop.", True, {})
             return
         printer_id, connection_id = hop
+        if connection_id.startswith(COMMAND_PREFIX):
+            await self.command(scope, receive, send, printer_id, connection_id[len(COMMAND_PREFIX):])
+            return
         tunnel = self.registry.tunnel_for(printer_id)
         if tunnel is None:
             await _refuse(scope, send, 601, "The printer's tunnel just closed; try again.", True, {})
@@ -231,6 +241,41 @@ class RelayGateway:
         url = path.decode("latin-1") + ("?" + query.decode("latin-1") if query else "")
         await self.through(scope, receive, send, Target(tunnel=tunnel, url=url, connection_id=connection_id,
                                                         headers=forwardable(headers, websocket=scope["type"] == "websocket")))
+
+    async def command(self, scope, receive, send, printer_id: str, command: str) -> None:
+        """A plugin-side command from another process (peers.RelayPeers.call), for a tunnel held here."""
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != COMMAND_PATH:
+            await _refuse(scope, send, 404, "Commands go to " + COMMAND_PATH + ".", True, {})
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if len(body) > COMMAND_BODY_LIMIT:
+                await _refuse(scope, send, 413, "The command is too large.", True, {})
+                return
+            if message["type"] == "http.disconnect" or not message.get("more_body", False):
+                break
+        try:
+            asked = json.loads(body)
+            args, timeout = asked["args"], float(asked["timeout"])
+            if asked["command"] != command or not isinstance(args, dict) or not 0 < timeout <= 120:
+                raise ValueError("the command, its arguments or its timeout")
+        except (ValueError, KeyError, TypeError) as exc:
+            await _refuse(scope, send, 400, f"A malformed command: {exc}", True, {})
+            return
+        tunnel = self.registry.tunnel_for(printer_id)
+        if tunnel is None:
+            answer: dict[str, Any] = {"error": "tunnel_closing", "message": "The printer's tunnel just closed."}
+        else:
+            try:
+                answer = {"result": await tunnel.call(command, args, timeout=timeout)}
+            except PluginCommandFailed as exc:
+                answer = {"error": exc.code, "message": exc.message}
+        encoded = json.dumps(answer).encode()
+        await send({"type": "http.response.start", "status": 200, "headers": [
+            (b"content-type", b"application/json"), (b"content-length", str(len(encoded)).encode())]})
+        await send({"type": "http.response.body", "body": encoded})
 
     def request_headers(self, scope, script_name: str, *, websocket: bool) -> list[tuple[str, str]]:
         """The app's headers for OctoPrint: its credential and Herald's cookies out, proxy headers in."""

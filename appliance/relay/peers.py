@@ -30,6 +30,12 @@ from appliance.relay.models import RelayHolder
 log = logging.getLogger(__name__)
 
 VIA_HEADER = "x-herald-relay-via"
+# A plugin-side command (commands.py: minting an app's API key, pause/resume/cancel) for a tunnel held
+# by another process: POSTed to this path of its internal listener, signed for the printer and
+# "command:<name>", so a signed relay hop and a command hop can never stand for each other.
+COMMAND_PATH = "/_herald/relay-command"
+COMMAND_PREFIX = "command:"
+COMMAND_BODY_LIMIT = 64 * 1024
 VIA_SECONDS = 60  # a signed hop is good for this long
 FRESH_FOR = timedelta(seconds=30)  # a holder row not refreshed for this long is ignored
 REFRESH_EVERY = 10.0
@@ -46,7 +52,7 @@ class RelayPeers:
         self._session: Any = None
         self.held: set[str] = set()
         self.hops = 0  # requests this process handed to another
-        self._told: set[str] = set()
+        self._told: set[tuple[str, str]] = set()
 
     # --- signing the hop
 
@@ -143,11 +149,11 @@ class RelayPeers:
 
     # --- the hop
 
-    def _hopped(self, address: str) -> None:
+    def _hopped(self, address: str, what: str = "relaying") -> None:
         self.hops += 1
-        if address not in self._told:
-            self._told.add(address)
-            log.info("relaying through the Herald process at %s, which holds the printer's tunnel", address)
+        if (what, address) not in self._told:
+            self._told.add((what, address))
+            log.info("%s through the Herald process at %s, which holds the printer's tunnel", what, address)
 
     def _client(self):
         import aiohttp
@@ -156,6 +162,28 @@ class RelayPeers:
             self._session = aiohttp.ClientSession(auto_decompress=False, timeout=aiohttp.ClientTimeout(
                 total=None, sock_connect=5), skip_auto_headers=("User-Agent", "Accept-Encoding"))
         return self._session
+
+    async def call(self, address: str, printer_id: str, command: str, args: dict[str, Any],
+                   timeout: float) -> dict[str, Any]:
+        """Run a plugin-side command through the process holding the tunnel.
+
+        Returns that process's answer: ``{"result": {...}}``, or ``{"error": code, "message": ...}``
+        as its ``Tunnel.call`` failed; RelayFailed when the process could not be asked.
+        """
+        import aiohttp
+
+        try:
+            async with self._client().post(
+                    f"http://{address}{COMMAND_PATH}", json={"command": command, "args": args, "timeout": timeout},
+                    headers={VIA_HEADER: self.sign(printer_id, COMMAND_PREFIX + command)},
+                    timeout=aiohttp.ClientTimeout(total=timeout + 10, sock_connect=5)) as answer:
+                body = await answer.json(content_type=None)
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            raise RelayFailed("upstream_unreachable", f"the Herald process holding the tunnel: {exc}") from None
+        if not isinstance(body, dict) or not ("result" in body or "error" in body):
+            raise RelayFailed("upstream_error", "the Herald process holding the tunnel gave no answer")
+        self._hopped(address, "asking the plugin")
+        return body
 
     async def forward_http(self, address: str, via: str, url: str, headers: list[tuple[str, str]],
                            scope, receive, send) -> None:

@@ -83,3 +83,53 @@ def test_a_request_reaching_the_process_without_the_tunnel_is_served(herald: Liv
             assert "connected" in socket.recv()
         finally:
             socket.close()
+
+
+@pytest.fixture
+def octoprint_with_control(tmp_path: Path, herald: LiveServer):
+    server = OctoPrintServer(tmp_path / "octoprint", plugin_settings={
+        "herald_url": herald.url, "printer_name": "Workers Prusa", "relay": {"enabled": True, "allow_control": True}})
+    with running(server, "octoprint-relay-workers-control"):
+        yield server
+
+
+def _stored_relay(pg_url: str, printer_id: str) -> dict:
+    import json
+
+    import asyncpg
+
+    async def read():
+        conn = await asyncpg.connect(pg_url)
+        try:
+            return await conn.fetchval("SELECT status FROM printers WHERE id = $1", printer_id)
+        finally:
+            await conn.close()
+
+    status = asyncio.run(read())
+    status = json.loads(status) if isinstance(status, str) else status
+    return (status or {}).get("relay") or {}
+
+
+def test_a_plugin_command_reaching_the_process_without_the_tunnel_is_answered_by_the_plugin(
+        herald: LiveServer, octoprint_with_control: OctoPrintServer, pg_url: str):
+    """Pause with nothing printing: the plugin's own refusal comes back, from whichever process took the request."""
+    from tests.e2e.test_relay_control import _api_job, _page_post, _token
+
+    owner = HeraldOwner(herald.url).login()
+    printer_id = link(octoprint_with_control, owner)
+    wait_for(lambda: (plugin_state(octoprint_with_control).get("relay_tunnel") or {}).get("connected"), 60,
+             "the tunnel")
+    # The plugin's consent arrives in a status push to one process; the other sees it once that
+    # status is flushed to the database (docs/printers.md), so wait for the stored row.
+    wait_for(lambda: _stored_relay(pg_url, printer_id).get("allow_control"), 60, "the stored status allowing control")
+    assert _page_post(owner, printer_id, "control", allow="on").status_code == 303
+    control = {**_token(owner, ["printers:control"]), "Connection": "close"}
+    hop_line = "asking the plugin through the Herald process at"
+    answers = []
+    for _ in range(100):
+        response = _api_job(herald, printer_id, control, "pause")
+        answers.append((response.status_code, response.json().get("error")))
+        if hop_line in herald.log() and len(answers) >= 6:
+            break
+    assert set(answers) == {(403, "printer_refused")}, answers
+    assert hop_line in herald.log(), "no command reached the process without the tunnel"

@@ -28,6 +28,7 @@ from appliance.printers.pictures import pictures_of, read_picture
 from appliance.printers.plugin_archive import PluginArchive
 from appliance.printers.plugin_compat import plugin_behind
 from appliance.printers.views import owned_printer, printer_view, printer_views, relay_consent
+from appliance.relay.commands import relay_connected
 
 blueprint = Blueprint("printers", __name__)
 
@@ -160,7 +161,7 @@ class OpenOctoPrintTarget:
     form_source: Callable[[Herald], str | None]
 
 
-def _detail_headers(herald: Herald, relay: dict[str, bool]) -> dict[str, str]:
+def _detail_headers(herald: Herald, relay: dict[str, bool | None]) -> dict[str, str]:
     """The page's own CSP where it offers "Open OctoPrint" (the relay is on); Herald's usual one elsewhere."""
     target = herald.part_or_none(OpenOctoPrintTarget) if relay["enabled"] else None
     source = target.form_source(herald) if target else None
@@ -177,7 +178,10 @@ async def _detail_page(user, printer, status: int = 200, **context):
     pictures = pictures_of(herald, printer.id, job.get("file"))
     plugin = {"installed": printer.plugin_version, "carried": carried,
               "behind": plugin_behind(printer.plugin_version, carried)}
-    relay = relay_consent(view)
+    relay: dict[str, bool | None] = {**relay_consent(view), "tunnel": None}
+    if relay["enabled"] and view["online"]:
+        # the consent is what the plugin last said; whether its tunnel is up right now is the relay's
+        relay["tunnel"] = await relay_connected(herald, printer.id)
     return await _page("printers/detail.html", status, _detail_headers(herald, relay), printer=printer,
                        plugin=plugin, pictures=pictures, view=view, relay=relay, jobs=await recent_jobs(printer.id),
                        home_assistant=await publish_choice(printer),

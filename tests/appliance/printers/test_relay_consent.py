@@ -53,3 +53,20 @@ async def test_a_wrong_type_is_a_422_naming_the_field(app, client, herald):
                                 json={**_STATUS, "relay": {"enabled": "yes"}})
     assert response.status_code == 422
     assert "relay" in (await response.get_data(as_text=True))
+
+
+async def test_the_page_says_whether_the_plugins_tunnel_is_up(app, client, herald):
+    from appliance.relay import framing
+
+    user = await make_user()
+    made = await create_printer(herald, user, "Voron")
+    status = {**_STATUS, "relay": {"enabled": True}}
+    assert (await client.put("/api/v1/printer/status", headers=bearer(made.key), json=status)).status_code == 204
+    await login(client)
+    page = await _page(client, made.printer.id)
+    assert "<strong>Not connected right now.</strong>" in page and "Connected: the plugin" not in page
+    async with client.websocket("/api/v1/printer/tunnel", headers=bearer(made.key)) as ws:
+        await ws.send(framing.encode_op("hello", versions=[1], plugin_version="test", window=framing.DEFAULT_WINDOW))
+        await ws.receive()  # Herald's hello: the tunnel is attached
+        page = await _page(client, made.printer.id)
+        assert "Connected: the plugin's connection to Herald is up." in page and "Not connected" not in page

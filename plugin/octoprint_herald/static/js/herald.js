@@ -65,6 +65,17 @@ $(function () {
             if (!s.linked && !link) parts.push(gettext("Enter Herald's address, then press \"Link this printer\"."));
             return parts.join(" ");
         });
+        // The relay tunnel as the plugin sees it (tunnel.py's state()): shown under "Remote access".
+        self.relayTunnelText = ko.pureComputed(function () {
+            var t = self.state().relay_tunnel;
+            if (!t || !t.enabled) return "";
+            if (t.connected) return gettext("Connected to Herald: remote access works now.");
+            return gettext("Not connected to Herald yet.") + (t.last_error ? " " + t.last_error : "");
+        });
+        self.relayTunnelClass = ko.pureComputed(function () {
+            var t = self.state().relay_tunnel;
+            return t && t.connected ? "alert-success" : "alert-warning";
+        });
         self.messageClass = ko.pureComputed(function () {
             return self.messageOk() ? "alert-success" : "alert-error";
         });

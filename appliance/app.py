@@ -79,6 +79,7 @@ from appliance.printers import (
     dashboard_routes,
     keys,
     maintenance,
+    manage,
     plugin_routes,
     status,
 )
@@ -200,6 +201,8 @@ def create_app(
     herald.provide(PluginArchive(settings.plugin_source or None))
     herald.tasks.add("status-flush", lambda: status.status_flusher(herald))
     herald.tasks.add("printer-cache", lambda: keys.cache_revalidator(herald))
+    # deleting a user removes their printers first, so every printers_ending hook runs for them
+    herald.hooks.users_ending.append(lambda user_id: manage.delete_printers_of(herald, user_id))
     periodic("offline-detection", lambda: maintenance.detect_offline(herald), settings.offline_check_interval)
     periodic("purge", lambda: maintenance.purge(herald), PURGE_EVERY, check_every=60.0)
 

@@ -70,9 +70,9 @@ async def set_admin(user_id: int | str, is_admin: bool) -> User:
     return user
 
 
-async def admin_delete_user(user_id: int | str) -> User:
+async def admin_delete_user(herald: Herald, user_id: int | str) -> User:
     user = await get_user(user_id)
-    await delete_user(user)
+    await delete_user(herald, user)
     return user
 
 

@@ -86,7 +86,7 @@ async def delete_user_form(user_id: str):
 async def delete_user(user_id: str):
     me = await _require_admin()
     try:
-        await admin.admin_delete_user(user_id)
+        await admin.admin_delete_user(_herald(), user_id)
     except HeraldError as exc:
         if isinstance(exc, NotFound):
             raise

@@ -176,7 +176,7 @@ async def delete_account():
     user = await require_user()
     form = await request.form
     try:
-        await accounts.delete_account(user, form.get("current_password", ""))
+        await accounts.delete_account(_herald(), user, form.get("current_password", ""))
     except HeraldError as exc:
         return await _page(user, form="delete", exc=exc)
     await end_session(request.cookies.get(SESSION_COOKIE, ""))

@@ -390,15 +390,17 @@ async def adopt_browser_time_zone(user: User, name: str | None) -> None:
     user.time_zone = name
 
 
-async def delete_account(user: User, password: str) -> None:
+async def delete_account(herald: Herald, user: User, password: str) -> None:
     """Delete the user and everything that belongs to them (the foreign keys cascade)."""
     _require_password(user, password)
-    await delete_user(user)
+    await delete_user(herald, user)
 
 
-async def delete_user(user: User) -> None:
+async def delete_user(herald: Herald, user: User) -> None:
     if user.is_admin and await User.filter(is_admin=True).count() <= 1:
         raise Conflict("This is the only admin account; make another user admin before deleting it.", code="last_admin")
+    for hook in herald.hooks.users_ending:  # their printers end as a removal ends them (core/herald.py)
+        await hook(user.id)
     await shielded(User.filter(id=user.id).delete())
     log.info("Account %s deleted", user.id)
 

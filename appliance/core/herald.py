@@ -58,6 +58,10 @@ class Hooks:
     # Called (not awaited) with a printer's id when what describes it changed in this process: its
     # name (the owner renamed it) or its plugin's version (the plugin verified). MQTT republishes.
     printer_changed: list[Callable[[str], None]] = field(default_factory=list)
+    # Awaited with a user's id just before the user is deleted: what they own that lives outside
+    # the database (their printers' tunnels, OctoPrint keys minted for their apps, Home Assistant's
+    # retained entities) ends first, as when they remove each printer; the foreign keys cascade after.
+    users_ending: list[Callable[[int], Awaitable[None]]] = field(default_factory=list)
     # Awaited when App Connections end (revoked, their printer's end, their user deleted): what
     # runs on them (relayed streams) ends there.
     connections_ending: list[Callable[[list[str]], Awaitable[None]]] = field(default_factory=list)

@@ -117,6 +117,13 @@ async def remove_printer(herald: Herald, user: User, printer_id: str) -> None:
     await delete_printers(herald, [printer.id])
 
 
+async def delete_printers_of(herald: Herald, user_id: int) -> None:
+    """A users_ending hook: the user's printers go as a removal takes them (their tunnels, apps'
+    OctoPrint keys, Home Assistant's entities and snapshot files end with them), before the cascade."""
+    ids = await Printer.filter(owner_id=user_id).values_list("id", flat=True)
+    await delete_printers(herald, [str(i) for i in ids])
+
+
 async def delete_printers(herald: Herald, printer_ids: list[str]) -> None:
     from appliance.printers.events import snapshot_paths_of
     from appliance.printers.pictures import remove_pictures

@@ -132,6 +132,29 @@ async def test_unlinking_the_printer_revokes_its_apps_keys(app, client, herald, 
     assert (await AppConnection.get(id=result["id"])).octoprint_api_key_sealed == ""
 
 
+async def test_deleting_the_user_revokes_their_apps_keys_and_ends_their_printers(app, client, herald, plugin):
+    from appliance.accounts.models import User
+    from appliance.accounts.users import delete_user
+    from appliance.printers.models import Printer
+    from tests.support.users import make_user as another_user
+
+    made = await _printer(client, herald)
+    result = _completion((await _approve(client, made.printer.id))[1])
+    ended: list[list[str]] = []
+
+    async def record(ids: list[str]) -> None:
+        ended.append(ids)
+
+    herald.hooks.printers_ending.append(record)  # as the relay's tunnels and Home Assistant hear it
+    await another_user("admin@example.com", admin=True)
+    await delete_user(herald, await User.get(id=made.printer.owner_id))
+    assert plugin.keys == {}  # the OctoPrint key is gone from OctoPrint, not only from Herald
+    assert plugin.calls[-1][1] == "revoke_api_key"
+    assert ended == [[made.printer.id]]
+    assert await Printer.filter(id=made.printer.id).count() == 0
+    assert await AppConnection.filter(id=result["id"]).count() == 0
+
+
 async def test_a_refusal_shows_why_and_leaves_no_connection(app, client, herald, plugin):
     made = await _printer(client, herald)
     plugin.refuse = {"error": "unknown_user", "message": "The OctoPrint user 'apps' does not exist."}

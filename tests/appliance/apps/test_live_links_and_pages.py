@@ -105,7 +105,7 @@ async def test_deleting_the_user_ends_every_connection(app, client, herald):
                                bearer_token_hash="b" * 64, basic_user="u", basic_password_hash="c" * 64,
                                created_at=herald.clock.now())
     await make_user("admin@example.com", admin=True)
-    await delete_user(user)
+    await delete_user(herald, user)
     assert await AppConnection.all().count() == 0
 
 

@@ -116,7 +116,9 @@ def is_ours(envelope: dict[str, Any]) -> bool:
 
 def _speak(text: str, *, end: bool = True, directives: list[dict[str, Any]] | None = None,
            card: dict[str, Any] | None = None) -> dict[str, Any]:
-    response: dict[str, Any] = {"outputSpeech": {"type": "SSML", "ssml": ph.ssml(text)}, "shouldEndSession": end}
+    # text is SSML already: the phrases escape every name they put in (phrases.said_name, ssml)
+    response: dict[str, Any] = {"outputSpeech": {"type": "SSML", "ssml": f"<speak>{text}</speak>"},
+                                "shouldEndSession": end}
     if card:
         response["card"] = card
     if directives:

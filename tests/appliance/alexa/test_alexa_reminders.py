@@ -76,7 +76,12 @@ def _remind(api, *, printer=None, locale="en-US", token="api-token-1"):
 
 
 def _speech(answer):
-    return answer["response"]["outputSpeech"]["ssml"]
+    """What Alexa says: the SSML must be one <speak> document, its names escaped once."""
+    import xml.etree.ElementTree as ET
+
+    root = ET.fromstring(answer["response"]["outputSpeech"]["ssml"])
+    assert root.tag == "speak"
+    return "".join(root.itertext())
 
 
 @pytest.fixture
@@ -85,6 +90,15 @@ async def printing(client, herald):
     _, key = await make_printer(herald, user, "Prusa")
     await _status(client, key, 2400)
     return user, key
+
+
+async def test_the_answer_is_one_ssml_document_saying_a_name_with_an_ampersand_as_written(app, client, herald,
+                                                                                       printing):
+    async with FakeAlexaApi(zones={DEVICE: "Europe/Berlin"}) as api:
+        _configure(app, herald, api, client)
+        answer = await _alexa(client, _remind(api, printer="tom & jerry"))
+    assert "a printer called tom & jerry." in _speech(answer)
+    assert api.reminder_calls == []
 
 
 def _scheduled(body) -> datetime:

@@ -290,6 +290,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"herald: {exc}", file=sys.stderr)
         return 2
     setup_logging(settings)
+    from appliance.core.db import NotADatabase, check_sqlite_file
+
+    try:
+        check_sqlite_file(settings)  # every command opens the database
+    except NotADatabase as exc:
+        print(f"herald: {exc}", file=sys.stderr)
+        return 1
     return args.func(settings, args) or 0
 
 

@@ -74,8 +74,40 @@ class _DropMessage(logging.Filter):
         return record.msg != self.message
 
 
+SQLITE_HEADER = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
+
+
+class NotADatabase(Exception):
+    """The SQLite file in the data directory is not a SQLite database (damaged, or another file)."""
+
+
+def check_sqlite_file(settings: Settings) -> None:
+    """Refuse a SQLite file that is not a database before Tortoise opens it.
+
+    Tortoise's SQLite client never answers on such a file: its first statement fails while the
+    client's connection lock is held, and the migration waits on that lock for ever, so
+    ``herald serve`` hung with nothing in its log. A missing or empty file is a new database.
+    """
+    if not settings.is_sqlite:
+        return
+    path = Path(settings.db_url.removeprefix("sqlite://"))
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(len(SQLITE_HEADER))
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise NotADatabase(f"{path} cannot be read: {exc.strerror or exc}.") from None
+    if head and head != SQLITE_HEADER:
+        raise NotADatabase(
+            f"{path} is not a SQLite database (it does not start with SQLite's header): it is damaged or "
+            "another file. Move it away to start with an empty database, or put back a copy made with "
+            "`herald backup`.")
+
+
 async def apply_migrations(settings: Settings) -> None:
     """Bring the schema up to date; safe to call at every start and from several processes."""
+    check_sqlite_file(settings)
     config = tortoise_config(settings)
     await migrate(config=config)
     # Closing the migration's connection makes Tortoise log "Tortoise-ORM shutdown", which

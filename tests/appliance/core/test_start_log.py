@@ -65,3 +65,23 @@ def test_serve_stops_when_the_migrations_fail_in_their_own_process(tmp_path):
     assert "Connect call failed" in log, log  # the child's reason reaches the log
     assert "Migrations did not finish (exit code 1): not serving" in log, log
     assert "serving at" not in log, log
+
+
+def test_a_file_that_is_not_a_database_stops_the_start_with_a_clear_message(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    data = tmp_path / "data"
+    data.mkdir(mode=0o700)
+    database = data / "herald.sqlite3"
+    database.write_bytes(b"not a database, some other file copied here by mistake\n")
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("HERALD_")},
+           "HERALD_DATA_DIR": str(data), "HERALD_PORT": str(free_port())}
+    # Before the check this hung for ever (Tortoise waited on its own lock): the timeout only guards that.
+    for command in (["serve"], ["create-admin", "--email", "a@example.com", "--password", "x" * 12]):
+        done = subprocess.run([sys.executable, "-m", "appliance", *command], env=env, capture_output=True,
+                              text=True, timeout=120)
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert f"{database} is not a SQLite database" in done.stderr and "herald backup" in done.stderr
+    assert database.read_bytes() == b"not a database, some other file copied here by mistake\n"  # left as it was

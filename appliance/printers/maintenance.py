@@ -39,7 +39,7 @@ PURGE_EVERY = 3600.0  # seconds between purge runs
 
 async def detect_offline(herald: Herald) -> list[str]:
     """Record printer.offline for printers silent too long; returns their ids."""
-    await flush_status(herald)
+    await shielded(flush_status(herald))  # a stop cancelling this task never cuts the write in half
     now = herald.clock.now()
     state = printer_state(herald)
     threshold = now - timedelta(seconds=herald.settings.offline_after)

@@ -74,7 +74,7 @@ async def accept_goodbye(herald: Herald, printer: CachedPrinter, reason: str) ->
     """OctoPrint is shutting down cleanly (``POST /api/v1/printer/offline``): the printer is
     offline now, with a ``printer.offline`` event, not after minutes of silence."""
     state = printer_state(herald)
-    await flush_status(herald)  # its last status (and a return from offline) first
+    await shielded(flush_status(herald))  # its last status (and a return from offline) first
     now = herald.clock.now()
     async with in_transaction() as connection:
         rows = await Printer.filter(id=printer.id).using_db(connection).values("last_seen_at")
@@ -187,8 +187,11 @@ async def _write_dirty(herald: Herald, state: PrinterState) -> tuple[
             await connection.execute_many(sql.FLUSH_STATUS.for_connection(connection), rows)
             if samples:
                 await connection.execute_many(sql.INSERT_SAMPLE.for_connection(connection), samples)
-    except Exception:
-        state.dirty.update(ids)  # try again at the next flush
+    except BaseException:
+        # try again at the next flush; a cancelled flush too (a periodic task stopped at shutdown,
+        # a request whose client went away): its statuses were taken from ``dirty`` above, and
+        # the flush at the stop found nothing left to write
+        state.dirty.update(ids)
         raise
     return rows, returning, coming_online, ids
 

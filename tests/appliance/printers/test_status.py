@@ -296,3 +296,29 @@ async def test_a_slow_flush_follow_up_does_not_hold_back_the_next_status_write(c
         release.set()
         await asyncio.wait_for(asyncio.gather(first, second), 30)
     assert second.result() == 1
+
+
+async def test_a_flush_cancelled_half_way_leaves_its_statuses_for_the_next(client, herald, monkeypatch):
+    """A stop cancels the periodic tasks; one of them (offline detection) flushes first. A flush
+    cancelled after it took the dirty statuses lost them: the flush at the stop found nothing."""
+    from appliance.printers import status as status_module
+
+    user = await make_user()
+    printer, key = await make_printer(herald, user)
+    assert (await put_status(client, key, STATUS)).status_code == 204
+    entered, never = asyncio.Event(), asyncio.Event()
+    real = status_module._returning_printers
+
+    async def held(ids):  # the first check-in's read, before the write: held until cancelled
+        entered.set()
+        await never.wait()
+
+    monkeypatch.setattr(status_module, "_returning_printers", held)
+    flushing = asyncio.create_task(flush_status(herald))
+    await entered.wait()
+    flushing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await flushing
+    monkeypatch.setattr(status_module, "_returning_printers", real)
+    assert await flush_status(herald) == 1
+    assert (await Printer.get(id=printer.id)).status["state"] == "Printing"

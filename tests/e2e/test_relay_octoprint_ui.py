@@ -98,6 +98,9 @@ def test_octoprints_own_ui_through_the_relay_prints_and_shows_live_temperatures(
         try:
             context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-GB")
             context.set_default_timeout(UI_TIMEOUT)
+            # expect() has its own default of 5 s, which a busy machine broke once (OctoPrint's UI
+            # filled its state string later, over the relayed push socket): the same bound as the rest
+            expect.set_options(timeout=UI_TIMEOUT)
             page = context.new_page()
             log_in(page, SimpleNamespace(url=herald.url), EMAIL, PASSWORD)
             page.goto(f"{herald.url}/printers/{printer_id}")
